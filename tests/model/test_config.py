@@ -1,0 +1,97 @@
+"""Invalid configurations fail at start-up with a message naming the key."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from protperf.model.config import ConfigError, TrainConfig, validate
+from protperf.model.train import resolve_config
+from tests.model.conftest import compose_train
+
+
+@pytest.mark.parametrize("model", ["transformer", "performer_softmax", "performer_relu"])
+@pytest.mark.parametrize("task", ["mlm", "clm"])
+def test_every_model_and_task_composes_and_validates(model, task):
+    config = resolve_config(compose_train([f"model={model}", f"task={task}"]))
+    assert config.model.name == model
+    assert config.task.objective == task
+    expected_kind = {"transformer": "exact", "performer_softmax": "favor_softmax",
+                     "performer_relu": "favor_relu"}[model]
+    assert config.model.attention.kind == expected_kind
+
+
+def test_default_config_is_valid():
+    config = resolve_config(compose_train([]))
+    assert config.model.attention.kind == "favor_relu"
+    assert config.task.objective == "mlm"
+
+
+def test_concatenated_8192_windows_fit_default_positional_table():
+    config = resolve_config(
+        compose_train(["model.max_position=8192", "data.concatenate=true", "data.window=8192"])
+    )
+    assert config.data.window == 8192
+
+
+def test_unknown_model_names_the_group():
+    with pytest.raises(ConfigCompositionException, match="model/reformer"):
+        compose_train(["model=reformer"])
+
+
+def test_unknown_key_names_the_key():
+    with pytest.raises(ConfigCompositionException, match="model.dimm"):
+        compose_train(["model.dimm=3"])
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigCompositionException, match="model.dim"):
+        compose_train(["model.dim=wide"])
+
+
+def test_heads_not_dividing_width():
+    with pytest.raises(ConfigError, match=r"model.num_heads=3 does not divide model.dim=16"):
+        resolve_config(compose_train(["model.num_heads=3"]))
+
+
+def test_window_longer_than_positional_table():
+    with pytest.raises(
+        ConfigError,
+        match=r"data.window=8192 is longer than the learned positional table "
+        r"\(model.max_position=64\)",
+    ):
+        resolve_config(compose_train(["data.concatenate=true", "data.window=8192"]))
+
+
+def test_crop_longer_than_positional_table():
+    with pytest.raises(ConfigError, match=r"data.max_length=128 is longer .*max_position=64"):
+        resolve_config(compose_train(["data.max_length=128"]))
+
+
+def test_rotary_positions_have_no_length_limit():
+    config = resolve_config(compose_train(["model.position=rotary", "data.max_length=128"]))
+    assert config.model.position == "rotary"
+
+
+def test_unknown_attention_kind():
+    with pytest.raises(ConfigError, match=r"model.attention.kind='reformer' is not one of"):
+        resolve_config(compose_train(["model.attention.kind=reformer"]))
+
+
+def test_unknown_task():
+    with pytest.raises(ConfigCompositionException, match="task/seq2seq"):
+        compose_train(["task=seq2seq"])
+
+
+def test_bad_objective_value():
+    with pytest.raises(ConfigError, match=r"task.objective='bid' is not one of mlm, clm"):
+        resolve_config(compose_train(["task.objective=bid"]))
+
+
+def test_bad_schedule():
+    with pytest.raises(ConfigError, match=r"optim.schedule='step' is not one of"):
+        resolve_config(compose_train(["optim.schedule=step"]))
+
+
+def test_validate_without_data():
+    validate(TrainConfig())  # the defaults are consistent
