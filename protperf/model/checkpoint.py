@@ -46,7 +46,8 @@ def check_compatible(
     current_alphabet = list(current.get("alphabet") or Alphabet().tokens)
     if saved_alphabet and saved_alphabet != current_alphabet:
         first = next(
-            (i for i, (a, b) in enumerate(zip(saved_alphabet, current_alphabet)) if a != b),
+            (i for i, (a, b) in enumerate(zip(saved_alphabet, current_alphabet, strict=False))
+            if a != b),
             min(len(saved_alphabet), len(current_alphabet)),
         )
         raise CheckpointMismatchError(

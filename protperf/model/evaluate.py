@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 AttentionOverrides = dataclasses.make_dataclass(
     "AttentionOverrides",
     [
-        (f.name, typing.Optional[hint], field(default=None))  # noqa: UP007
+        (f.name, typing.Optional[hint], field(default=None))  # noqa: UP045 (OmegaConf needs typing.Optional)
         for f in dataclasses.fields(AttentionConfig)
         for hint in [typing.get_type_hints(AttentionConfig)[f.name]]
     ],
@@ -107,7 +107,9 @@ def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
     pl.seed_everything(config.seed, workers=True)
     datamodule = ProteinDataModule(config.data, objective=objective)
     trainer_args = dataclasses.asdict(config.trainer)
-    trainer_args.update(logger=False, enable_checkpointing=False, default_root_dir=config.output_dir)
+    trainer_args.update(
+        logger=False, enable_checkpointing=False, default_root_dir=config.output_dir
+    )
     if config.finetune.steps > 0:
         if config.finetune.lr is not None:
             module.optim_config.lr = config.finetune.lr

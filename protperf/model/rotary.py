@@ -8,7 +8,8 @@ from torch import nn
 
 def rotary_angles(length: int, head_dim: int, base: float, device=None) -> torch.Tensor:
     """Angles position * base^(-2i/head_dim): (L, head_dim / 2), float32."""
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    exponents = torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim
+    inv_freq = base ** (-exponents)
     positions = torch.arange(length, device=device, dtype=torch.float32)
     return torch.outer(positions, inv_freq)
 

@@ -90,7 +90,9 @@ class ProteinLanguageModel(nn.Module):
     def hidden_states(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """input_ids: (B, L) int64; attention_mask: (B, L) bool, True at real tokens -> (B, L, D)."""
+        """input_ids: (B, L) int64; attention_mask: (B, L) bool (True at real tokens).
+
+        Returns the final-LayerNorm hidden states (B, L, D)."""
         length = input_ids.shape[1]
         if self.position_embedding is not None and length > self.config.max_position:
             raise ValueError(

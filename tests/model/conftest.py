@@ -49,6 +49,13 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
         return compose("train", overrides=[*TINY, *extra, *overrides])
 
 
+def compose_evaluate(overrides: list[str], output_dir: Path) -> DictConfig:
+    """The evaluation config as ``scripts/evaluate.py`` would see it."""
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("evaluate", overrides=[f"output_dir={output_dir}", *overrides])
+
+
 def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """Run ``scripts/<script>`` in a subprocess from ``cwd`` with the repo on PYTHONPATH."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
