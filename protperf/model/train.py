@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 def resolve_config(cfg: DictConfig) -> TrainConfig:
     """Instantiate the typed config (runs every ``__post_init__``) and :func:`validate` it."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"missing mandatory value(s): {', '.join(missing)} (set e.g. {missing[0]}=...)"
+        )
     try:
         config = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as error:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from protperf.model.schema import register_configs
 
+register_configs()  # the schemas conf/*.yaml name in their defaults
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
 

@@ -95,3 +95,39 @@ def test_bad_schedule():
 
 def test_validate_without_data():
     validate(TrainConfig())  # the defaults are consistent
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    ["paper_bid_transformer", "paper_bid_performer_relu", "paper_bid_performer_softmax",
+     "paper_uni_transformer", "paper_uni_performer_relu", "paper_concat_performer_relu"],
+)
+def test_paper_experiments(experiment):
+    from hydra import compose, initialize_config_dir
+
+    from tests.model.conftest import CONF
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("train", overrides=[f"experiment={experiment}", "output_dir=o",
+                                          "data.path=/data/trembl"])
+    config = resolve_config(cfg)
+    assert (config.model.num_heads, config.model.dim, config.model.attention.num_features) == (
+        8, 512, 256)
+    assert (config.optim.lr, tuple(config.optim.betas), config.optim.eps) == (1e-3, (0.9, 0.98),
+                                                                              1e-9)
+    assert config.optim.weight_decay == 0.1 and config.model.dropout == 0.1
+    assert config.trainer.gradient_clip_val == 0.5 and config.trainer.precision == "bf16-mixed"
+    if "concat" in experiment:
+        assert (config.model.num_layers, config.model.ffn_dim) == (6, 2048)
+        assert config.data.concatenate and config.data.window == 8192
+    else:
+        assert (config.model.num_layers, config.model.ffn_dim) == (36, 1024)
+        assert config.data.max_length == 1024 and not config.data.concatenate
+    assert config.task.objective == ("clm" if "_uni_" in experiment else "mlm")
+
+
+def test_missing_mandatory_value_is_named():
+    cfg = compose_train([])
+    cfg.model.ffn_dim = "???"
+    with pytest.raises(ConfigError, match=r"missing mandatory value\(s\): model.ffn_dim"):
+        resolve_config(cfg)
