@@ -157,3 +157,18 @@ def test_learning_rate_follows_warmup_and_decay():
     assert optimizer.param_groups[0]["weight_decay"] == 0.1
     assert optimizer.param_groups[1]["weight_decay"] == 0.0
     assert optimizer.defaults["betas"] == (0.9, 0.98)
+
+
+def test_unigram_baseline_against_direct_computation():
+    from protperf.model.baseline import label_counts, unigram_scores
+
+    train_batch = {"labels": torch.tensor([[5, 5, 5, 6, -100], [7, 5, -100, -100, -100]])}
+    eval_batch = {"labels": torch.tensor([[5, 6, 8, -100]])}
+    train_counts = label_counts([train_batch], 30)
+    eval_counts = label_counts([eval_batch], 30)
+    assert train_counts[5].item() == 4 and train_counts.sum().item() == 6
+    ppl, acc = unigram_scores(train_counts, eval_counts, smoothing=1.0)
+    # support {5, 6, 7, 8}: smoothed counts 5, 2, 2, 1 over 10
+    expected = math.exp(-(math.log(0.5) + math.log(0.2) + math.log(0.1)) / 3)
+    assert ppl == pytest.approx(expected)
+    assert acc == pytest.approx(1 / 3)
