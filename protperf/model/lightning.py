@@ -101,13 +101,11 @@ class ProteinLMModule(pl.LightningModule):
         loss_metric, acc_metric = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_acc"]
         if not loss_metric.update_called:
             return
-        loss = loss_metric.compute()
-        prog_bar = stage != "train"
-        self.log(f"{stage}/loss" + ("_epoch" if stage == "train" else ""), loss, prog_bar=prog_bar)
-        self.log(f"{stage}/acc" + ("_epoch" if stage == "train" else ""), acc_metric.compute(),
-                 prog_bar=prog_bar)
-        self.log(f"{stage}/ppl" + ("_epoch" if stage == "train" else ""), loss.exp(),
-                 prog_bar=prog_bar)
+        # compute() already reduces over DDP ranks; sync_dist averages equal values (no-op)
+        loss, accuracy = loss_metric.compute(), acc_metric.compute()
+        suffix = "_epoch" if stage == "train" else ""
+        for name, value in (("loss", loss), ("acc", accuracy), ("ppl", loss.exp())):
+            self.log(f"{stage}/{name}{suffix}", value, prog_bar=stage != "train", sync_dist=True)
         loss_metric.reset()
         acc_metric.reset()
 

@@ -131,3 +131,40 @@ def test_missing_mandatory_value_is_named():
     cfg.model.ffn_dim = "???"
     with pytest.raises(ConfigError, match=r"missing mandatory value\(s\): model.ffn_dim"):
         resolve_config(cfg)
+
+
+@pytest.mark.parametrize("wandb_mode,expected", [(None, "offline"), ("disabled", "disabled")])
+def test_loggers_instantiate_and_wandb_is_offline_by_default(monkeypatch, wandb_mode, expected,
+                                                             tmp_path):
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+
+    if wandb_mode is None:
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_MODE", wandb_mode)
+    cfg = compose_train(["logger=many_loggers"], output_dir=tmp_path)
+    loggers = {name: instantiate(node) for name, node in cfg.logger.items()}
+    assert isinstance(loggers["csv"], CSVLogger)
+    assert isinstance(loggers["tensorboard"], TensorBoardLogger)
+    assert isinstance(loggers["wandb"], WandbLogger)
+    assert loggers["wandb"]._wandb_init["mode"] == expected  # no run is started here
+
+
+def test_callbacks_instantiate():
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        TQDMProgressBar,
+    )
+
+    from hydra import compose, initialize_config_dir
+
+    from tests.model.conftest import CONF
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("train", overrides=["output_dir=o"])  # the defaults, untouched
+    types = {type(instantiate(node)) for node in cfg.callbacks.values()}
+    assert types == {ModelCheckpoint, EarlyStopping, LearningRateMonitor, TQDMProgressBar}
