@@ -152,6 +152,7 @@ def test_loggers_instantiate_and_wandb_is_offline_by_default(monkeypatch, wandb_
 
 
 def test_callbacks_instantiate():
+    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import (
         EarlyStopping,
@@ -159,8 +160,6 @@ def test_callbacks_instantiate():
         ModelCheckpoint,
         TQDMProgressBar,
     )
-
-    from hydra import compose, initialize_config_dir
 
     from tests.model.conftest import CONF
 
