@@ -184,6 +184,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"optim.lr={cfg.optim.lr} must be positive")
     if cfg.optim.warmup_steps < 0:
         raise ConfigError(f"optim.warmup_steps={cfg.optim.warmup_steps} must be >= 0")
+    if cfg.data is not None and hasattr(cfg.data, "validate"):
+        try:
+            cfg.data.validate()  # the data pipeline's own checks name data.* keys
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     if cfg.data is not None and cfg.model.position == "learned":
         length = sequence_length(cfg.data)
         if length > cfg.model.max_position:

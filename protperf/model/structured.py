@@ -28,7 +28,7 @@ def to_dataclass(schema: type[T], values: dict[str, Any] | DictConfig | T, prefi
         raise ConfigError(f"invalid {where}: {reason}") from None
     except ValueError as error:
         message = str(error)
-        if re.match(r"^[A-Za-z_][\w.]*=", message):  # "attention.kind='x' ..." -> full key
+        if re.match(r"^[A-Za-z_]\w*\.\w", message):  # "attention.kind='x' ..." -> full key
             raise ConfigError(f"{prefix}.{message}") from None
         raise ConfigError(f"invalid {prefix}: {message}") from None
 

@@ -37,8 +37,8 @@ def resolve_config(cfg: DictConfig) -> TrainConfig:
         raise ConfigError(f"invalid {key}: {str(error).splitlines()[0]}") from None
     except ValueError as error:  # a dataclass __post_init__ check
         message = str(error)
-        if message.startswith("attention.") or message.startswith("model.attention."):
-            message = message if message.startswith("model.") else f"model.{message}"
+        if message.startswith("attention."):  # AttentionConfig names its own keys
+            message = f"model.{message}"
         raise ConfigError(message) from None
     validate(config)
     return config
