@@ -83,6 +83,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=config.ckpt_path, weights_only=True)
+    last_checkpoint = save_last_checkpoint(trainer)
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     summary: dict[str, Any] = {
         "run_name": config.run_name,
@@ -93,7 +94,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "val_loss": metrics["val/loss"],
         "val_acc": metrics["val/acc"],
         "val_ppl": math.exp(metrics["val/loss"]),
-        "checkpoint": _checkpoint_path(trainer),
+        "checkpoint": last_checkpoint,
+        "best_checkpoint": _best_checkpoint(trainer),
         "output_dir": str(config.output_dir),
     }
     if config.test_after_fit:
@@ -107,11 +109,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def _checkpoint_path(trainer: pl.Trainer) -> str | None:
-    callback = trainer.checkpoint_callback
-    if callback is None:
+def save_last_checkpoint(trainer: pl.Trainer) -> str | None:
+    """Write ``<checkpoint dir>/last.ckpt`` with the final training state (resumable), unless
+    checkpointing is off. Lightning's callbacks only save on their own triggers."""
+    callbacks = trainer.checkpoint_callbacks
+    if not callbacks or callbacks[0].dirpath is None:
         return None
-    return callback.last_model_path or callback.best_model_path or None
+    path = Path(callbacks[0].dirpath, "last.ckpt")
+    trainer.save_checkpoint(path)
+    return str(path)
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str | None:
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor and callback.best_model_path:
+            return callback.best_model_path
+    return None
 
 
 def summary_line(summary: dict[str, Any]) -> str:

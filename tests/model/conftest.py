@@ -32,6 +32,7 @@ TINY = [
     "data.num_workers=0",
     "trainer.max_steps=3",
     "trainer.val_check_interval=3",
+    "callbacks.last_checkpoint.every_n_train_steps=2",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
     "trainer.log_every_n_steps=1",

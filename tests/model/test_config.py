@@ -167,3 +167,4 @@ def test_callbacks_instantiate():
         cfg = compose("train", overrides=["output_dir=o"])  # the defaults, untouched
     types = {type(instantiate(node)) for node in cfg.callbacks.values()}
     assert types == {ModelCheckpoint, EarlyStopping, LearningRateMonitor, TQDMProgressBar}
+    assert {"model_checkpoint", "last_checkpoint"} <= set(cfg.callbacks)
