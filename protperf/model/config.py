@@ -89,7 +89,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    max_steps: int = 300
+    max_steps: int = 200
     max_epochs: int = -1
     val_check_interval: Any = 100
     check_val_every_n_epoch: Any = None
