@@ -117,7 +117,8 @@ def locate_residue(
     path: str | Path, start_byte: int, record_index: int, residue_index: int
 ) -> int:
     """1-based line number of residue ``residue_index`` of the ``record_index``-th record
-    (0-based) counted from byte ``start_byte`` of the (decompressed) file.
+    (0-based) counted from byte ``start_byte`` of the (decompressed) file; the line of its
+    header when ``residue_index`` is negative.
 
     Only used to write error messages, so it re-reads the file instead of slowing the
     fast path with line bookkeeping.
@@ -136,6 +137,8 @@ def locate_residue(
         for line in handle:
             if line.startswith(b">"):
                 headers_seen += 1
+                if headers_seen == record_index and residue_index < 0:
+                    return line_no
             elif headers_seen == record_index:
                 count += len(line.strip().replace(b" ", b""))
                 if count > residue_index:
