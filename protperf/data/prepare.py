@@ -242,7 +242,7 @@ def prepare(
             ends = starts[1:] + [source.stat().st_size]
             tasks = [
                 (str(source), s, e, f"{i:05d}", str(tmp), cfg)
-                for i, (s, e) in enumerate(zip(starts, ends))
+                for i, (s, e) in enumerate(zip(starts, ends, strict=False))
             ]
             if workers > 1 and len(tasks) > 1:
                 # fork (not spawn): works from notebooks and unguarded scripts; no thread of

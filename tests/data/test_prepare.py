@@ -66,7 +66,7 @@ def test_split_is_deterministic_and_follows_fractions():
     assert split_of("UniRef50_Q6GZX4", 0.1, 0.05) == expected
     # growing valid_fraction only moves train ids into valid
     grown = [split_of(i, 0.2, 0.05) for i in ids]
-    assert all(b == a or (a, b) == ("train", "valid") for a, b in zip(first, grown))
+    assert all(b == a or (a, b) == ("train", "valid") for a, b in zip(first, grown, strict=False))
 
 
 def test_byte_identical_across_runs_processes_and_compression(tmp_path):
