@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from protperf.data.alphabet import ALPHABET_VERSION, Alphabet
+from protperf.data.chunk import build_chunk, split_of  # noqa: F401 (re-exported)
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import (
     FASTA_ENCODING,
@@ -35,27 +36,11 @@ from protperf.data.fasta import (
     check_exists,
     is_gzip,
     iter_fasta,
-    locate_residue,
     open_text,
-    record_id,
-    tokenize_residues,
 )
-from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS, write_shard
+from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS
 
 SKIP_REASONS: tuple[str, ...] = ("empty", "invalid_characters", "too_short", "too_long")
-_HASH_SCALE = float(2**64)
-_blake2b = hashlib.blake2b
-
-
-def split_of(rid: str, valid_fraction: float, test_fraction: float) -> str:
-    """Deterministic split of a record id (see the module docstring)."""
-    digest = hashlib.blake2b(rid.encode("utf-8"), digest_size=8).digest()
-    u = int.from_bytes(digest, "big") / _HASH_SCALE
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + valid_fraction:
-        return "valid"
-    return "train"
 
 
 def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
@@ -64,78 +49,6 @@ def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
         while chunk := handle.read(block):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-class _ChunkBuilder:
-    """Collects the kept records of one chunk per split and counts everything read."""
-
-    def __init__(self, cfg: PrepareConfig, source: Path, start_byte: int):
-        self.cfg = cfg
-        self.source = source
-        self.start_byte = start_byte
-        self.stats: Counter = Counter()
-        self.buffers = {s: (bytearray(), [], []) for s in SPLITS}
-        # same rule as split_of(), inlined for speed
-        self._test_cut = cfg.test_fraction
-        self._valid_cut = cfg.test_fraction + cfg.valid_fraction
-
-    def add(self, title: str, residues: str, record_index: int) -> None:
-        """Add one record; ``record_index`` counts records from ``start_byte`` (for errors)."""
-        cfg = self.cfg
-        stats = self.stats
-        stats["read"] += 1
-        words = title.split(None, 1)
-        if not words:
-            line = locate_residue(self.source, self.start_byte, record_index, -1)
-            record_id(title, self.source, line)  # raises with the line number
-        rid = words[0]
-        tokens, bad = tokenize_residues(residues)
-        if not tokens:
-            stats["skip:empty"] += 1
-            return
-        if bad >= 0:
-            if cfg.on_invalid == "error":
-                line = locate_residue(self.source, self.start_byte, record_index, bad)
-                raise FastaFormatError(
-                    f"{self.source}: line {line}: record {rid!r}: invalid character "
-                    f"{residues[bad]!r} (not an amino-acid letter); set "
-                    "data.on_invalid=skip to skip such records"
-                )
-            stats["skip:invalid_characters"] += 1
-            return
-        n = len(tokens)
-        if n < cfg.min_residues:
-            stats["skip:too_short"] += 1
-            return
-        if cfg.max_residues is not None and n > cfg.max_residues:
-            if cfg.long_policy == "skip":
-                stats["skip:too_long"] += 1
-                return
-            tokens = tokens[: cfg.max_residues]
-            n = cfg.max_residues
-            stats["truncated"] += 1
-        u = int.from_bytes(_blake2b(rid.encode(), digest_size=8).digest(), "big") / _HASH_SCALE
-        split = "test" if u < self._test_cut else ("valid" if u < self._valid_cut else "train")
-        buf, lengths, ids = self.buffers[split]
-        buf += tokens
-        lengths.append(n)
-        ids.append(rid)
-
-    def flush(self, out_dir: Path, name: str) -> dict:
-        """Write the non-empty splits as shard ``name``; returns stats and shard entries."""
-        entries = {}
-        for split, (buf, lengths, ids) in self.buffers.items():
-            residues = sum(lengths)
-            self.stats["kept"] += len(lengths)
-            self.stats["residues"] += residues
-            self.stats[f"{split}:sequences"] += len(lengths)
-            self.stats[f"{split}:residues"] += residues
-            if lengths:
-                entries[split] = write_shard(out_dir / split, name, bytes(buf), lengths, ids)
-        result = {"stats": dict(self.stats), "shards": entries}
-        self.stats = Counter()
-        self.buffers = {s: (bytearray(), [], []) for s in SPLITS}
-        return result
 
 
 def chunk_starts(path: Path, chunk_bytes: int) -> list[int]:
@@ -174,10 +87,12 @@ def _prepare_range(task: tuple) -> dict:
     with open(source, "rb") as handle:
         handle.seek(start)
         text = handle.read(end - start).decode(FASTA_ENCODING)
-    builder = _ChunkBuilder(cfg, Path(source), start)
-    for index, (title, residues) in enumerate(iter_fasta(io.StringIO(text), source)):
-        builder.add(title, residues, index)
-    return builder.flush(Path(out_dir), name)
+    records = list(iter_fasta(io.StringIO(text), source))
+    del text
+    titles = [r[0] for r in records]
+    sequences = [r[1] for r in records]
+    del records
+    return build_chunk(titles, sequences, cfg, Path(source), start, Path(out_dir), name)
 
 
 def _prepare_stream(source: Path, out_dir: Path, cfg: PrepareConfig):
@@ -185,19 +100,28 @@ def _prepare_stream(source: Path, out_dir: Path, cfg: PrepareConfig):
     import gzip
     import zlib
 
-    builder = _ChunkBuilder(cfg, source, 0)
-    chunk, consumed = 0, 0
+    chunk, consumed, first_index = 0, 0, 0
+    titles: list[str] = []
+    sequences: list[str] = []
+
+    def flush():
+        # errors in a stream are located by the record's index from the file start
+        return build_chunk(titles, sequences, cfg, source, 0, out_dir, f"{chunk:05d}",
+                           first_index=first_index)
+
     with open_text(source) as handle:
         try:
-            for index, (title, residues) in enumerate(iter_fasta(handle, source)):
-                builder.add(title, residues, index)
+            for title, residues in iter_fasta(handle, source):
+                titles.append(title)
+                sequences.append(residues)
                 consumed += len(title) + len(residues) + 2
                 if consumed >= cfg.chunk_bytes:
-                    yield builder.flush(out_dir, f"{chunk:05d}")
-                    chunk, consumed = chunk + 1, 0
+                    yield flush()
+                    first_index += len(titles)
+                    chunk, consumed, titles, sequences = chunk + 1, 0, [], []
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise FastaFormatError(f"{source}: truncated or corrupt gzip file ({exc})") from exc
-    yield builder.flush(out_dir, f"{chunk:05d}")
+    yield flush()
 
 
 def _merge(results, out_dir: Path) -> tuple[Counter, dict]:
