@@ -97,7 +97,10 @@ class ProteinDataModule(pl.LightningDataModule):
         if not self.splits:
             self.setup()
         c = self.config
-        common = dict(train=train, seed=c.seed, rank=self.rank, world_size=self.world_size)
+        # DDP training needs equal batch counts per rank (see protperf.data.dataset)
+        even = train and self.world_size > 1
+        common = dict(train=train, seed=c.seed, rank=self.rank, world_size=self.world_size,
+                      even_ranks=even)
         if c.concatenate:
             return ConcatenatedDataset(self.splits[split], c.window, **common)
         return ProteinDataset(self.splits[split], c.max_length, **common)

@@ -6,6 +6,12 @@ rank``), then a rank's items to its workers round-robin.  Every item goes to exa
 (rank, worker) per epoch: nothing is duplicated or dropped (ranks may differ by one item).
 Ranks are passed explicitly (the data module reads them from the trainer).
 
+DDP needs the same number of batches on every rank (a rank with one batch more waits forever in
+the gradient all-reduce), so training under DDP uses ``even_ranks=True``: the last
+``n_items % world_size`` items of the epoch's order are left out (fewer than ``world_size``
+items, a different few each epoch since the order is reshuffled).  Evaluation and single-process
+training use every item.
+
 Shuffling (training) is a permutation drawn from ``(seed, epoch)``, identical on every rank;
 evaluation keeps file order, so validation is deterministic for fixed ``num_workers``.
 """
@@ -66,8 +72,10 @@ def crop_protein(
 
 
 class _ShardedIterable(IterableDataset):
-    def __init__(self, split: PreparedSplit, train: bool, seed: int, rank: int, world_size: int):
+    def __init__(self, split: PreparedSplit, train: bool, seed: int, rank: int, world_size: int,
+                 even_ranks: bool = False):
         super().__init__()
+        self.even_ranks = even_ranks
         self.split = split
         self.train = train
         self.seed = seed
@@ -77,6 +85,10 @@ class _ShardedIterable(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def _usable(self, n_items: int) -> int:
+        """Items used this epoch (all, or a multiple of world_size with ``even_ranks``)."""
+        return n_items - n_items % self.world_size if self.even_ranks else n_items
 
     def _protein_order(self) -> np.ndarray:
         n = len(self.split)
@@ -96,17 +108,18 @@ class ProteinDataset(_ShardedIterable):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        even_ranks: bool = False,
     ):
-        super().__init__(split, train, seed, rank, world_size)
+        super().__init__(split, train, seed, rank, world_size, even_ranks)
         self.max_length = max_length
 
     def __len__(self) -> int:
-        return len(range(self.rank, len(self.split), self.world_size))
+        return len(range(self.rank, self._usable(len(self.split)), self.world_size))
 
     def __iter__(self):
         order = self._protein_order()
         worker_id, num_workers = _worker()
-        for position in shard_items(len(order), self.rank, self.world_size, worker_id,
+        for position in shard_items(self._usable(len(order)), self.rank, self.world_size, worker_id,
                                     num_workers):
             index = int(order[position])
             rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
@@ -130,8 +143,9 @@ class ConcatenatedDataset(_ShardedIterable):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        even_ranks: bool = False,
     ):
-        super().__init__(split, train, seed, rank, world_size)
+        super().__init__(split, train, seed, rank, world_size, even_ranks)
         self.window = window
         self.total_tokens = int((split.lengths + 2).sum())
 
@@ -140,13 +154,13 @@ class ConcatenatedDataset(_ShardedIterable):
         return -(-self.total_tokens // self.window)
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.num_windows, self.world_size))
+        return len(range(self.rank, self._usable(self.num_windows), self.world_size))
 
     def __iter__(self):
         order = self._protein_order()
         ends = np.cumsum(self.split.lengths[order] + 2)  # stream end of each protein
         worker_id, num_workers = _worker()
-        for k in shard_items(self.num_windows, self.rank, self.world_size, worker_id,
+        for k in shard_items(self._usable(self.num_windows), self.rank, self.world_size, worker_id,
                              num_workers):
             yield torch.from_numpy(self._window(k, order, ends))
 

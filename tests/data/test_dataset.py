@@ -121,3 +121,15 @@ def test_training_order_changes_with_epoch_eval_order_fixed(small_split):
     assert first != second and sorted(first) == sorted(second)
     ev = ProteinDataset(small_split, 1000, train=False)
     assert [e.tolist() for e in ev] == [e.tolist() for e in ev]
+
+
+def test_even_ranks_gives_equal_lengths_and_drops_fewer_than_world_size(small_split):
+    world = 3
+    for cls, arg in ((ProteinDataset, 1000), (ConcatenatedDataset, 64)):
+        datasets = [cls(small_split, arg, train=True, rank=r, world_size=world, even_ranks=True)
+                    for r in range(world)]
+        sizes = [len(d) for d in datasets]
+        produced = [len(list(d)) for d in datasets]
+        assert sizes == produced and len(set(sizes)) == 1
+        total = len(cls(small_split, arg, train=True))
+        assert 0 <= total - sum(sizes) < world
