@@ -3,6 +3,7 @@
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -90,3 +91,18 @@ def test_yaml_mirrors_dataconfig(name):
     DataConfig(**values).validate()
     if name == "sample":
         assert values == {**vars(DataConfig()), "path": None}
+
+
+@pytest.mark.parametrize("concatenate", [False, True])
+def test_simulated_ddp_ranks_get_equal_train_steps_and_all_val_items(tmp_path, concatenate):
+    cfg = _config(tmp_path, concatenate=concatenate, window=512)
+    modules = [ProteinDataModule(cfg, "clm", rank=r, world_size=2) for r in range(2)]
+    for dm in modules:
+        dm.setup()
+    train_steps = [len(list(dm.train_dataloader())) for dm in modules]
+    assert train_steps[0] == train_steps[1] > 0
+    # validation: every real token of the split exactly once over both ranks
+    seen = sum(int(b["attention_mask"].sum()) for dm in modules for b in dm.val_dataloader())
+    lengths = modules[0].splits["valid"].lengths + 2
+    expected = lengths.sum() if concatenate else np.minimum(lengths, cfg.max_length).sum()
+    assert seen == int(expected)
