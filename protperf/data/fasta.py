@@ -2,7 +2,7 @@
 
 Records come out as ``(record_id, residues)`` where ``record_id`` is the first word of the
 header and ``residues`` the raw sequence string (whitespace and ``\\r`` removed).  Turning
-residues into tokens is :func:`tokenize_residues` (one ``bytes.translate`` per record).
+residues into tokens is done a chunk at a time in :mod:`protperf.data.chunk`.
 
 Errors are :class:`FastaFormatError` and name the file and line.
 """
@@ -18,10 +18,7 @@ from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-from protperf.data.alphabet import ENCODE_TABLE, INVALID_TOKEN
-
 _GZIP_MAGIC = b"\x1f\x8b"
-_INVALID = bytes([INVALID_TOKEN])
 #: Text encoding of FASTA input: every byte maps to one character, so non-ASCII bytes survive
 #: to tokenization and are reported there as invalid characters.
 FASTA_ENCODING = "latin-1"
@@ -99,18 +96,6 @@ def read_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
                 yield record_id(title, path), residues
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise FastaFormatError(f"{path}: truncated or corrupt gzip file ({exc})") from exc
-
-
-def tokenize_residues(residues: str) -> tuple[bytes, int]:
-    """Residue string -> (token bytes, index of the first invalid character or -1).
-
-    Lowercase is uppercased and one trailing ``*`` (stop codon) is stripped.
-    """
-    raw = residues.encode(FASTA_ENCODING)
-    if raw.endswith(b"*"):
-        raw = raw[:-1]
-    tokens = raw.translate(ENCODE_TABLE)
-    return tokens, tokens.find(_INVALID)
 
 
 def locate_residue(
