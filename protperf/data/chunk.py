@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from functools import partial
+from operator import methodcaller
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +35,31 @@ def split_of(rid: str, valid_fraction: float, test_fraction: float) -> str:
 
 
 def _split_codes(ids: list[str], cfg: PrepareConfig) -> np.ndarray:
-    """0 train, 1 valid, 2 test per id (same rule as :func:`split_of`)."""
-    u = np.fromiter(
-        (int.from_bytes(_blake2b(i.encode("utf-8"), digest_size=8).digest(), "big") for i in ids),
-        dtype=np.float64, count=len(ids),
-    ) / _HASH_SCALE
+    """0 train, 1 valid, 2 test per id (same rule and float rounding as :func:`split_of`).
+
+    The per-id work stays in C (``map`` over hashlib); the comparison is vectorized.
+    """
+    if not ids:
+        return np.zeros(0, dtype=np.int8)
+    raw = "\n".join(ids).encode("utf-8").split(b"\n")
+    digests = map(methodcaller("digest"), map(partial(_blake2b, digest_size=8), raw))
+    u = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.float64) / _HASH_SCALE
     codes = np.zeros(len(ids), dtype=np.int8)
     codes[u < cfg.test_fraction + cfg.valid_fraction] = 1
     codes[u < cfg.test_fraction] = 2
     return codes
+
+
+def _record_ids(titles: list[str]) -> list[str]:
+    """First word of each title (``""`` for an empty one), like ``title.split()[0]``.
+
+    Fast path: cut at the first space; valid when every result is non-empty and has no other
+    whitespace (whitespace characters are exactly the non-printable or space ones).
+    """
+    ids = [t.partition(" ")[0] for t in titles]
+    if all(ids) and "".join(ids).isprintable():
+        return ids
+    return [w[0] if w else "" for w in map(methodcaller("split", None, 1), titles)]
 
 
 def build_chunk(
@@ -62,18 +80,27 @@ def build_chunk(
     """
     n = len(titles)
     stats: Counter = Counter(read=n)
-    words = [t.split(None, 1) for t in titles]
-    first_empty_header = next((k for k, w in enumerate(words) if not w), None)
-    sequences = [s[:-1] if s.endswith("*") else s for s in sequences]
-    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
-    tokens = np.frombuffer(
-        "".join(sequences).encode(FASTA_ENCODING).translate(ENCODE_TABLE), dtype=np.uint8
-    )
-    ends = np.cumsum(lengths)
+    ids = _record_ids(titles)
+    first_empty_header = None
+    if not all(ids):
+        first_empty_header = ids.index("")
+    raw_lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
+    raw = "".join(sequences).encode(FASTA_ENCODING)
+    tokens = np.frombuffer(raw.translate(ENCODE_TABLE), dtype=np.uint8)
+    ends = np.cumsum(raw_lengths)  # in raw coordinates (stop codons included)
+    # one trailing '*' (stop codon) per record is dropped
+    last = ends[raw_lengths > 0] - 1
+    stop_positions = last[np.frombuffer(raw, dtype=np.uint8)[last] == ord("*")]
+    del raw
+    invalid = tokens == INVALID_TOKEN
+    invalid[stop_positions] = False
+    lengths = raw_lengths.copy()
+    lengths[np.searchsorted(ends, stop_positions, side="right")] -= 1
     keep = lengths > 0
     stats["skip:empty"] = int(n - keep.sum())
 
-    bad_positions = np.flatnonzero(tokens == INVALID_TOKEN)
+    bad_positions = np.flatnonzero(invalid)
+    del invalid
     first_bad = None
     if bad_positions.size:
         bad_records = np.unique(np.searchsorted(ends, bad_positions, side="right"))
@@ -84,8 +111,8 @@ def build_chunk(
         k = min(errors)
         if k == first_empty_header:
             record_id(titles[k], source, locate_residue(source, start_byte, first_index + k, -1))
-        rid = words[k][0]
-        residue = int(bad_positions[0] - (ends[k] - lengths[k]))
+        rid = ids[k]
+        residue = int(bad_positions[0] - (ends[k] - raw_lengths[k]))
         line = locate_residue(source, start_byte, first_index + k, residue)
         raise FastaFormatError(
             f"{source}: line {line}: record {rid!r}: invalid character "
@@ -111,7 +138,6 @@ def build_chunk(
             stats["truncated"] = int(too_long.sum())
             kept_lengths[too_long] = cfg.max_residues
 
-    ids = [w[0] if w else "" for w in words]
     codes = _split_codes(ids, cfg)
     shards = {}
     for code, split in ((0, "train"), (1, "valid"), (2, "test")):
@@ -125,12 +151,14 @@ def build_chunk(
         if not count:
             continue
         if truncated[indices].any():  # rare: cut record by record
-            starts = ends - lengths
+            starts = ends - raw_lengths
             data = b"".join(
                 tokens[starts[i] : starts[i] + kept_lengths[i]].tobytes() for i in indices
             )
         else:
-            data = tokens[np.repeat(selected, lengths)].tobytes()
+            token_mask = np.repeat(selected, raw_lengths)
+            token_mask[stop_positions] = False
+            data = tokens[token_mask].tobytes()
         shards[split] = write_shard(
             out_dir / split, name, data, kept_lengths[indices].tolist(), [ids[i] for i in indices]
         )

@@ -30,7 +30,8 @@ def write_shard(split_dir: Path, name: str, tokens: bytes, lengths: list[int], i
     np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
     np.save(split_dir / f"{name}.tokens.npy", np.frombuffer(tokens, dtype=np.uint8))
     np.save(split_dir / f"{name}.offsets.npy", offsets)
-    (split_dir / f"{name}.ids.txt").write_text("".join(i + "\n" for i in ids), encoding="utf-8")
+    (split_dir / f"{name}.ids.txt").write_text("\n".join(ids) + "\n" if ids else "",
+                                               encoding="utf-8")
     return {"name": name, "sequences": len(lengths), "residues": int(offsets[-1])}
 
 

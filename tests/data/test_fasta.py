@@ -126,3 +126,22 @@ def test_length_filters_and_truncation(fasta, tmp_path):
 def test_bad_settings_name_the_key(fasta, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         prepare(fasta(GOOD), tmp_path / "out", PrepareConfig(**kwargs))
+
+
+@pytest.mark.parametrize(
+    "titles",
+    [["a b", "c d e", "UniRef50_Q6GZX4 Putative n=1"], ["a\tb", " lead", "x\xa0y", "p|q r"]],
+)
+def test_record_ids_match_first_whitespace_word(titles):
+    from protperf.data.chunk import _record_ids
+
+    assert _record_ids(titles) == [t.split()[0] for t in titles]
+
+
+def test_only_one_trailing_stop_is_stripped(fasta, tmp_path):
+    manifest = _prepare(fasta(">A\nMK*\n>B\nMK**\n>C\nM*K\n>D\n*\n"), tmp_path,
+                        on_invalid="skip")
+    assert manifest["sequences_kept"] == 1
+    assert manifest["skipped"]["invalid_characters"] == 2
+    assert manifest["skipped"]["empty"] == 1
+    assert PreparedSplit(tmp_path / "out", "train").ids() == ["A"]
