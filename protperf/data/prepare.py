@@ -124,7 +124,7 @@ def _prepare_stream(source: Path, out_dir: Path, cfg: PrepareConfig):
     yield flush()
 
 
-def _merge(results, out_dir: Path) -> tuple[Counter, dict]:
+def _merge(results) -> tuple[Counter, dict]:
     total: Counter = Counter()
     shards = {s: [] for s in SPLITS}
     for result in results:
@@ -160,7 +160,7 @@ def prepare(
     try:
         if is_gzip(source):
             hasher.start()
-            stats, shards = _merge(_prepare_stream(source, tmp, cfg), tmp)
+            stats, shards = _merge(_prepare_stream(source, tmp, cfg))
         else:
             starts = chunk_starts(source, cfg.chunk_bytes)
             ends = starts[1:] + [source.stat().st_size]
@@ -174,12 +174,12 @@ def prepare(
                 ctx = multiprocessing.get_context("fork")
                 with ctx.Pool(min(workers, len(tasks))) as pool:
                     pending = pool.apply_async(file_sha256, (source,))
-                    stats, shards = _merge(pool.imap(_prepare_range, tasks), tmp)
+                    stats, shards = _merge(pool.imap(_prepare_range, tasks))
                     checksum["sha256"] = pending.get()
             else:
                 hasher.start()
-                stats, shards = _merge(map(_prepare_range, tasks), tmp)
-        if hasher.is_alive() or hasher.ident is not None:
+                stats, shards = _merge(map(_prepare_range, tasks))
+        if hasher.ident is not None:  # started
             hasher.join()
         manifest = _build_manifest(source, checksum["sha256"], cfg, stats, shards)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
