@@ -94,18 +94,20 @@ def causal_linear_attention(
         k_scaled = kc * torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
         summaries = k_scaled.transpose(-2, -1) @ vc  # (B, H, N, m, dv+1)
         decay = torch.exp(chunk_end[..., :-1] - chunk_end[..., 1:])  # (B, H, N-1), <= 1
-        state = summaries[:, :, 0]
+        # unbind once: indexing inside the loop would make backward O(N^2) (one full-size
+        # zero gradient per select)
+        summary_list, decay_list = summaries.unbind(2), decay.unbind(2)
+        state = summary_list[0]
         states = [state]  # states[n] = sum over chunks <= n, referenced to e_n
         for n in range(1, num_chunks - 1):
-            state = state * decay[:, :, n - 1, None, None] + summaries[:, :, n]
+            state = state * decay_list[n - 1][..., None, None] + summary_list[n]
             states.append(state)
-        carried = torch.stack(states, dim=2)  # state before chunk n+1, (B, H, N-1, m, dv+1)
-        # Query i in chunk n+1 reads the carried state, rescaled by exp(e_n - s_i) <= 1.
-        q_scaled = qc[:, :, 1:] * torch.exp(
-            chunk_end[..., :-1, None] - sc[:, :, 1:]
-        ).unsqueeze(-1)
-        inter = q_scaled @ carried
-        out = torch.cat([out[:, :, :1], out[:, :, 1:] + inter], dim=2)
+        # Query i in chunk n+1 reads the carried state of chunks <= n, rescaled by
+        # exp(e_n - s_i) <= 1 (chunk 0 reads an empty state).
+        carried = torch.stack([torch.zeros_like(state)] + states, dim=2)  # (B, H, N, m, dv+1)
+        previous_end = torch.cat([sc[..., :1, :1], chunk_end[..., :-1, None]], dim=-2)
+        q_scaled = qc * torch.exp(previous_end - sc).unsqueeze(-1)
+        out = out + q_scaled @ carried
 
     out = out.reshape(b, h, num_chunks * c, dv + 1)[:, :, :length]
     return _safe_divide(out[..., :dv], out[..., dv:])

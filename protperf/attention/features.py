@@ -18,11 +18,11 @@ import math
 import torch
 
 
-def _haar_orthogonal(dim: int, generator: torch.Generator | None) -> torch.Tensor:
-    """A (dim, dim) Haar-distributed orthogonal matrix (QR of a Gaussian, signs fixed)."""
-    gaussian = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
+def _haar_orthogonal(num_blocks: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(num_blocks, dim, dim) independent Haar orthogonal matrices (batched QR, signs fixed)."""
+    gaussian = torch.randn(num_blocks, dim, dim, generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(gaussian)
-    return q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
 def _row_norms(
@@ -55,8 +55,8 @@ def orthogonal_gaussian_matrix(
     the last block is truncated), each row rescaled to a chi(d)-distributed norm (marginally a
     Gaussian row, so the softmax estimator stays unbiased) or to sqrt(d).
     """
-    blocks = [_haar_orthogonal(dim, generator) for _ in range(math.ceil(num_features / dim))]
-    directions = torch.cat(blocks, dim=0)[:num_features]
+    blocks = _haar_orthogonal(math.ceil(num_features / dim), dim, generator)
+    directions = blocks.reshape(-1, dim)[:num_features]
     norms = _row_norms(num_features, dim, norm_scaling, generator)
     return (directions * norms.unsqueeze(1)).float()
 
@@ -77,10 +77,8 @@ def simplex_gaussian_matrix(
         raise ValueError(f"simplex random features need head dim >= 2, got {dim}")
     eye = torch.eye(dim, dtype=torch.float64)
     simplex = (eye - 1.0 / dim) * math.sqrt(dim / (dim - 1))  # unit rows, cosine -1/(d-1)
-    blocks = [
-        simplex @ _haar_orthogonal(dim, generator) for _ in range(math.ceil(num_features / dim))
-    ]
-    directions = torch.cat(blocks, dim=0)[:num_features]
+    blocks = simplex @ _haar_orthogonal(math.ceil(num_features / dim), dim, generator)
+    directions = blocks.reshape(-1, dim)[:num_features]
     norms = _row_norms(num_features, dim, norm_scaling, generator)
     return (directions * norms.unsqueeze(1)).float()
 
