@@ -26,10 +26,16 @@ from protperf.attention.features import (
     softmax_feature_logits,
 )
 
+# Floor of the normalizer D_i. With stabilized features D_i is O(1/m) or larger unless every
+# feature of query i underflowed against the keys (|q|, |k| in the hundreds); there the
+# estimate is meaningless anyway, and the floor keeps outputs AND gradients finite
+# (d out / d D = -num / D^2 overflows float32 for D below ~1e-19).
+DENOMINATOR_FLOOR = 1e-12
+
 
 def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    """numerator / denominator with an all-zero row (fully underflowed / padding) giving 0."""
-    return numerator / denominator.clamp_min(torch.finfo(denominator.dtype).tiny)
+    """numerator / max(denominator, 1e-12): padding rows (0 / 0) give 0, never NaN/inf."""
+    return numerator / denominator.clamp_min(DENOMINATOR_FLOOR)
 
 
 def bidirectional_linear_attention(

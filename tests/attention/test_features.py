@@ -54,7 +54,9 @@ def test_simplex_directions_have_cosine_minus_one_over_d_minus_one():
     w = simplex_gaussian_matrix(8, 8, "sqrt_d", gen).double()
     cos = (w @ w.T) / 8.0
     off_diagonal = cos[~torch.eye(8, dtype=torch.bool)]
-    torch.testing.assert_close(off_diagonal, torch.full_like(off_diagonal, -1 / 7), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        off_diagonal, torch.full_like(off_diagonal, -1 / 7), atol=1e-6, rtol=0
+    )
 
 
 def test_same_generator_seed_gives_same_matrix():
@@ -99,7 +101,7 @@ def test_favorpp_has_lower_mse_than_favor_plus_for_larger_inputs():
     truth = torch.exp((x * y).sum(-1)).flatten()
     a = favorpp_parameter(x, y)
     plus = ((kernel_estimates("orthogonal", x, y, 32, 4000, seed=4) - truth) ** 2).mean()
-    plusplus = ((kernel_estimates("favorpp", x, y, 32, 4000, seed=4, favorpp_a=a) - truth) ** 2)
+    plusplus = (kernel_estimates("favorpp", x, y, 32, 4000, seed=4, favorpp_a=a) - truth) ** 2
     assert plusplus.mean() < 0.8 * plus, (plusplus.mean(), plus)
 
 
