@@ -109,8 +109,11 @@ def performer_pytorch_available() -> bool:
     return True
 
 
-def timing_table(lengths: list[int], budget_s: float, budget_mib: float) -> list[dict]:
+def timing_table(
+    lengths: list[int], budget_s: float, budget_mib: float, only: list[str] | None = None
+) -> list[dict]:
     methods = [m for m in METHODS if m != "performer_pytorch" or performer_pytorch_available()]
+    methods = [m for m in methods if only is None or m in only]
     rows = []
     for method in methods:
         modes = [False] if method == "identity" else [False, True]
@@ -191,7 +194,8 @@ def write_outputs(rows: list[dict], approx: list[dict], out_dir: Path, header: s
     df = pd.DataFrame(rows)
     df.to_csv(out_dir / "attention_cpu.csv", index=False)
     approx_df = pd.DataFrame(approx)
-    approx_df.to_csv(out_dir / "attention_approx_error.csv", index=False)
+    if approx:
+        approx_df.to_csv(out_dir / "attention_approx_error.csv", index=False)
 
     def cell(r) -> str:
         if r["status"] != "ok":
@@ -201,13 +205,14 @@ def write_outputs(rows: list[dict], approx: list[dict], out_dir: Path, header: s
     df["cell"] = df.apply(cell, axis=1)
     df["name"] = df["method"] + " (" + df["mode"] + ")"
     table = df.pivot(index="name", columns="length", values="cell")
-    errors = approx_df.pivot(index="feature_type", columns="num_features",
-                             values="rel_error_mean").map(lambda e: f"{e:.4f}")
     lines = [header, "", "Forward+backward time / peak RSS above baseline (1 x L x 512, 8 heads):",
-             "", markdown_table(table, "method (mode)"), "",
-             "Approximation error (bidirectional, relative Frobenius error of outputs vs exact "
-             "softmax attention, mean over seeds) by feature type and m:", "",
-             markdown_table(errors, "feature type \\ m")]
+             "", markdown_table(table, "method (mode)")]
+    if approx:
+        errors = approx_df.pivot(index="feature_type", columns="num_features",
+                                 values="rel_error_mean").map(lambda e: f"{e:.4f}")
+        lines += ["", "Approximation error (bidirectional, relative Frobenius error of outputs "
+                  "vs exact softmax attention, mean over seeds) by feature type and m:", "",
+                  markdown_table(errors, "feature type \\ m")]
     (out_dir / "attention_cpu.md").write_text("\n".join(lines) + "\n")
 
     ok = df[df["status"] == "ok"]
@@ -233,6 +238,9 @@ def main() -> None:
                         help="skip a configuration predicted to take longer (all its runs)")
     parser.add_argument("--budget-gib", type=float, default=12.0,
                         help="skip a configuration predicted to need more peak memory")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None,
+                        help="only these methods (default: all)")
+    parser.add_argument("--skip-approx", action="store_true")
     parser.add_argument("--approx-length", type=int, default=1024)
     parser.add_argument("--approx-seeds", type=int, default=3)
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
@@ -244,8 +252,8 @@ def main() -> None:
               f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(header, flush=True)
-    rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024)
-    approx = approximation_table(args.approx_length, args.approx_seeds)
+    rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods)
+    approx = [] if args.skip_approx else approximation_table(args.approx_length, args.approx_seeds)
     write_outputs(rows, approx, args.out_dir, header)
     print(f"wrote {args.out_dir}/attention_cpu.csv, .md, .png", flush=True)
 

@@ -12,6 +12,8 @@ at position i depends on nothing after i.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -140,6 +142,38 @@ def linear_attention_reference(
     return (weights @ v) / weights.sum(-1, keepdim=True)
 
 
+def _favor_plus_features(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    projection: torch.Tensor,
+    key_mask: torch.Tensor | None,
+    causal_keys: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """FAVOR+ features of scaled q, k with the fewest passes over (B, H, L, m) tensors.
+
+    Same values as ``positive_features(softmax_feature_logits(...), stabilizer)`` up to
+    constants that cancel: per query row the |q|^2/2 term and the stabilizer are one per-row
+    constant, so q' = exp(Wq - max_r (Wq)_r) / sqrt(m); per key the logit max is
+    max_r (Wk)_r - |k|^2/2, so all key shifts are (B, H, L, 1) and the (L, m) tensor is only
+    touched by the matmul, one subtraction and the exp.
+    """
+    log_sqrt_m = 0.5 * math.log(projection.shape[0])
+    q_proj = q @ projection.transpose(0, 1)
+    q_prime = torch.exp(q_proj - (q_proj.detach().amax(-1, keepdim=True) + log_sqrt_m))
+    k_proj = k @ projection.transpose(0, 1)
+    k_half_sq = 0.5 * (k * k).sum(-1, keepdim=True)
+    # per-key max logit, (B, H, L, 1); used only as a (detached) stabilizer
+    key_max = k_proj.detach().amax(-1, keepdim=True) - k_half_sq.detach()
+    key_log_scale = None
+    if causal_keys:
+        key_log_scale = causal_key_stabilizer(key_max, key_mask)  # (B, H, L)
+        shift = key_log_scale.unsqueeze(-1)
+    else:
+        shift = global_key_stabilizer(key_max, key_mask)  # (B, H, 1, 1)
+    k_prime = torch.exp(k_proj - (k_half_sq + shift + log_sqrt_m))
+    return q_prime, k_prime, key_log_scale
+
+
 def performer_feature_maps(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -165,14 +199,18 @@ def performer_feature_maps(
         q, k = scale_for_softmax(q), scale_for_softmax(k)
         a = favorpp_parameter(q, k, key_mask) if favorpp else None
         proj = projection.to(work_dtype)
-        q_logits = softmax_feature_logits(q, proj, a)
-        k_logits = softmax_feature_logits(k, proj, a)
-        q_prime = positive_features(q_logits, query_stabilizer(q_logits))
-        if causal_keys:
-            key_log_scale = causal_key_stabilizer(k_logits, key_mask)
-            k_prime = positive_features(k_logits, key_log_scale.unsqueeze(-1))
+        if favorpp:
+            q_logits = softmax_feature_logits(q, proj, a)
+            k_logits = softmax_feature_logits(k, proj, a)
+            q_prime = positive_features(q_logits, query_stabilizer(q_logits))
+            if causal_keys:
+                key_log_scale = causal_key_stabilizer(k_logits, key_mask)
+                k_prime = positive_features(k_logits, key_log_scale.unsqueeze(-1))
+            else:
+                k_prime = positive_features(k_logits, global_key_stabilizer(k_logits, key_mask))
         else:
-            k_prime = positive_features(k_logits, global_key_stabilizer(k_logits, key_mask))
+            q_prime, k_prime, key_log_scale = _favor_plus_features(
+                q, k, proj, key_mask, causal_keys)
     elif kernel == "relu":
         proj = None if projection is None else projection.to(work_dtype)
         q, k = scale_for_softmax(q), scale_for_softmax(k)
