@@ -190,6 +190,13 @@ class SimilarityAccumulator:
         for start, rows in attention_row_blocks(attention, self.chunk_size):
             self._add_rows(layer, start, rows, residues)
 
+    def add_attention_rows(self, layer: int, start: int, rows: torch.Tensor) -> None:
+        """rows: (B, H, C, L) attention of query positions start..start+C of the current batch."""
+        residues = self._current(layer, rows.shape[0], rows.shape[-1], rows.shape[1])
+        if start < 0 or start + rows.shape[2] > rows.shape[-1]:
+            raise ValueError(f"rows {start}..{start + rows.shape[2]} outside 0..{rows.shape[-1]}")
+        self._add_rows(layer, start, rows, residues)
+
     def add_features(self, layer: int, q_features: torch.Tensor, k_features: torch.Tensor) -> None:
         """q_features, k_features: (B, H, L, m) Performer features of the current batch."""
         residues = self._current(
