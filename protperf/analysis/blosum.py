@@ -131,6 +131,7 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
 def head_correlations(
     similarities: np.ndarray,
     pooled: np.ndarray | None = None,
+    layer_pooled: np.ndarray | None = None,
     n_permutations: int = 1000,
     seed: int = 0,
     rank_by: str = "pearson_offdiag",
@@ -138,7 +139,8 @@ def head_correlations(
     """Per-head comparison with BLOSUM62, best heads first.
 
     similarities: (layers, heads, 20, 20); pooled: optional (20, 20) added as a row with
-    layer = head = -1, kind "pooled", first, without rank.  Heads get ``rank`` (1 = highest
+    layer = head = -1, kind "pooled"; layer_pooled: optional (layers, 20, 20), rows with
+    head = -1, kind "layer".  Those come first, without rank.  Heads get ``rank`` (1 = highest
     ``rank_by``) and the
     Benjamini-Hochberg q-value of ``{rank_by}_p`` over the heads (pooled row excluded).
     """
@@ -153,6 +155,9 @@ def head_correlations(
     if pooled is not None:
         row = compare_with_blosum(pooled, reference, perms)
         records.append({"layer": -1, "head": -1, "kind": "pooled", **row})
+    for layer, matrix in enumerate([] if layer_pooled is None else layer_pooled):
+        row = compare_with_blosum(matrix, reference, perms)
+        records.append({"layer": layer, "head": -1, "kind": "layer", **row})
     table = pd.DataFrame.from_records(records)
     is_head = table["kind"] == "head"
     p_column = f"{rank_by}_p"
