@@ -258,3 +258,50 @@ def analyze(config: AnalyzeConfig) -> AnalysisResult:
     write_outputs(result, config)
     return result
 
+
+
+def register_config() -> None:
+    """Register :class:`AnalyzeConfig` as Hydra's ``analyze_schema`` (types conf/analyze.yaml)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="analyze_schema", node=AnalyzeConfig)
+
+
+def resolve_config(cfg: Any) -> AnalyzeConfig:
+    """Hydra DictConfig -> validated :class:`AnalyzeConfig` (errors name the key)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", "") or ""
+        raise ValueError(f"invalid config {key}: {str(error).splitlines()[0]}") from None
+    config.validate()
+    return config
+
+
+def summary_line(result: AnalysisResult, output_dir: str) -> str:
+    """One line for the terminal: pooled and Vig correlations with BLOSUM62, output folder."""
+    parts = ["[protperf analyze]", f"proteins={result.summary['data']['stats'].get('analyzed', 0)}"]
+    pooled = result.summary.get("similarity", {}).get("pooled")
+    if pooled:
+        parts.append(
+            f"pooled pearson_offdiag={_fmt(pooled.get('pearson_offdiag'))} "
+            f"(p={_fmt(pooled.get('pearson_offdiag_p'))})"
+        )
+        best = result.summary["similarity"]["best_heads"][0]
+        parts.append(
+            f"best head L{best['layer']}H{best['head']}={_fmt(best.get('pearson_offdiag'))}"
+        )
+    vig = result.summary.get("vig")
+    if vig:
+        parts.append(
+            f"vig pearson_offdiag={_fmt(vig.get('pearson_offdiag'))} "
+            f"(p={_fmt(vig.get('pearson_offdiag_p'))})"
+        )
+    return " ".join(parts) + f" -> {output_dir}"
+
+
+def _fmt(value: Any) -> str:
+    return "nan" if value is None else f"{value:.3g}"

@@ -69,7 +69,8 @@ def test_attention_grid(tmp_path):
     attention = np.random.default_rng(0).dirichlet(np.ones(6), size=(2, 3, 6))
     figure = plot_attention_grid(attention, residues="^MKTA$", title="toy")
     assert len(figure.axes) == 6
-    assert tick_text(figure.axes[0]) == "^MKTA$"
+    assert tick_text(figure.axes[3]) == "^MKTA$"  # bottom-left: labels on the outer axes only
+    assert tick_text(figure.axes[0]) == "" and tick_text(figure.axes[4]) == "^MKTA$"
     check_saved(save_figure(figure, tmp_path / "grid"))
     with pytest.raises(ValueError, match="5 residue labels for attention of length 6"):
         plot_attention_grid(attention, residues="MKTA$")
