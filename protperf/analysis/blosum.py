@@ -57,7 +57,7 @@ def correlate(matrix: np.ndarray, reference: np.ndarray, subset: str, method: st
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r of each row pair of x, y: (P, n), ignoring NaN positions (same in both)."""
     valid = np.isfinite(x) & np.isfinite(y)
-    count = valid.sum(axis=1)
+    count = np.maximum(valid.sum(axis=1), 1)
     x0, y0 = np.where(valid, x, 0.0), np.where(valid, y, 0.0)
     mx, my = x0.sum(1) / count, y0.sum(1) / count
     dx, dy = np.where(valid, x - mx[:, None], 0.0), np.where(valid, y - my[:, None], 0.0)
