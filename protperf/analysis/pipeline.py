@@ -46,7 +46,8 @@ class AnalysisDataConfig:
     path: a FASTA file (plain or .gz) or a prepared directory; None = the bundled sample.
     split: the split of a prepared directory (train | valid | test).
     max_sequences: analyze at most this many proteins (None = all).
-    max_length: tokens per protein including <cls>/<eos>; longer proteins are cropped (counted).
+    max_length: tokens per protein including <cls>/<eos>; longer proteins are cropped (counted);
+        at most the model's ``max_position`` for learned positions.
     window: if set, pack proteins back to back into rows of this many tokens instead.
     """
 
@@ -172,10 +173,21 @@ def analyze_model(
             yield protein
 
     data = config.data
+    limit = position_limit(model)
     if data.window:
+        if limit is not None and data.window > limit:
+            raise ValueError(
+                f"data.window={data.window} is longer than the model's learned positional table "
+                f"(model.max_position={limit})"
+            )
         batches = window_batches(remember(proteins), data.batch_size, data.window, stats)
+        tokens_per_row = data.window
     else:
-        batches = protein_batches(remember(proteins), data.batch_size, data.max_length, stats)
+        max_length = data.max_length if limit is None else min(data.max_length, limit)
+        if max_length < data.max_length:
+            log.info("cropping proteins to model.max_position=%d tokens", max_length)
+        batches = protein_batches(remember(proteins), data.batch_size, max_length, stats)
+        tokens_per_row = max_length
     progress = tqdm(total=data.max_sequences, unit="seq", desc="attention",
                     disable=not config.progress)
     with progress:
@@ -186,7 +198,17 @@ def analyze_model(
         raise ValueError(f"no protein to analyze in {data.path or 'the bundled sample'}")
     if grid_protein is None:
         raise ValueError(f"protein={config.protein!r} is not among the analyzed proteins")
-    return _compare(model, collector, config, stats, grid_protein)
+    result = _compare(model, collector, config, stats, grid_protein)
+    result.summary["data"]["tokens_per_row"] = tokens_per_row
+    return result
+
+
+def position_limit(model: nn.Module) -> int | None:
+    """Longest input a model with learned positions accepts (None: no limit, e.g. rotary)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "position", None) == "learned":
+        return int(config.max_position)
+    return None
 
 
 def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
@@ -228,7 +250,10 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
         vig_corr, vig_summary = vig_similarity(totals.vig_counts, config.permutations, config.seed)
         vig_summary["threshold"] = config.vig_threshold
         summary["vig"] = _clean(vig_summary)
-    residues = grid_protein.residues[: config.grid_max_length - 2]
+    grid_length = config.grid_max_length
+    limit = position_limit(model)
+    grid_length = grid_length if limit is None else min(grid_length, limit)
+    residues = grid_protein.residues[: grid_length - 2]
     tokens = torch.from_numpy(with_specials(residues))[None].to(next(model.parameters()).device)
     grid = attention_maps(model, tokens, torch.ones_like(tokens, dtype=torch.bool))[:, 0].numpy()
     letters = "^" + "".join(ALPHABET.tokens[i] for i in residues) + "$"
