@@ -8,7 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from protperf.analysis.pipeline import AnalysisDataConfig, AnalyzeConfig, analyze_model
+from protperf.analysis.pipeline import (
+    AnalysisDataConfig,
+    AnalyzeConfig,
+    analyze_model,
+    load_model,
+)
 from protperf.analysis.report import write_outputs
 
 from .test_collect import TinyModel, pytestmark  # noqa: F401  (skip until attention lands)
@@ -94,3 +99,11 @@ def test_config_errors(tmp_path, fasta_path):
         analyze_model(TinyModel("exact", False), config(tmp_path, fasta_path, methods=["blosum"]))
     with pytest.raises(ValueError, match="protein='nope' is not among the analyzed proteins"):
         analyze_model(TinyModel("exact", False), config(tmp_path, fasta_path, protein="nope"))
+
+
+def test_load_model_needs_an_existing_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint is required: checkpoint=path/to/last.ckpt"):
+        load_model(AnalyzeConfig())
+    pytest.importorskip("protperf.model.checkpoint", reason="model branch not merged yet")
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        load_model(AnalyzeConfig(checkpoint=str(tmp_path / "missing.ckpt")))
