@@ -68,7 +68,7 @@ class AnalyzeConfig:
     attention_kind / num_features: analyze the weights under another attention (null = as
         trained), e.g. exact-Transformer weights as a Performer.
     methods: ``similarity`` (attention mass, normalized) and/or ``vig`` (Vig et al. 2020).
-    normalization: log_odds | uniform | mean (see protperf.analysis.similarity).
+    normalization: log_odds | marginal_log_odds | uniform | mean (protperf.analysis.similarity).
     permutations: label permutations of the Mantel test (0 = none).
     order: heatmap order, ``alphabet`` or ``clustered``.
     protein: record id of the protein whose layers x heads grid is drawn (null = the first).

@@ -3,12 +3,19 @@
 Normalization (all matrices are indexed [query amino acid a, key amino acid b] in
 ``AMINO_ACIDS`` order; logs are base 2, like BLOSUM's half-bit units up to a scale factor):
 
-* ``log_odds`` (default): S is turned into a joint distribution p_ab = S_ab / sum(S) and compared
-  with what independent query and key residues would give, the product of its marginals:
-  ``log2(p_ab / (p_a. * p_.b))``.  This is the construction of BLOSUM itself (observed pair
-  frequency over the frequency expected by chance).  A head that attends by position only, or
-  that always attends to prolines whatever the query, scores 0 everywhere; only a dependence of
-  the key residue on the query residue moves entries away from 0.
+* ``log_odds`` (default): observed over expected, ``log2(S_ab / E_ab)``, where E is the
+  aggregate U of *uniform* attention over the same allowed keys (same proteins, same causal
+  mask) rescaled by iterative proportional fitting to the query and key marginals of S.  This is
+  BLOSUM's construction (observed pair frequency over the frequency expected by chance) with
+  "chance" meaning an attention that ignores residues: it is exactly 0 for uniform attention,
+  for attention by position only, and for a head that prefers some key residue whatever the
+  query (a proline-loving head); only a dependence of the key residue on the query residue
+  moves entries away from 0.
+* ``marginal_log_odds``: the textbook form ``log2(p_ab / (p_a. p_.b))`` with p = S / sum(S).
+  Confounded: attention only pairs residues of the same protein, and residues co-occur by
+  protein composition (hydrophobic with hydrophobic, ...), so even uniform attention scores
+  Pearson r = 0.30 off-diagonal (0.72 with the diagonal) against BLOSUM62 on 500 proteins of the
+  bundled sample.  Kept for comparison.
 * ``uniform``: ``log2(S_ab / U_ab)`` with U the aggregate of uniform attention over the same
   allowed keys (same sequences, same causal mask).  It corrects for residue frequencies and
   positions but keeps key preferences (a proline-loving head shows a bright P column).
@@ -38,10 +45,44 @@ from protperf.analysis.aggregate import (
 )
 from protperf.analysis.residues import NUM_AMINO_ACIDS, TokenTally, residue_index
 
-NORMALIZATIONS = ("log_odds", "uniform", "mean")
+NORMALIZATIONS = ("log_odds", "marginal_log_odds", "uniform", "mean")
 
 
-def log_odds(sums: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+def fit_marginals(
+    baseline: np.ndarray, sums: np.ndarray, iterations: int = 500, tolerance: float = 1e-10
+) -> np.ndarray:
+    """Iterative proportional fitting: ``baseline`` (20, 20) scaled by row and column factors
+    so that its row and column sums equal those of ``sums`` (..., 20, 20).
+
+    Returns E with the shape of ``sums``; stops when the marginals agree to ``tolerance``
+    (relative to the total).
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    target_rows, target_cols = sums.sum(axis=-1), sums.sum(axis=-2)
+    scale = np.maximum(sums.sum(axis=(-2, -1)), np.finfo(float).tiny)[..., None]
+    expected = np.broadcast_to(np.asarray(baseline, dtype=np.float64), sums.shape).copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(iterations):
+            rows = expected.sum(axis=-1)
+            expected *= np.where(rows > 0, target_rows / rows, 0.0)[..., None]
+            cols = expected.sum(axis=-2)
+            expected *= np.where(cols > 0, target_cols / cols, 0.0)[..., None, :]
+            if np.all(np.abs(expected.sum(axis=-1) - target_rows) <= tolerance * scale):
+                break
+    return expected
+
+
+def log_odds(sums: np.ndarray, uniform: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """sums: (..., 20, 20); uniform: (20, 20) -> log2(S / E), E = :func:`fit_marginals`
+    (uniform, S); NaN where counts (20, 20) == 0 or E == 0."""
+    expected = fit_marginals(uniform, sums)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = np.log2(np.asarray(sums, dtype=np.float64) / expected)
+    result = np.where(expected > 0, result, np.nan)
+    return _unobserved_to_nan(result, counts)
+
+
+def marginal_log_odds(sums: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
     """sums: (..., 20, 20) -> log2(p_ab / (p_a. p_.b)); NaN where counts (20, 20) == 0."""
     sums = np.asarray(sums, dtype=np.float64)
     total = sums.sum(axis=(-2, -1), keepdims=True)
@@ -134,7 +175,9 @@ class SimilarityTotals:
 
     def _normalize(self, sums: np.ndarray, normalization: str, symmetric: bool) -> np.ndarray:
         if normalization == "log_odds":
-            result = log_odds(sums, self.pair_counts)
+            result = log_odds(sums, self.uniform, self.pair_counts)
+        elif normalization == "marginal_log_odds":
+            result = marginal_log_odds(sums, self.pair_counts)
         elif normalization == "uniform":
             result = relative_to_uniform(sums, self.uniform)
         elif normalization == "mean":

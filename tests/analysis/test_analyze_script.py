@@ -67,4 +67,4 @@ def test_analyze_script_writes_figures_csv_and_json(checkpoint, tmp_path):
 def test_analyze_script_errors_name_the_key(tmp_path):
     bad = run_analyze(["checkpoint=missing.ckpt", "normalization=bits"], tmp_path)
     assert bad.returncode != 0
-    assert "normalization='bits' is not one of log_odds, uniform, mean" in bad.stderr
+    assert "normalization='bits' is not one of log_odds, marginal_log_odds, uniform" in bad.stderr

@@ -10,7 +10,9 @@ from protperf.analysis.aggregate import feature_attention_matrix
 from protperf.analysis.residues import AMINO_ACIDS, TokenTally, residue_index
 from protperf.analysis.similarity import (
     SimilarityAccumulator,
+    fit_marginals,
     log_odds,
+    marginal_log_odds,
     mean_attention,
     relative_to_uniform,
     symmetrize,
@@ -20,14 +22,37 @@ from .conftest import batch
 from .test_aggregate import allowed_matrix, random_features
 
 
-def test_log_odds_matches_formula_and_is_zero_under_independence():
+def test_marginal_log_odds_matches_formula_and_is_zero_under_independence():
     rng = np.random.default_rng(0)
     sums = rng.random((20, 20)) + 0.1
     p = sums / sums.sum()
     expected = np.log2(p / np.outer(p.sum(1), p.sum(0)))
-    np.testing.assert_allclose(log_odds(sums), expected, rtol=1e-12)
+    np.testing.assert_allclose(marginal_log_odds(sums), expected, rtol=1e-12)
     independent = np.outer(rng.random(20) + 0.1, rng.random(20) + 0.1)
-    np.testing.assert_allclose(log_odds(independent), 0.0, atol=1e-12)
+    np.testing.assert_allclose(marginal_log_odds(independent), 0.0, atol=1e-12)
+
+
+def test_fit_marginals_matches_both_marginals():
+    rng = np.random.default_rng(1)
+    baseline = rng.random((20, 20)) + 0.05
+    sums = rng.random((3, 20, 20)) * 5
+    expected = fit_marginals(baseline, sums)
+    np.testing.assert_allclose(expected.sum(-1), sums.sum(-1), rtol=1e-8)
+    np.testing.assert_allclose(expected.sum(-2), sums.sum(-2), rtol=1e-8)
+    # the fitted table keeps the baseline's odds ratios (only row/column factors change)
+    ratio = expected[0] / baseline
+    np.testing.assert_allclose(ratio / ratio[:1] / ratio[:, :1] * ratio[0, 0], 1.0, rtol=1e-8)
+
+
+def test_log_odds_is_zero_for_residue_blind_heads_and_classical_for_product_baselines():
+    rng = np.random.default_rng(2)
+    uniform = rng.random((20, 20)) + 0.1  # co-occurrence structure: not a product
+    key_preference = uniform * (rng.random(20) + 0.1)[None, :] * (rng.random(20) + 0.5)[:, None]
+    np.testing.assert_allclose(log_odds(key_preference, uniform), 0.0, atol=1e-9)
+    assert np.abs(marginal_log_odds(key_preference)).max() > 0.1  # the confounded form is not 0
+    product = np.outer(rng.random(20) + 0.1, rng.random(20) + 0.1)
+    sums = rng.random((20, 20)) + 0.1
+    np.testing.assert_allclose(log_odds(sums, product), marginal_log_odds(sums), atol=1e-9)
 
 
 def test_unobserved_pairs_are_nan_and_zero_mass_is_minus_inf():
@@ -119,10 +144,11 @@ def test_uniform_attention_normalizes_to_zero(mixed_batch, causal):
     accumulator = SimilarityAccumulator(num_layers=1, num_heads=1, causal=causal)
     accumulator.add_batch(tokens, mask)
     accumulator.add_attention(0, uniform)
-    relative = accumulator.totals.similarity("uniform", symmetric=False)
     observed = accumulator.totals.pair_counts > 0
-    np.testing.assert_allclose(relative[0, 0][observed], 0.0, atol=1e-12)
-    assert np.isnan(relative[0, 0][~observed]).all()
+    for normalization in ("uniform", "log_odds"):
+        relative = accumulator.totals.similarity(normalization, symmetric=False)
+        np.testing.assert_allclose(relative[0, 0][observed], 0.0, atol=1e-9)
+        assert np.isnan(relative[0, 0][~observed]).all()
 
 
 def test_uniform_attention_on_one_sequence_has_zero_log_odds():
@@ -131,7 +157,7 @@ def test_uniform_attention_on_one_sequence_has_zero_log_odds():
     accumulator = SimilarityAccumulator(num_layers=1, num_heads=1, causal=False)
     accumulator.add_batch(tokens, mask)
     accumulator.add_attention(0, (allowed / allowed.sum(-1, keepdim=True))[:, None])
-    result = accumulator.totals.similarity("log_odds")[0, 0]
+    result = accumulator.totals.similarity("marginal_log_odds")[0, 0]
     np.testing.assert_allclose(result[np.isfinite(result)], 0.0, atol=1e-12)
     distinct = len(set("MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"))
     assert np.isfinite(result).sum() == distinct * distinct
@@ -144,7 +170,7 @@ def test_identity_head_log_odds_is_diagonal():
     accumulator = SimilarityAccumulator(num_layers=1, num_heads=1, causal=False)
     accumulator.add_batch(tokens, mask)
     accumulator.add_attention(0, attention)
-    result = accumulator.totals.similarity("log_odds", symmetric=False)[0, 0]
+    result = accumulator.totals.similarity("marginal_log_odds", symmetric=False)[0, 0]
     index = [AMINO_ACIDS.index(a) for a in "ACGW"]
     frequencies = np.array([2, 2, 1, 3]) / 8
     np.testing.assert_allclose(result[index, index], np.log2(1 / frequencies))
@@ -169,5 +195,5 @@ def test_accumulator_errors(mixed_batch):
         accumulator.add_attention(0, torch.rand(3, 3, tokens.shape[1], tokens.shape[1]))
     with pytest.raises(ValueError, match=r"attention is for \(B, L\) = \(3, 5\)"):
         accumulator.add_attention(0, torch.rand(3, 2, 5, 5))
-    with pytest.raises(ValueError, match="normalization='bits' is not one of log_odds, uniform"):
+    with pytest.raises(ValueError, match="normalization='bits' is not one of log_odds, marginal_"):
         accumulator.totals.similarity("bits")
