@@ -60,23 +60,25 @@ def read_proteins(
             stats["read"] += 1
             yield Protein(record_id, np.asarray(prepared[index]))
         return
-    from protperf.data.fasta import read_fasta, tokenize_residues
+    from protperf.data.fasta import read_fasta
 
     for record_id, text in read_fasta(path):
         stats["read"] += 1
-        tokens, invalid = tokenize_residues(text)
-        if invalid >= 0:
+        text = text[:-1] if text.endswith("*") else text  # one trailing stop codon, as prepare
+        try:
+            tokens = ALPHABET.encode(text)
+        except ValueError as error:
             if on_invalid == "error":
                 raise ValueError(
-                    f"{path}: record {record_id}: invalid residue {text[invalid]!r} at position "
-                    f"{invalid} (set on_invalid=skip to skip such records)"
-                )
+                    f"{path}: record {record_id}: {error} (set data.on_invalid=skip to skip and "
+                    "count such records)"
+                ) from None
             stats["skipped_invalid"] += 1
             continue
-        if not tokens:
+        if not len(tokens):
             stats["skipped_empty"] += 1
             continue
-        yield Protein(record_id, np.frombuffer(tokens, dtype=np.uint8))
+        yield Protein(record_id, tokens)
 
 
 def _pad(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

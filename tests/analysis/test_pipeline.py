@@ -85,7 +85,8 @@ def test_methods_are_selectable(tmp_path, fasta_path):
 def test_invalid_residue_names_record_or_is_counted(tmp_path):
     path = tmp_path / "bad.fasta"
     path.write_text(">ok\nMKTAY\n>broken\nMK1AY\n")
-    with pytest.raises(ValueError, match=r"record broken: invalid residue '1' at position 2"):
+    expected = r"bad.fasta: record broken: invalid residue .1. at position 2"
+    with pytest.raises(ValueError, match=expected):
         analyze_model(TinyModel("exact", False), config(tmp_path, path))
     cfg = config(tmp_path, path)
     cfg.data.on_invalid = "skip"

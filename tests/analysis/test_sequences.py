@@ -45,3 +45,24 @@ def test_window_batches_pack_every_token_once():
     assert stream == [t for text in texts for t in [CLS] + encode(text) + [EOS]]
     assert stats["analyzed"] == 4
     assert batches[0].record_ids == ["p0", "p1", "p2"]
+
+
+def test_read_proteins_from_fasta_and_prepared_split(tmp_path):
+    from protperf.analysis.sequences import read_proteins
+    from protperf.data.config import PrepareConfig
+    from protperf.data.prepare import prepare
+
+    fasta = tmp_path / "small.fasta"
+    fasta.write_text(">a desc\nMKTXAY*\n>b\nacdef\n>c\nGGW\n")
+    stats = Counter()
+    read = list(read_proteins(fasta, stats=stats))
+    assert [p.record_id for p in read] == ["a", "b", "c"]
+    assert read[0].residues.tolist() == encode("MKTXAY")  # stop codon stripped, X kept
+    assert read[1].residues.tolist() == encode("ACDEF")  # lowercase accepted
+    assert stats == Counter(read=3)
+    prepare(fasta, tmp_path / "prepared", PrepareConfig(valid_fraction=0.0, test_fraction=0.0))
+    prepared = {p.record_id: p.residues.tolist()
+                for p in read_proteins(tmp_path / "prepared", split="train")}
+    assert prepared == {p.record_id: p.residues.tolist() for p in read}
+    with pytest.raises(ValueError, match="on_invalid must be 'error' or 'skip', got 'drop'"):
+        list(read_proteins(fasta, on_invalid="drop"))
