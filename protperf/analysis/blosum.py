@@ -174,4 +174,18 @@ def head_correlations(
     ranked.insert(0, "rank", pd.array(np.arange(1, len(ranked) + 1), dtype="Int64"))
     pooled_rows = table[~is_head].copy()
     pooled_rows.insert(0, "rank", pd.array([pd.NA] * len(pooled_rows), dtype="Int64"))
-    return pd.concat([pooled_rows, ranked], ignore_index=True)
+    result = pd.concat([pooled_rows, ranked], ignore_index=True)
+    return result[_column_order(result.columns)]
+
+
+def _column_order(columns) -> list[str]:
+    """rank, kind, layer, head, then per (subset, method): r, permutation p, q, parametric p; n."""
+    first = ["rank", "kind", "layer", "head"]
+    ordered = []
+    for subset in reversed(SUBSETS):  # offdiag first: the headline numbers
+        for method in METHODS:
+            key = f"{method}_{subset}"
+            ordered += [c for c in (key, f"{key}_p", f"{key}_q", f"{key}_p_parametric")
+                        if c in columns]
+    rest = [c for c in columns if c not in first + ordered]
+    return first + ordered + rest
