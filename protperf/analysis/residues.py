@@ -62,7 +62,7 @@ class TokenTally:
 
     alphabet: Alphabet = ALPHABET
     counts: np.ndarray = field(default=None)  # type: ignore[assignment]  # (vocab,) int64
-    sequences: int = 0
+    rows: int = 0  # input rows (proteins, or packed windows)
 
     def __post_init__(self) -> None:
         if self.counts is None:
@@ -74,17 +74,17 @@ class TokenTally:
         self.counts += np.bincount(
             real.reshape(-1).cpu().numpy(), minlength=self.alphabet.vocab_size
         ).astype(np.int64)
-        self.sequences += int(tokens.shape[0])
+        self.rows += int(tokens.shape[0])
 
     def as_dict(self) -> dict:
-        """{"sequences", "standard": {aa: n}, "nonstandard": {letter: n}, "special": {name: n}}."""
+        """{"rows", "standard": {aa: n}, "nonstandard": {letter: n}, "special": {name: n}}."""
         tokens = self.alphabet.tokens
         special = {tokens[i]: int(self.counts[i]) for i in range(self.alphabet.num_special)}
         special.pop("<pad>", None)
         standard_ids = self.alphabet.standard_ids
         nonstandard_ids = [tokens.index(a) for a in self.alphabet.nonstandard]
         return {
-            "sequences": self.sequences,
+            "rows": self.rows,
             "standard": {tokens[i]: int(self.counts[i]) for i in standard_ids},
             "nonstandard": {tokens[i]: int(self.counts[i]) for i in nonstandard_ids},
             "special": special,

@@ -83,7 +83,7 @@ def test_collector_equals_explicit_aggregate_of_attention_maps(kind, causal):
         for layer in range(2)
     ])
     np.testing.assert_allclose(collector.totals.sums, explicit, rtol=0, atol=1e-5)
-    assert collector.totals.tally.sequences == 5
+    assert collector.totals.tally.rows == 5
     for module in model.attns:
         assert not module._forward_pre_hooks  # hooks removed
 

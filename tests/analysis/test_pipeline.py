@@ -108,3 +108,15 @@ def test_load_model_needs_an_existing_checkpoint(tmp_path):
     pytest.importorskip("protperf.model.checkpoint", reason="model branch not merged yet")
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         load_model(AnalyzeConfig(checkpoint=str(tmp_path / "missing.ckpt")))
+
+
+def test_window_mode_packs_proteins_for_performers(tmp_path, fasta_path):
+    cfg = config(tmp_path, fasta_path, methods=["similarity"])
+    cfg.data.window = 32
+    result = analyze_model(TinyModel("favor_softmax", causal=True), cfg)
+    data = result.summary["data"]
+    assert data["tokens_per_row"] == 32 and data["stats"]["analyzed"] == 3
+    residues = 66 + 25 + 16
+    assert sum(data["tokens"]["standard"].values()) + 5 == residues  # nothing cropped
+    assert data["tokens"]["special"]["<cls>"] == 3
+    assert result.totals.tally.rows == -(-(residues + 6) // 32)  # rows of 32 tokens

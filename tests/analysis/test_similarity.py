@@ -85,7 +85,7 @@ def test_token_tally_counts_every_excluded_token(mixed_batch):
     tally = TokenTally()
     tally.update(tokens, mask)
     summary = tally.as_dict()
-    assert summary["sequences"] == 3
+    assert summary["rows"] == 3
     assert summary["nonstandard"] == {"X": 1, "B": 1, "Z": 1, "U": 1, "O": 1}
     assert summary["special"] == {"<mask>": 1, "<cls>": 3, "<eos>": 3, "<unk>": 1}
     assert summary["excluded_total"] == 13
