@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ def load_model(config: AnalyzeConfig) -> nn.Module:
     return module.model
 
 
-def select_proteins(config: AnalyzeConfig, stats: Counter) -> list[Protein] | Any:
+def select_proteins(config: AnalyzeConfig, stats: Counter) -> Iterator[Protein]:
+    """The proteins of ``config.data`` (the bundled sample by default), at most max_sequences."""
     data = config.data
     if data.path is None:
         from protperf.data.config import SAMPLE_FASTA
@@ -152,9 +154,9 @@ def select_proteins(config: AnalyzeConfig, stats: Counter) -> list[Protein] | An
 
 
 def analyze_model(
-    model: nn.Module, config: AnalyzeConfig, proteins: Any = None
+    model: nn.Module, config: AnalyzeConfig, proteins: Iterable[Protein] | None = None
 ) -> AnalysisResult:
-    """Run ``model`` over the proteins (default: those of ``config.data``) and compare."""
+    """Run ``model`` over ``proteins`` (default: those of ``config.data``) and compare."""
     config.validate()
     stats: Counter = Counter()
     proteins = select_proteins(config, stats) if proteins is None else proteins
