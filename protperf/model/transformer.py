@@ -1,0 +1,125 @@
+"""The protein language model: embeddings, pre-LayerNorm blocks, tied LM head.
+
+The attention of every block is a :class:`protperf.attention.MultiHeadAttention` whose kind
+(exact softmax, FAVOR+ softmax, generalized ReLU, identity) comes from
+``ModelConfig.attention``; all kinds have the same parameters, so weights move between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from protperf.attention import MultiHeadAttention
+from protperf.model.config import ModelConfig, validate_model
+from protperf.model.rotary import RotaryEmbedding
+
+
+class FeedForward(nn.Module):
+    """GELU MLP: (B, L, D) -> (B, L, D)."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.fc_in = nn.Linear(dim, hidden)
+        self.fc_out = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc_out(F.gelu(self.fc_in(x))))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block: x + attn(LN(x)), then x + ffn(LN(x))."""
+
+    def __init__(self, config: ModelConfig, causal: bool) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.attn = MultiHeadAttention(
+            config.dim, config.num_heads, config.attention, causal=causal, dropout=config.dropout
+        )
+        self.ffn_norm = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config.dim, config.ffn_dim, config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        rotary: RotaryEmbedding | None = None,
+    ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class ProteinLanguageModel(nn.Module):
+    """Transformer / Performer language model over the protein alphabet.
+
+    Args:
+        config: the architecture (``model.*``).
+        causal: unidirectional (``task=clm``) if True, bidirectional (``task=mlm``) otherwise.
+    """
+
+    def __init__(self, config: ModelConfig, causal: bool) -> None:
+        super().__init__()
+        validate_model(config)
+        self.config, self.causal = config, causal
+        self.token_embedding = nn.Embedding(config.vocab_size, config.dim)
+        self.position_embedding = (
+            nn.Embedding(config.max_position, config.dim) if config.position == "learned" else None
+        )
+        self.rotary = (
+            RotaryEmbedding(config.dim // config.num_heads) if config.position == "rotary" else None
+        )
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config, causal) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.lm_head = nn.Linear(config.dim, config.vocab_size)
+        self.apply(self._init_weights)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.token_embedding.weight
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def hidden_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """input_ids: (B, L) int64; attention_mask: (B, L) bool (True at real tokens).
+
+        Returns the final-LayerNorm hidden states (B, L, D)."""
+        length = input_ids.shape[1]
+        if self.position_embedding is not None and length > self.config.max_position:
+            raise ValueError(
+                f"input length {length} is longer than the learned positional table "
+                f"(model.max_position={self.config.max_position})"
+            )
+        x = self.token_embedding(input_ids)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(torch.arange(length, device=input_ids.device))
+        x = self.embedding_dropout(x)
+        for block in self.blocks:
+            x = block(x, attention_mask=attention_mask, rotary=self.rotary)
+        return self.final_norm(x)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """input_ids: (B, L) int64; attention_mask: (B, L) bool -> logits (B, L, vocab_size)."""
+        return self.lm_head(self.hidden_states(input_ids, attention_mask))
+
+    def attention_modules(self) -> Iterator[MultiHeadAttention]:
+        """The multi-head attention module of every block, first to last."""
+        for block in self.blocks:
+            yield block.attn
+
+    @torch.no_grad()
+    def redraw_features(self) -> None:
+        """Draw new random features in every attention module (no-op for exact attention)."""
+        for attn in self.attention_modules():
+            attn.redraw_features()

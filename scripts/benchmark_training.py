@@ -1,0 +1,213 @@
+"""Training benchmark: throughput / memory per model and window, and equal-step quality.
+
+1. Throughput: tokens/s of full training steps (forward, backward, AdamW) and the peak memory
+   the steps add on top of model + optimizer (CPU: peak RSS; GPU: max allocated) for
+   the same small architecture with exact, FAVOR+ softmax, FAVOR+ ReLU and identity attention
+   at windows 1024, 4096, 8192 (batch 1), bidirectional and causal, each in a fresh process,
+   all in one run; ratios to exact attention and to identity (no attention), computed from
+   tokens per CPU-second on CPU (robust to other users of a shared machine), wall time on GPU.
+2. Quality: every model x direction trained for the same number of steps on the bundled sample
+   through the real Hydra config, val perplexity next to the unigram (amino-acid frequency)
+   perplexity and the ratio to the exact Transformer.
+
+    flock /tmp/protperf-bench.lock python scripts/benchmark_training.py
+    python scripts/benchmark_training.py --windows 1024 --quality-steps 50   # quick look
+
+Writes benchmarks/training_throughput.{csv,md} and benchmarks/training_quality.{csv,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+KINDS = {"identity": "identity", "transformer": "exact", "performer_softmax": "favor_softmax",
+         "performer_relu": "favor_relu"}
+ARCH = {"dim": 128, "num_heads": 4, "num_layers": 2, "ffn_dim": 512, "dropout": 0.0,
+        "max_position": 8192}
+
+
+def rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def throughput_worker(model: str, objective: str, window: int, warmup: int, steps: int,
+                      device: str, num_features: int, threads: int) -> dict:
+    """One configuration in a fresh process: tokens/s and peak memory of training steps."""
+    torch.set_num_threads(threads)
+    from protperf.model.lightning import ProteinLMModule
+    from protperf.model.loss import token_loss_and_accuracy
+
+    torch.manual_seed(0)
+    module = ProteinLMModule(
+        model={**ARCH, "name": model,
+               "attention": {"kind": KINDS[model], "num_features": num_features,
+                             "redraw_interval": 0}},
+        task={"objective": objective},
+    ).to(device)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+    ids = torch.randint(5, 25, (1, window), device=device)
+    labels = ids.clone() if objective == "mlm" else torch.roll(ids, -1, dims=1)
+    mask = torch.ones_like(ids, dtype=torch.bool)
+
+    def step() -> None:
+        loss, _, _ = token_loss_and_accuracy(module(ids, mask), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    before = rss_mib()  # model, optimizer and inputs exist; no step taken yet
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**20
+    for _ in range(warmup):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:  # peak resident set of this fresh process (Linux ru_maxrss is in KiB)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # memory the training steps added on top of model + optimizer + inputs
+    return {"model": model, "attention": KINDS[model], "objective": objective,
+            "window": window, "tokens_per_s": steps * window / seconds,
+            "tokens_per_cpu_s": steps * window / cpu_seconds,
+            "step_s": seconds / steps, "step_mem_mib": peak - before}
+
+
+def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
+    rows = []
+    context = mp.get_context("spawn")
+    for window in args.windows:
+        for objective in args.objectives:
+            for model in args.models:
+                with context.Pool(1) as pool:
+                    row = pool.apply(throughput_worker, (
+                        model, objective, window, args.warmup, args.steps, args.device,
+                        args.num_features, args.threads))
+                print(f"  {model:18s} {objective} L={window:5d}: "
+                      f"{row['tokens_per_s']:9.0f} tok/s "
+                      f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), "
+                      f"+{row['step_mem_mib']:7.0f} MiB",
+                      flush=True)
+                rows.append(row)
+    table = pd.DataFrame(rows)
+    # On a shared CPU, wall time depends on other users' load; CPU time of the process is the
+    # work done, so ratios use it there (wall time on GPU).
+    speed = "tokens_per_s" if args.device == "cuda" else "tokens_per_cpu_s"
+    key = ["objective", "window"]
+    for reference, column in (("identity", "x_identity"), ("transformer", "x_exact")):
+        ref = table[table.model == reference].set_index(key)[speed]
+        table[column] = [
+            getattr(row, speed) / ref.get((row.objective, row.window), float("nan"))
+            for row in table.itertuples()
+        ]
+    return table
+
+
+def run_quality(args: argparse.Namespace) -> pd.DataFrame:
+    from hydra import compose, initialize_config_dir
+
+    from protperf.data.datamodule import ProteinDataModule
+    from protperf.model.baseline import label_counts, unigram_scores
+    from protperf.model.schema import register_configs
+    from protperf.model.train import resolve_config, train
+
+    register_configs()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(
+        version_base="1.3", config_dir=str(REPO / "conf")
+    ):
+        for objective in args.objectives:
+            unigram = None
+            for model in [m for m in args.models if m != "identity"]:
+                cfg = compose("train", overrides=[
+                    f"model={model}", f"task={objective}", f"seed={args.seed}",
+                    f"trainer.max_steps={args.quality_steps}",
+                    f"trainer.val_check_interval={args.quality_steps}",
+                    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                    "callbacks=none", "logger=csv", f"output_dir={tmp}/{model}-{objective}",
+                    *args.override,
+                ])
+                if unigram is None:
+                    config = resolve_config(cfg)
+                    torch.manual_seed(args.seed)
+                    datamodule = ProteinDataModule(config.data, objective=objective)
+                    datamodule.setup("fit")
+                    unigram = unigram_scores(
+                        label_counts(datamodule.train_dataloader(), config.model.vocab_size),
+                        label_counts(datamodule.val_dataloader(), config.model.vocab_size),
+                    )
+                start = time.perf_counter()
+                summary = train(cfg)
+                rows.append({
+                    "model": model, "objective": objective, "steps": summary["step"],
+                    "val_ppl": summary["val_ppl"], "val_acc_pct": 100 * summary["val_acc"],
+                    "unigram_ppl": unigram[0], "unigram_acc_pct": 100 * unigram[1],
+                    "train_s": time.perf_counter() - start,
+                })
+                print(f"  {model:18s} {objective}: val ppl {summary['val_ppl']:.3f} "
+                      f"(unigram {unigram[0]:.3f})", flush=True)
+    table = pd.DataFrame(rows)
+    exact = table[table.model == "transformer"].set_index("objective")["val_ppl"]
+    table["ppl_vs_exact"] = [
+        row.val_ppl / exact.get(row.objective, float("nan")) for row in table.itertuples()
+    ]
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, nargs="+", default=[1024, 4096, 8192])
+    parser.add_argument("--models", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--objectives", nargs="+", default=["mlm", "clm"],
+                        choices=["mlm", "clm"])
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--num-features", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quality-steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--override", nargs="*", default=[],
+                        help="extra Hydra overrides for the quality runs")
+    parser.add_argument("--skip", choices=["throughput", "quality"], nargs="*", default=[])
+    parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks")
+    args = parser.parse_args()
+
+    from protperf.model.report import write_table
+
+    machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, " \
+              f"{args.device}, {args.threads} threads"
+    if "throughput" not in args.skip:
+        print(f"throughput ({machine}):", flush=True)
+        table = run_throughput(args)
+        paths = write_table(table, args.out_dir / "training_throughput")
+        print(table.to_string(index=False), "\nwrote", *paths)
+    if "quality" not in args.skip:
+        print(f"quality, {args.quality_steps} steps each:", flush=True)
+        table = run_quality(args)
+        paths = write_table(table, args.out_dir / "training_quality")
+        print(table.to_string(index=False), "\nwrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
