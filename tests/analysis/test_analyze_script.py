@@ -12,10 +12,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-pytest.importorskip("protperf.model.train", reason="model branch not merged yet")
-
-from protperf.model.schema import register_configs  # noqa: E402
-from protperf.model.train import train  # noqa: E402
+from protperf.model.schema import register_configs
+from protperf.model.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [

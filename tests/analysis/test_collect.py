@@ -15,11 +15,6 @@ from protperf.attention import AttentionConfig, MultiHeadAttention
 
 from .conftest import ALPHABET
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(MultiHeadAttention, "feature_maps"),
-    reason="protperf.attention has no analysis interface yet (attention branch not merged)",
-)
-
 
 class TinyModel(nn.Module):
     """Embedding + pre-norm attention blocks, called like the real model."""

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-nbclient = pytest.importorskip("nbclient")
+nbclient = pytest.importorskip("nbclient")  # the dev extra
 nbformat = pytest.importorskip("nbformat")
-pytest.importorskip("protperf.model.train", reason="model branch not merged yet")
 
 REPO = Path(__file__).resolve().parents[2]
 

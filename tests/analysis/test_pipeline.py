@@ -16,9 +16,7 @@ from protperf.analysis.pipeline import (
 )
 from protperf.analysis.report import write_outputs
 
-from .test_collect import TinyModel, pytestmark  # noqa: F401  (skip until attention lands)
-
-fasta = pytest.importorskip("protperf.data.fasta", reason="data pipeline not merged yet")
+from .test_collect import TinyModel
 
 FASTA = """>P1 first
 MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ
@@ -105,7 +103,6 @@ def test_config_errors(tmp_path, fasta_path):
 def test_load_model_needs_an_existing_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="checkpoint is required: checkpoint=path/to/last.ckpt"):
         load_model(AnalyzeConfig())
-    pytest.importorskip("protperf.model.checkpoint", reason="model branch not merged yet")
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         load_model(AnalyzeConfig(checkpoint=str(tmp_path / "missing.ckpt")))
 
