@@ -78,20 +78,36 @@ def build_chunk(
     only to give line numbers in errors; ``first_index`` is the number of records between
     ``start_byte`` and the chunk's first record (for a gzip stream read from byte 0).
     """
+    raw_lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    raw = "".join(sequences).encode(FASTA_ENCODING)
+    return build_chunk_raw(titles, raw, raw_lengths, cfg, source, start_byte, out_dir, name,
+                           first_index)
+
+
+def build_chunk_raw(
+    titles: list[str],
+    raw: bytes | bytearray,
+    raw_lengths: np.ndarray,
+    cfg: PrepareConfig,
+    source: Path,
+    start_byte: int,
+    out_dir: Path,
+    name: str,
+    first_index: int = 0,
+) -> dict:
+    """:func:`build_chunk` on the residues of all records back to back (``raw``, latin-1
+    bytes, whitespace removed) and their lengths ``raw_lengths`` ``(N,)`` int64."""
     n = len(titles)
     stats: Counter = Counter(read=n)
     ids = _record_ids(titles)
     first_empty_header = None
     if not all(ids):
         first_empty_header = ids.index("")
-    raw_lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
-    raw = "".join(sequences).encode(FASTA_ENCODING)
     tokens = np.frombuffer(raw.translate(ENCODE_TABLE), dtype=np.uint8)
     ends = np.cumsum(raw_lengths)  # in raw coordinates (stop codons included)
     # one trailing '*' (stop codon) per record is dropped
     last = ends[raw_lengths > 0] - 1
     stop_positions = last[np.frombuffer(raw, dtype=np.uint8)[last] == ord("*")]
-    del raw
     invalid = tokens == INVALID_TOKEN
     invalid[stop_positions] = False
     lengths = raw_lengths.copy()
@@ -116,7 +132,7 @@ def build_chunk(
         line = locate_residue(source, start_byte, first_index + k, residue)
         raise FastaFormatError(
             f"{source}: line {line}: record {rid!r}: invalid character "
-            f"{sequences[k][residue]!r} (not an amino-acid letter); set "
+            f"{chr(raw[ends[k] - raw_lengths[k] + residue])!r} (not an amino-acid letter); set "
             "data.on_invalid=skip to skip such records"
         )
     if bad_positions.size:

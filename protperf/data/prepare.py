@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from protperf.data.alphabet import ALPHABET_VERSION, Alphabet
-from protperf.data.chunk import build_chunk, split_of  # noqa: F401 (re-exported)
+from protperf.data.chunk import build_chunk, build_chunk_raw, split_of  # noqa: F401 (re-exported)
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import (
     FASTA_ENCODING,
@@ -38,6 +38,7 @@ from protperf.data.fasta import (
     iter_fasta,
     open_text,
 )
+from protperf.data.records import split_records
 from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS
 
 SKIP_REASONS: tuple[str, ...] = ("empty", "invalid_characters", "too_short", "too_long")
@@ -86,12 +87,19 @@ def _prepare_range(task: tuple) -> dict:
     source, start, end, name, out_dir, cfg = task
     with open(source, "rb") as handle:
         handle.seek(start)
-        text = handle.read(end - start).decode(FASTA_ENCODING)
-    records = list(iter_fasta(io.StringIO(text), source))
+        data = handle.read(end - start)
+    records = split_records(data)
+    if records is not None:  # the vectorized splitter (same records as the reference parser)
+        del data
+        return build_chunk_raw(records.titles, records.residues, records.lengths, cfg,
+                               Path(source), start, Path(out_dir), name)
+    text = data.decode(FASTA_ENCODING)
+    del data
+    parsed = list(iter_fasta(io.StringIO(text), source))
     del text
-    titles = [r[0] for r in records]
-    sequences = [r[1] for r in records]
-    del records
+    titles = [r[0] for r in parsed]
+    sequences = [r[1] for r in parsed]
+    del parsed
     return build_chunk(titles, sequences, cfg, Path(source), start, Path(out_dir), name)
 
 
