@@ -94,12 +94,15 @@ def build_chunk_raw(
     out_dir: Path,
     name: str,
     first_index: int = 0,
+    ids: list[str] | None = None,
 ) -> dict:
     """:func:`build_chunk` on the residues of all records back to back (``raw``, latin-1
-    bytes, whitespace removed) and their lengths ``raw_lengths`` ``(N,)`` int64."""
+    bytes, whitespace removed) and their lengths ``raw_lengths`` ``(N,)`` int64; ``ids``,
+    when given, must equal ``_record_ids(titles)`` (computed in bulk by the caller)."""
     n = len(titles)
     stats: Counter = Counter(read=n)
-    ids = _record_ids(titles)
+    if ids is None:
+        ids = _record_ids(titles)
     first_empty_header = None
     if not all(ids):
         first_empty_header = ids.index("")
@@ -155,6 +158,7 @@ def build_chunk_raw(
             kept_lengths[too_long] = cfg.max_residues
 
     codes = _split_codes(ids, cfg)
+    token_codes = None  # split code of every token of raw, -1 where it is not kept
     shards = {}
     for code, split in ((0, "train"), (1, "valid"), (2, "test")):
         selected = keep & (codes == code)
@@ -172,11 +176,13 @@ def build_chunk_raw(
                 tokens[starts[i] : starts[i] + kept_lengths[i]].tobytes() for i in indices
             )
         else:
-            token_mask = np.repeat(selected, raw_lengths)
-            token_mask[stop_positions] = False
-            data = tokens[token_mask].tobytes()
+            if token_codes is None:
+                token_codes = np.repeat(np.where(keep, codes, -1).astype(np.int8), raw_lengths)
+                token_codes[stop_positions] = -1
+            data = tokens[token_codes == code]
         shards[split] = write_shard(
-            out_dir / split, name, data, kept_lengths[indices].tolist(), [ids[i] for i in indices]
+            out_dir / split, name, data, kept_lengths[indices].tolist(),
+            [ids[i] for i in indices.tolist()],
         )
     assert set(shards) <= set(SPLITS)
     return {"stats": dict(stats), "shards": shards}

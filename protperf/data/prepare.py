@@ -85,15 +85,16 @@ def chunk_starts(path: Path, chunk_bytes: int) -> list[int]:
 def _prepare_range(task: tuple) -> dict:
     """Worker: one byte range of a plain file -> one shard per split."""
     source, start, end, name, out_dir, cfg = task
+    data = bytearray(end - start)
     with open(source, "rb") as handle:
         handle.seek(start)
-        data = handle.read(end - start)
-    records = split_records(data)
+        del data[handle.readinto(data):]
+    records = split_records(data)  # reuses (overwrites) data
     if records is not None:  # the vectorized splitter (same records as the reference parser)
         del data
         return build_chunk_raw(records.titles, records.residues, records.lengths, cfg,
-                               Path(source), start, Path(out_dir), name)
-    text = data.decode(FASTA_ENCODING)
+                               Path(source), start, Path(out_dir), name, ids=records.ids)
+    text = data.decode(FASTA_ENCODING)  # declined: data unchanged but a final \n
     del data
     parsed = list(iter_fasta(io.StringIO(text), source))
     del text

@@ -39,6 +39,9 @@ class ChunkRecords:
     titles: list[str]
     residues: bytes | bytearray
     lengths: np.ndarray  # (N,) int64
+    #: first word of each title when it could be cut at the first space (as
+    #: :func:`protperf.data.chunk.record_ids` does on its fast path), else ``None``
+    ids: list[str] | None = None
 
     def sequences(self) -> list[str]:
         """Residue strings, as the reference parser gives them (for tests and errors)."""
@@ -55,14 +58,40 @@ def _spans_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(shift, lengths)
 
 
-def split_records(data: bytes) -> ChunkRecords | None:
+def _first_words(header_bytes: np.ndarray, spans: np.ndarray) -> list[str] | None:
+    """Each title cut at its first space, in bulk; ``header_bytes`` holds the titles, each
+    followed by ``\n`` (``spans`` bytes each, newline included).  ``None`` unless every word
+    is non-empty and printable (then it is the first whitespace-separated word)."""
+    title_starts = np.cumsum(spans) - spans
+    title_ends = title_starts + spans - 1
+    spaces = np.flatnonzero(header_bytes == _SPACE)
+    nearest = np.searchsorted(spaces, title_starts)
+    first_space = np.append(spaces, header_bytes.size)[nearest]
+    word_lengths = np.minimum(first_space, title_ends) - title_starts
+    if not word_lengths.all():
+        return None
+    words = header_bytes[_spans_index(title_starts, word_lengths + 1)]
+    words[np.cumsum(word_lengths + 1) - 1] = _NEWLINE
+    text = words.tobytes().decode(FASTA_ENCODING)
+    if not text.replace("\n", "").isprintable():
+        return None
+    ids = text.split("\n")
+    ids.pop()
+    return ids
+
+
+def split_records(data: bytes | bytearray) -> ChunkRecords | None:
     """Split a plain FASTA chunk into records, or ``None`` when the chunk needs the reference
-    parser (see the module docstring)."""
+    parser (see the module docstring).
+
+    A ``bytearray`` is used as the work buffer and overwritten (saves a copy of the chunk),
+    unless ``None`` is returned: then it may only have gained a final ``\n``.
+    """
     if not data.startswith(b">") or not data.isascii():
         return None
-    if not data.endswith(b"\n"):
-        data = data + b"\n"  # the last line's missing newline changes nothing for the parser
-    buffer = bytearray(data)
+    buffer = data if isinstance(data, bytearray) else bytearray(data)
+    if not buffer.endswith(b"\n"):
+        buffer.append(_NEWLINE)  # a missing final newline changes nothing for the parser
     array = np.frombuffer(buffer, dtype=np.uint8)
     size = array.size
     controls = np.flatnonzero(array < _SPACE)
@@ -80,8 +109,10 @@ def split_records(data: bytes) -> ChunkRecords | None:
 
     # titles: the header lines with their '\n' (after the '>'), gathered and split in one go
     header_index = _spans_index(header_starts + 1, header_ends - header_starts)
-    titles = array[header_index].tobytes().decode(FASTA_ENCODING).split("\n")
+    header_bytes = array[header_index]
+    titles = header_bytes.tobytes().decode(FASTA_ENCODING).split("\n")
     titles.pop()  # after the last '\n'
+    ids = _first_words(header_bytes, header_ends - header_starts)
 
     # blank the headers to '\n', then delete all whitespace: the sequences, back to back
     array[header_index] = _NEWLINE
@@ -94,4 +125,4 @@ def split_records(data: bytes) -> ChunkRecords | None:
         deleted += np.searchsorted(others, region_ends) - np.searchsorted(others, region_starts)
     lengths = (region_ends - region_starts - deleted).astype(np.int64)
     residues = buffer.translate(None, _WHITESPACE)
-    return ChunkRecords(titles=titles, residues=residues, lengths=lengths)
+    return ChunkRecords(titles=titles, residues=residues, lengths=lengths, ids=ids)

@@ -11,6 +11,7 @@ import pytest
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 import protperf.data.prepare as prepare_module
+from protperf.data.chunk import _record_ids
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import FastaFormatError
 from protperf.data.prepare import prepare
@@ -26,6 +27,8 @@ def fast(data: bytes) -> list[tuple[str, str]] | None:
     if records is None:
         return None
     assert len(records.titles) == len(records.lengths)
+    if records.ids is not None:  # the bulk first words are the ids chunk.py would take
+        assert records.ids == _record_ids(records.titles)
     return [(t.rstrip(), s) for t, s in zip(records.titles, records.sequences(), strict=True)]
 
 
