@@ -92,7 +92,8 @@ def _prepare_range(task: tuple) -> dict:
     records = split_records(data)  # reuses (overwrites) data
     if records is not None:  # the vectorized splitter (same records as the reference parser)
         del data
-        return build_chunk_raw(records.titles, records.residues, records.lengths, cfg,
+        titles = records.titles if records.ids is None else None  # only needed without ids
+        return build_chunk_raw(titles, records.residues, records.lengths, cfg,
                                Path(source), start, Path(out_dir), name, ids=records.ids)
     text = data.decode(FASTA_ENCODING)  # declined: data unchanged but a final \n
     del data

@@ -36,12 +36,19 @@ class ChunkRecords:
     """Records of a chunk: ``titles[i]`` (header line without ``>``, not right-stripped) and
     residues ``residues[offsets[i]:offsets[i] + lengths[i]]`` (whitespace removed)."""
 
-    titles: list[str]
+    #: the titles, each followed by ``\n`` (decoded into :attr:`titles` only on demand)
+    header_bytes: np.ndarray
     residues: bytes | bytearray
     lengths: np.ndarray  # (N,) int64
     #: first word of each title when it could be cut at the first space (as
-    #: :func:`protperf.data.chunk.record_ids` does on its fast path), else ``None``
+    #: ``protperf.data.chunk._record_ids`` does on its fast path), else ``None``
     ids: list[str] | None = None
+
+    @property
+    def titles(self) -> list[str]:
+        titles = self.header_bytes.tobytes().decode(FASTA_ENCODING).split("\n")
+        titles.pop()  # after the last '\n'
+        return titles
 
     def sequences(self) -> list[str]:
         """Residue strings, as the reference parser gives them (for tests and errors)."""
@@ -110,8 +117,6 @@ def split_records(data: bytes | bytearray) -> ChunkRecords | None:
     # titles: the header lines with their '\n' (after the '>'), gathered and split in one go
     header_index = _spans_index(header_starts + 1, header_ends - header_starts)
     header_bytes = array[header_index]
-    titles = header_bytes.tobytes().decode(FASTA_ENCODING).split("\n")
-    titles.pop()  # after the last '\n'
     ids = _first_words(header_bytes, header_ends - header_starts)
 
     # blank the headers to '\n', then delete all whitespace: the sequences, back to back
@@ -125,4 +130,4 @@ def split_records(data: bytes | bytearray) -> ChunkRecords | None:
         deleted += np.searchsorted(others, region_ends) - np.searchsorted(others, region_starts)
     lengths = (region_ends - region_starts - deleted).astype(np.int64)
     residues = buffer.translate(None, _WHITESPACE)
-    return ChunkRecords(titles=titles, residues=residues, lengths=lengths, ids=ids)
+    return ChunkRecords(header_bytes, residues, lengths, ids)

@@ -11,7 +11,7 @@ import pytest
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 import protperf.data.prepare as prepare_module
-from protperf.data.chunk import _record_ids
+from protperf.data.chunk import _record_ids, _split_codes, split_of
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import FastaFormatError
 from protperf.data.prepare import prepare
@@ -158,3 +158,14 @@ def test_errors_same_with_splitter_and_reference(tmp_path, monkeypatch, text, me
     fast_result, reference_result = _prepare_both(path, tmp_path, monkeypatch, cfg)
     assert fast_result == reference_result
     assert re.search(message, fast_result), fast_result
+
+
+def test_bulk_split_codes_match_split_of():
+    rng = random.Random(2)
+    ids = [f"UniRef50_{rng.getrandbits(40):X}" for _ in range(20000)]
+    ids += ["sp|P1|X", "caf\xe9", "\u00e9\u4e2d", "a" * 300]
+    for valid, test in ((0.05, 0.05), (0.1, 0.0), (0.0, 0.3), (0.0, 0.0)):
+        cfg = PrepareConfig(valid_fraction=valid, test_fraction=test)
+        names = ["train", "valid", "test"]
+        assert [names[c] for c in _split_codes(ids, cfg)] == [split_of(i, valid, test)
+                                                              for i in ids]
