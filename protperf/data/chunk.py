@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from operator import methodcaller
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from protperf.data.fasta import FASTA_ENCODING, FastaFormatError, locate_residue
 from protperf.data.shards import SPLITS, write_shard
 
 _blake2b = hashlib.blake2b
+#: ``ENCODE_TABLE`` with ``*`` mapped to ``STOP_CODE`` instead of ``INVALID_TOKEN``: a chunk is
+#: translated once, and a trailing stop codon is told apart from other invalid bytes.
+STOP_CODE = 254
+CHUNK_TABLE = ENCODE_TABLE[: ord("*")] + bytes([STOP_CODE]) + ENCODE_TABLE[ord("*") + 1 :]
+assert STOP_CODE not in ENCODE_TABLE and INVALID_TOKEN > STOP_CODE
 _HASH_SCALE = float(2**64)
 
 
@@ -93,7 +99,7 @@ def build_chunk(
 
 def build_chunk_raw(
     titles: list[str] | None,
-    raw: bytes | bytearray,
+    raw: bytes | bytearray | Callable[[], bytes | bytearray],
     raw_lengths: np.ndarray,
     cfg: PrepareConfig,
     source: Path,
@@ -102,12 +108,15 @@ def build_chunk_raw(
     name: str,
     first_index: int = 0,
     ids: list[str] | None = None,
+    tokens: np.ndarray | None = None,
 ) -> dict:
     """:func:`build_chunk` on the residues of all records back to back (``raw``, latin-1
     bytes, whitespace removed) and their lengths ``raw_lengths`` ``(N,)`` int64.
 
     ``ids``, when given, must equal ``_record_ids(titles)`` and be all non-empty (computed in
-    bulk by the caller); ``titles`` are then not needed and may be ``None``.
+    bulk by the caller); ``titles`` are then not needed and may be ``None``.  ``tokens``,
+    when given, is ``raw`` translated with ``CHUNK_TABLE`` ``(T,)`` uint8; ``raw`` may then be
+    a function returning it, called only to write an error message.
     """
     n = len(raw_lengths)
     stats: Counter = Counter(read=n)
@@ -116,12 +125,13 @@ def build_chunk_raw(
     first_empty_header = None
     if not all(ids):
         first_empty_header = ids.index("")
-    tokens = np.frombuffer(raw.translate(ENCODE_TABLE), dtype=np.uint8)
+    if tokens is None:
+        tokens = np.frombuffer(raw.translate(CHUNK_TABLE), dtype=np.uint8)
     ends = np.cumsum(raw_lengths)  # in raw coordinates (stop codons included)
     # one trailing '*' (stop codon) per record is dropped
     last = ends[raw_lengths > 0] - 1
-    stop_positions = last[np.frombuffer(raw, dtype=np.uint8)[last] == ord("*")]
-    invalid = tokens == INVALID_TOKEN
+    stop_positions = last[tokens[last] == STOP_CODE]
+    invalid = tokens >= STOP_CODE  # other stop codons are invalid characters
     invalid[stop_positions] = False
     lengths = raw_lengths.copy()
     lengths[np.searchsorted(ends, stop_positions, side="right")] -= 1
@@ -142,6 +152,8 @@ def build_chunk_raw(
             record_id(titles[k], source, locate_residue(source, start_byte, first_index + k, -1))
         rid = ids[k]
         residue = int(bad_positions[0] - (ends[k] - raw_lengths[k]))
+        if callable(raw):
+            raw = raw()
         line = locate_residue(source, start_byte, first_index + k, residue)
         raise FastaFormatError(
             f"{source}: line {line}: record {rid!r}: invalid character "

@@ -93,8 +93,9 @@ def _prepare_range(task: tuple) -> dict:
     if records is not None:  # the vectorized splitter (same records as the reference parser)
         del data
         titles = records.titles if records.ids is None else None  # only needed without ids
-        return build_chunk_raw(titles, records.residues, records.lengths, cfg,
-                               Path(source), start, Path(out_dir), name, ids=records.ids)
+        return build_chunk_raw(titles, records.residues, records.lengths, cfg, Path(source),
+                               start, Path(out_dir), name, ids=records.ids,
+                               tokens=records.tokens)
     text = data.decode(FASTA_ENCODING)  # declined: data unchanged but a final \n
     del data
     parsed = list(iter_fasta(io.StringIO(text), source))

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protperf.data.chunk import CHUNK_TABLE
 from protperf.data.fasta import FASTA_ENCODING
 
-_NEWLINE, _CR, _SPACE, _GT = 10, 13, 32, 62
+_NEWLINE, _CR, _SPACE, _GT, _DELETE = 10, 13, 32, 62, 127
 _WHITESPACE = b" \r\n"
 
 
@@ -38,11 +39,18 @@ class ChunkRecords:
 
     #: the titles, each followed by ``\n`` (decoded into :attr:`titles` only on demand)
     header_bytes: np.ndarray
-    residues: bytes | bytearray
+    #: ``residues`` translated with ``protperf.data.chunk.CHUNK_TABLE``, (T,) uint8
+    tokens: np.ndarray
     lengths: np.ndarray  # (N,) int64
     #: first word of each title when it could be cut at the first space (as
     #: ``protperf.data.chunk._record_ids`` does on its fast path), else ``None``
-    ids: list[str] | None = None
+    ids: list[str] | None
+    #: the chunk with its headers blanked to ``\n`` (residues are computed on demand)
+    blanked: bytearray
+
+    def residues(self) -> bytes:
+        """All residues back to back, whitespace removed (latin-1 bytes)."""
+        return self.blanked.translate(None, _WHITESPACE)
 
     @property
     def titles(self) -> list[str]:
@@ -54,7 +62,7 @@ class ChunkRecords:
         """Residue strings, as the reference parser gives them (for tests and errors)."""
         ends = np.cumsum(self.lengths).tolist()
         starts = [0] + ends[:-1]
-        text = bytes(self.residues).decode(FASTA_ENCODING)
+        text = self.residues().decode(FASTA_ENCODING)
         return [text[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
@@ -79,9 +87,10 @@ def _first_words(header_bytes: np.ndarray, spans: np.ndarray) -> list[str] | Non
         return None
     words = header_bytes[_spans_index(title_starts, word_lengths + 1)]
     words[np.cumsum(word_lengths + 1) - 1] = _NEWLINE
-    text = words.tobytes().decode(FASTA_ENCODING)
-    if not text.replace("\n", "").isprintable():
+    raw = words.tobytes()
+    if _CR in raw or _DELETE in raw:  # the only non-printable bytes that can be here
         return None
+    text = raw.decode(FASTA_ENCODING)
     ids = text.split("\n")
     ids.pop()
     return ids
@@ -129,5 +138,5 @@ def split_records(data: bytes | bytearray) -> ChunkRecords | None:
         others = np.flatnonzero((array == _SPACE) | (array == _CR))
         deleted += np.searchsorted(others, region_ends) - np.searchsorted(others, region_starts)
     lengths = (region_ends - region_starts - deleted).astype(np.int64)
-    residues = buffer.translate(None, _WHITESPACE)
-    return ChunkRecords(header_bytes, residues, lengths, ids)
+    tokens = np.frombuffer(buffer.translate(CHUNK_TABLE, _WHITESPACE), dtype=np.uint8)
+    return ChunkRecords(header_bytes, tokens, lengths, ids, buffer)
