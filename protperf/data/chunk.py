@@ -28,6 +28,13 @@ assert STOP_CODE not in ENCODE_TABLE and INVALID_TOKEN > STOP_CODE
 _HASH_SCALE = float(2**64)
 
 
+def spans_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i] + j`` for ``j < lengths[i]``, all spans concatenated."""
+    total = int(lengths.sum())
+    shift = starts - (np.cumsum(lengths) - lengths)
+    return np.arange(total, dtype=np.int64) + np.repeat(shift, lengths)
+
+
 def split_of(rid: str, valid_fraction: float, test_fraction: float) -> str:
     """Deterministic split of a record id: ``u = blake2b(id) / 2**64``; test if
     ``u < test_fraction``, valid if ``u < test_fraction + valid_fraction``, else train."""
@@ -192,7 +199,9 @@ def build_chunk_raw(
         stats["residues"] += residues
         if not count:
             continue
-        if truncated[indices].any():  # rare: cut record by record
+        if residues * 16 < tokens.size:  # a small split (valid, test): gather its spans
+            data = tokens[spans_index((ends - raw_lengths)[indices], kept_lengths[indices])]
+        elif truncated[indices].any():  # rare: cut record by record
             starts = ends - raw_lengths
             data = b"".join(
                 tokens[starts[i] : starts[i] + kept_lengths[i]].tobytes() for i in indices

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protperf.data.chunk import CHUNK_TABLE
+from protperf.data.chunk import CHUNK_TABLE, spans_index
 from protperf.data.fasta import FASTA_ENCODING
 
 _NEWLINE, _CR, _SPACE, _GT, _DELETE = 10, 13, 32, 62, 127
@@ -66,13 +66,6 @@ class ChunkRecords:
         return [text[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
-def _spans_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Positions ``starts[i] + j`` for ``j < lengths[i]``, all spans concatenated."""
-    total = int(lengths.sum())
-    shift = starts - (np.cumsum(lengths) - lengths)
-    return np.arange(total, dtype=np.int64) + np.repeat(shift, lengths)
-
-
 def _first_words(header_bytes: np.ndarray, spans: np.ndarray) -> list[str] | None:
     """Each title cut at its first space, in bulk; ``header_bytes`` holds the titles, each
     followed by ``\n`` (``spans`` bytes each, newline included).  ``None`` unless every word
@@ -85,7 +78,7 @@ def _first_words(header_bytes: np.ndarray, spans: np.ndarray) -> list[str] | Non
     word_lengths = np.minimum(first_space, title_ends) - title_starts
     if not word_lengths.all():
         return None
-    words = header_bytes[_spans_index(title_starts, word_lengths + 1)]
+    words = header_bytes[spans_index(title_starts, word_lengths + 1)]
     words[np.cumsum(word_lengths + 1) - 1] = _NEWLINE
     raw = words.tobytes()
     if _CR in raw or _DELETE in raw:  # the only non-printable bytes that can be here
@@ -124,7 +117,7 @@ def split_records(data: bytes | bytearray) -> ChunkRecords | None:
     header_ends = newlines[np.searchsorted(newlines, header_starts)]  # the header's '\n'
 
     # titles: the header lines with their '\n' (after the '>'), gathered and split in one go
-    header_index = _spans_index(header_starts + 1, header_ends - header_starts)
+    header_index = spans_index(header_starts + 1, header_ends - header_starts)
     header_bytes = array[header_index]
     ids = _first_words(header_bytes, header_ends - header_starts)
 
