@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from functools import partial
+from collections.abc import Callable
 from operator import methodcaller
 from pathlib import Path
 
@@ -20,7 +20,19 @@ from protperf.data.fasta import FASTA_ENCODING, FastaFormatError, locate_residue
 from protperf.data.shards import SPLITS, write_shard
 
 _blake2b = hashlib.blake2b
+#: ``ENCODE_TABLE`` with ``*`` mapped to ``STOP_CODE`` instead of ``INVALID_TOKEN``: a chunk is
+#: translated once, and a trailing stop codon is told apart from other invalid bytes.
+STOP_CODE = 254
+CHUNK_TABLE = ENCODE_TABLE[: ord("*")] + bytes([STOP_CODE]) + ENCODE_TABLE[ord("*") + 1 :]
+assert STOP_CODE not in ENCODE_TABLE and INVALID_TOKEN > STOP_CODE
 _HASH_SCALE = float(2**64)
+
+
+def spans_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i] + j`` for ``j < lengths[i]``, all spans concatenated."""
+    total = int(lengths.sum())
+    shift = starts - (np.cumsum(lengths) - lengths)
+    return np.arange(total, dtype=np.int64) + np.repeat(shift, lengths)
 
 
 def split_of(rid: str, valid_fraction: float, test_fraction: float) -> str:
@@ -37,12 +49,20 @@ def split_of(rid: str, valid_fraction: float, test_fraction: float) -> str:
 def _split_codes(ids: list[str], cfg: PrepareConfig) -> np.ndarray:
     """0 train, 1 valid, 2 test per id (same rule and float rounding as :func:`split_of`).
 
-    The per-id work stays in C (``map`` over hashlib); the comparison is vectorized.
+    The per-id work is one hashlib call chain; the comparison is vectorized.
     """
     if not ids:
         return np.zeros(0, dtype=np.int8)
     raw = "\n".join(ids).encode("utf-8").split(b"\n")
-    digests = map(methodcaller("digest"), map(partial(_blake2b, digest_size=8), raw))
+    # copying a fresh 8-byte blake2b state is twice as fast as constructing one per id
+    # (keyword parsing dominates for short ids); the digests are the same
+    new_hash = _blake2b(digest_size=8).copy
+    digests = []
+    append = digests.append
+    for key in raw:
+        state = new_hash()
+        state.update(key)
+        append(state.digest())
     u = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.float64) / _HASH_SCALE
     codes = np.zeros(len(ids), dtype=np.int8)
     codes[u < cfg.test_fraction + cfg.valid_fraction] = 1
@@ -78,21 +98,47 @@ def build_chunk(
     only to give line numbers in errors; ``first_index`` is the number of records between
     ``start_byte`` and the chunk's first record (for a gzip stream read from byte 0).
     """
-    n = len(titles)
+    raw_lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    raw = "".join(sequences).encode(FASTA_ENCODING)
+    return build_chunk_raw(titles, raw, raw_lengths, cfg, source, start_byte, out_dir, name,
+                           first_index)
+
+
+def build_chunk_raw(
+    titles: list[str] | None,
+    raw: bytes | bytearray | Callable[[], bytes | bytearray],
+    raw_lengths: np.ndarray,
+    cfg: PrepareConfig,
+    source: Path,
+    start_byte: int,
+    out_dir: Path,
+    name: str,
+    first_index: int = 0,
+    ids: list[str] | None = None,
+    tokens: np.ndarray | None = None,
+) -> dict:
+    """:func:`build_chunk` on the residues of all records back to back (``raw``, latin-1
+    bytes, whitespace removed) and their lengths ``raw_lengths`` ``(N,)`` int64.
+
+    ``ids``, when given, must equal ``_record_ids(titles)`` and be all non-empty (computed in
+    bulk by the caller); ``titles`` are then not needed and may be ``None``.  ``tokens``,
+    when given, is ``raw`` translated with ``CHUNK_TABLE`` ``(T,)`` uint8; ``raw`` may then be
+    a function returning it, called only to write an error message.
+    """
+    n = len(raw_lengths)
     stats: Counter = Counter(read=n)
-    ids = _record_ids(titles)
+    if ids is None:
+        ids = _record_ids(titles)
     first_empty_header = None
     if not all(ids):
         first_empty_header = ids.index("")
-    raw_lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
-    raw = "".join(sequences).encode(FASTA_ENCODING)
-    tokens = np.frombuffer(raw.translate(ENCODE_TABLE), dtype=np.uint8)
+    if tokens is None:
+        tokens = np.frombuffer(raw.translate(CHUNK_TABLE), dtype=np.uint8)
     ends = np.cumsum(raw_lengths)  # in raw coordinates (stop codons included)
     # one trailing '*' (stop codon) per record is dropped
     last = ends[raw_lengths > 0] - 1
-    stop_positions = last[np.frombuffer(raw, dtype=np.uint8)[last] == ord("*")]
-    del raw
-    invalid = tokens == INVALID_TOKEN
+    stop_positions = last[tokens[last] == STOP_CODE]
+    invalid = tokens >= STOP_CODE  # other stop codons are invalid characters
     invalid[stop_positions] = False
     lengths = raw_lengths.copy()
     lengths[np.searchsorted(ends, stop_positions, side="right")] -= 1
@@ -113,10 +159,12 @@ def build_chunk(
             record_id(titles[k], source, locate_residue(source, start_byte, first_index + k, -1))
         rid = ids[k]
         residue = int(bad_positions[0] - (ends[k] - raw_lengths[k]))
+        if callable(raw):
+            raw = raw()
         line = locate_residue(source, start_byte, first_index + k, residue)
         raise FastaFormatError(
             f"{source}: line {line}: record {rid!r}: invalid character "
-            f"{sequences[k][residue]!r} (not an amino-acid letter); set "
+            f"{chr(raw[ends[k] - raw_lengths[k] + residue])!r} (not an amino-acid letter); set "
             "data.on_invalid=skip to skip such records"
         )
     if bad_positions.size:
@@ -139,6 +187,7 @@ def build_chunk(
             kept_lengths[too_long] = cfg.max_residues
 
     codes = _split_codes(ids, cfg)
+    token_codes = None  # split code of every token of raw, -1 where it is not kept
     shards = {}
     for code, split in ((0, "train"), (1, "valid"), (2, "test")):
         selected = keep & (codes == code)
@@ -150,17 +199,21 @@ def build_chunk(
         stats["residues"] += residues
         if not count:
             continue
-        if truncated[indices].any():  # rare: cut record by record
+        if residues * 16 < tokens.size:  # a small split (valid, test): gather its spans
+            data = tokens[spans_index((ends - raw_lengths)[indices], kept_lengths[indices])]
+        elif truncated[indices].any():  # rare: cut record by record
             starts = ends - raw_lengths
             data = b"".join(
                 tokens[starts[i] : starts[i] + kept_lengths[i]].tobytes() for i in indices
             )
         else:
-            token_mask = np.repeat(selected, raw_lengths)
-            token_mask[stop_positions] = False
-            data = tokens[token_mask].tobytes()
+            if token_codes is None:
+                token_codes = np.repeat(np.where(keep, codes, -1).astype(np.int8), raw_lengths)
+                token_codes[stop_positions] = -1
+            data = tokens[token_codes == code]
         shards[split] = write_shard(
-            out_dir / split, name, data, kept_lengths[indices].tolist(), [ids[i] for i in indices]
+            out_dir / split, name, data, kept_lengths[indices].tolist(),
+            [ids[i] for i in indices.tolist()],
         )
     assert set(shards) <= set(SPLITS)
     return {"stats": dict(stats), "shards": shards}

@@ -16,8 +16,6 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from Bio.SeqIO.FastaIO import SimpleFastaParser
-
 _GZIP_MAGIC = b"\x1f\x8b"
 #: Text encoding of FASTA input: every byte maps to one character, so non-ASCII bytes survive
 #: to tokenization and are reported there as invalid characters.
@@ -81,6 +79,10 @@ def check_header_first(lines: Iterable[str], source: str | Path, first_line: int
 
 def iter_fasta(lines: Iterable[str], source: str | Path) -> Iterator[tuple[str, str]]:
     """Yield ``(title, residues)`` from FASTA text lines, checking the start of the text."""
+    # imported here: plain files mostly go through protperf.data.records, and importing
+    # Bio.SeqIO costs ~0.15 CPU-s per process
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
+
     yield from SimpleFastaParser(check_header_first(lines, source))
 
 

@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from protperf.data.alphabet import ALPHABET_VERSION, Alphabet
-from protperf.data.chunk import build_chunk, split_of  # noqa: F401 (re-exported)
+from protperf.data.chunk import build_chunk, build_chunk_raw, split_of  # noqa: F401 (re-exported)
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import (
     FASTA_ENCODING,
@@ -38,6 +38,7 @@ from protperf.data.fasta import (
     iter_fasta,
     open_text,
 )
+from protperf.data.records import split_records
 from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS
 
 SKIP_REASONS: tuple[str, ...] = ("empty", "invalid_characters", "too_short", "too_long")
@@ -84,14 +85,24 @@ def chunk_starts(path: Path, chunk_bytes: int) -> list[int]:
 def _prepare_range(task: tuple) -> dict:
     """Worker: one byte range of a plain file -> one shard per split."""
     source, start, end, name, out_dir, cfg = task
+    data = bytearray(end - start)
     with open(source, "rb") as handle:
         handle.seek(start)
-        text = handle.read(end - start).decode(FASTA_ENCODING)
-    records = list(iter_fasta(io.StringIO(text), source))
+        del data[handle.readinto(data):]
+    records = split_records(data)  # reuses (overwrites) data
+    if records is not None:  # the vectorized splitter (same records as the reference parser)
+        del data
+        titles = records.titles if records.ids is None else None  # only needed without ids
+        return build_chunk_raw(titles, records.residues, records.lengths, cfg, Path(source),
+                               start, Path(out_dir), name, ids=records.ids,
+                               tokens=records.tokens)
+    text = data.decode(FASTA_ENCODING)  # declined: data unchanged but a final \n
+    del data
+    parsed = list(iter_fasta(io.StringIO(text), source))
     del text
-    titles = [r[0] for r in records]
-    sequences = [r[1] for r in records]
-    del records
+    titles = [r[0] for r in parsed]
+    sequences = [r[1] for r in parsed]
+    del parsed
     return build_chunk(titles, sequences, cfg, Path(source), start, Path(out_dir), name)
 
 
