@@ -75,7 +75,7 @@ def run_prepare(fasta: Path, out: Path, workers: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(fasta), str(out), str(workers)],
-                            stdout=subprocess.PIPE, env=env, text=True)
+                            stdout=subprocess.PIPE, env=env, text=True, cwd=ROOT)
     parent = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:

@@ -116,7 +116,7 @@ def save_last_checkpoint(trainer: pl.Trainer) -> str | None:
     if not callbacks or callbacks[0].dirpath is None:
         return None
     path = Path(callbacks[0].dirpath, "last.ckpt")
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=False)  # full state: resumable
     return str(path)
 
 
