@@ -7,7 +7,11 @@ Token ids (part of every checkpoint; never reorder):
     25..29    the non-standard letters     X B Z U O
 
 ``vocab_size`` is 30.  Lowercase letters are uppercased when encoding; a trailing ``*``
-(stop codon) is stripped by the FASTA reader, not here.
+(stop codon) is stripped by the FASTA reader, not here.  The letter ``J`` (Leu/Ile, rare in
+UniProt) has no token of its own and is encoded as ``<unk>``; any other byte is invalid.
+
+Fast encoding uses a 256-entry byte table (``ENCODE_TABLE``) with ``bytes.translate``:
+invalid bytes map to ``INVALID_TOKEN`` (255), which the FASTA pipeline looks for.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import numpy as np
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<mask>", "<cls>", "<eos>", "<unk>")
 STANDARD_AMINO_ACIDS: str = "ACDEFGHIKLMNPQRSTVWY"
 NONSTANDARD_AMINO_ACIDS: str = "XBZUO"
+#: Bumped whenever token ids or the encoding rules change; recorded in every manifest.
+ALPHABET_VERSION: str = "protperf-alphabet-1"
+#: Value of ``ENCODE_TABLE`` for bytes that are not amino-acid letters.
+INVALID_TOKEN: int = 255
 
 
 @dataclass(frozen=True)
@@ -75,3 +83,50 @@ class Alphabet:
     def residue_ids(self) -> list[int]:
         """Token ids of every amino-acid letter (standard and non-standard)."""
         return [self.tokens.index(a) for a in self.standard + self.nonstandard]
+
+    # -- encoding ------------------------------------------------------------------------
+    def encode(self, sequence: str, add_special: bool = False) -> np.ndarray:
+        """Encode a residue string to token ids ``(L,)`` uint8 (``(L + 2,)`` with bos/eos).
+
+        Raises ``ValueError`` naming the first invalid character and its 0-based position.
+        """
+        raw = sequence.encode("ascii", errors="replace")
+        tokens = np.frombuffer(raw.translate(ENCODE_TABLE), dtype=np.uint8)
+        bad = np.flatnonzero(tokens == INVALID_TOKEN)
+        if bad.size:
+            pos = int(bad[0])
+            raise ValueError(
+                f"invalid residue {sequence[pos]!r} at position {pos} "
+                "(expected an amino-acid letter)"
+            )
+        if add_special:
+            return np.concatenate(
+                ([self.bos_id], tokens, [self.eos_id])
+            ).astype(np.uint8)
+        return tokens.copy()
+
+    def decode(self, ids, strip_special: bool = True) -> str:
+        """Inverse of :meth:`encode`: ids ``(L,)`` -> string (special tokens dropped or
+        written as ``<name>``)."""
+        out = []
+        for i in np.asarray(ids).tolist():
+            token = self.tokens[i]
+            if len(token) > 1 and strip_special:
+                continue
+            out.append(token)
+        return "".join(out)
+
+
+def _build_encode_table() -> bytes:
+    alphabet = Alphabet()
+    table = bytearray([INVALID_TOKEN]) * 256
+    for letter in alphabet.standard + alphabet.nonstandard:
+        token_id = alphabet.tokens.index(letter)
+        table[ord(letter)] = token_id
+        table[ord(letter.lower())] = token_id
+    table[ord("J")] = table[ord("j")] = alphabet.unk_id
+    return bytes(table)
+
+
+#: ``bytes.translate`` table: ASCII byte -> token id (or ``INVALID_TOKEN``).
+ENCODE_TABLE: bytes = _build_encode_table()

@@ -1,0 +1,127 @@
+"""Typed configuration of the data pipeline (mirrored by ``conf/data/*.yaml``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The bundled sample of real proteins (see ``data/README.md``).
+SAMPLE_FASTA: Path = Path(__file__).resolve().parents[2] / "data" / "sample.fasta.gz"
+
+
+def default_cache_dir() -> Path:
+    """``$PROTPERF_CACHE`` or ``~/.cache/protperf/prepared``."""
+    env = os.environ.get("PROTPERF_CACHE")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "protperf" / "prepared"
+
+
+@dataclass
+class PrepareConfig:
+    """How a FASTA file becomes a prepared directory of token shards.
+
+    Every field changes the prepared output, so all of them enter the cache key.
+    """
+
+    valid_fraction: float = 0.01
+    test_fraction: float = 0.01
+    #: Proteins with fewer residues are skipped (reason ``too_short``).
+    min_residues: int = 1
+    #: Proteins with more residues are skipped (``too_long``) or truncated; ``None`` = no limit.
+    max_residues: int | None = None
+    #: ``"skip"`` or ``"truncate"`` (keep the first ``max_residues`` residues).
+    long_policy: str = "skip"
+    #: ``"error"`` stops at the first invalid character; ``"skip"`` counts the record as
+    #: ``invalid_characters`` and goes on.
+    on_invalid: str = "error"
+    #: Input bytes per chunk; one chunk becomes one shard per split.  Fixed (not derived from
+    #: the number of processes) so that the output does not depend on ``workers``.
+    chunk_bytes: int = 64 * 1024 * 1024
+
+    def validate(self) -> None:
+        for key in ("valid_fraction", "test_fraction"):
+            value = getattr(self, key)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"data.{key} must be in [0, 1), got {value}")
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                "data.valid_fraction + data.test_fraction must be < 1, got "
+                f"{self.valid_fraction} + {self.test_fraction}"
+            )
+        if self.min_residues < 0:
+            raise ValueError(f"data.min_residues must be >= 0, got {self.min_residues}")
+        if self.max_residues is not None and self.max_residues < max(1, self.min_residues):
+            raise ValueError(
+                f"data.max_residues ({self.max_residues}) must be >= data.min_residues "
+                f"({self.min_residues}) and >= 1"
+            )
+        if self.long_policy not in ("skip", "truncate"):
+            raise ValueError(
+                f"data.long_policy must be 'skip' or 'truncate', got {self.long_policy!r}"
+            )
+        if self.on_invalid not in ("error", "skip"):
+            raise ValueError(f"data.on_invalid must be 'error' or 'skip', got {self.on_invalid!r}")
+        if self.chunk_bytes < 1024:
+            raise ValueError(f"data.chunk_bytes must be >= 1024, got {self.chunk_bytes}")
+
+
+@dataclass
+class DataConfig:
+    """Everything the data module needs: where the data is, how it is prepared and batched."""
+
+    #: A FASTA file (plain or .gz; prepared on first use) or a prepared directory.
+    #: ``None`` means the bundled sample.
+    path: str | None = str(SAMPLE_FASTA)
+    #: Where prepared directories of FASTA inputs are cached (``None``: ``default_cache_dir()``).
+    cache_dir: str | None = None
+    batch_size: int = 8
+    #: Per-protein mode: tokens per example including bos/eos (longer proteins are cropped).
+    max_length: int = 1024
+    #: Pack proteins (``... eos bos ...``) into fixed windows of ``window`` tokens.
+    concatenate: bool = False
+    window: int = 8192
+    num_workers: int = 2
+    mask_prob: float = 0.15
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    min_residues: int = 1
+    max_residues: int | None = None
+    long_policy: str = "skip"
+    on_invalid: str = "error"
+    #: Processes used to prepare a FASTA file.
+    prepare_workers: int = 2
+    chunk_bytes: int = 64 * 1024 * 1024
+    seed: int = 0
+
+    def prepare_config(self) -> PrepareConfig:
+        return PrepareConfig(
+            valid_fraction=self.valid_fraction,
+            test_fraction=self.test_fraction,
+            min_residues=self.min_residues,
+            max_residues=self.max_residues,
+            long_policy=self.long_policy,
+            on_invalid=self.on_invalid,
+            chunk_bytes=self.chunk_bytes,
+        )
+
+    def resolved_path(self) -> Path:
+        return SAMPLE_FASTA if self.path is None else Path(self.path).expanduser()
+
+    def resolved_cache_dir(self) -> Path:
+        return default_cache_dir() if self.cache_dir is None else Path(self.cache_dir).expanduser()
+
+    def validate(self) -> None:
+        self.prepare_config().validate()
+        if self.batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.max_length < 3:
+            raise ValueError(f"data.max_length must be >= 3 (bos, a residue, eos), got "
+                             f"{self.max_length}")
+        if self.window < 2:
+            raise ValueError(f"data.window must be >= 2, got {self.window}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ValueError(f"data.mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.num_workers < 0 or self.prepare_workers < 1:
+            raise ValueError("data.num_workers must be >= 0 and data.prepare_workers >= 1")

@@ -1,0 +1,151 @@
+"""Benchmark FASTA preparation: throughput (MB/s of FASTA, sequences/s) and peak memory.
+
+Generates FASTA inputs of the requested sizes in a temporary directory (residues drawn with the
+bundled sample's amino-acid frequencies, lengths resampled from its length distribution,
+60-residue lines, UniRef-style headers), then prepares each with 1 and 2 processes in a child
+process, sampling the resident memory of the child and its workers (psutil) every 20 ms.
+
+    flock /tmp/protperf-bench.lock python scripts/benchmark_data.py              # 100 MB, 1 GB
+    python scripts/benchmark_data.py --sizes-mb 20 --workers 1 --out-dir /tmp/b  # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from protperf.data.fasta import read_fasta
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample.fasta.gz"
+
+
+def generate_fasta(path: Path, size_bytes: int, seed: int = 0) -> int:
+    """Write about ``size_bytes`` of FASTA; returns the number of sequences."""
+    lengths, letters = [], []
+    for _, residues in read_fasta(SAMPLE):
+        residues = residues.rstrip("*")
+        lengths.append(len(residues))
+        letters.append(residues)
+    counts = np.bincount(np.frombuffer("".join(letters).encode(), dtype=np.uint8), minlength=256)
+    alphabet = np.flatnonzero(counts).astype(np.uint8)
+    probs = counts[alphabet] / counts[alphabet].sum()
+    rng = np.random.default_rng(seed)
+    written, n = 0, 0
+    with open(path, "wb") as out:
+        while written < size_bytes:
+            batch = rng.choice(lengths, size=2000)
+            stream = alphabet[rng.choice(len(alphabet), size=int(batch.sum()), p=probs)].tobytes()
+            parts, pos = [], 0
+            for length in batch.tolist():
+                seq = stream[pos : pos + length]
+                pos += length
+                lines = b"\n".join(seq[i : i + 60] for i in range(0, length, 60))
+                parts.append(b">UniRef50_BENCH%09d Generated protein n=1 Tax=None\n%s\n"
+                             % (n, lines))
+                n += 1
+            block = b"".join(parts)
+            out.write(block)
+            written += len(block)
+    return n
+
+
+_CHILD = """
+import sys, time
+from protperf.data.config import PrepareConfig
+from protperf.data.prepare import prepare
+t = time.perf_counter()
+m = prepare(sys.argv[1], sys.argv[2], PrepareConfig(), workers=int(sys.argv[3]), overwrite=True)
+print(time.perf_counter() - t, m["sequences_read"])
+"""
+
+
+def run_prepare(fasta: Path, out: Path, workers: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(fasta), str(out), str(workers)],
+                            stdout=subprocess.PIPE, env=env, text=True)
+    parent = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = parent.memory_info().rss + sum(
+                c.memory_info().rss for c in parent.children(recursive=True))
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    stdout, _ = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"prepare failed for {fasta} with {workers} workers")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child and its pool workers
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    seconds, sequences = stdout.split()
+    return {"seconds": float(seconds), "sequences": int(sequences), "peak_rss_mb": peak / 2**20,
+            "cpu_seconds": cpu}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--out-dir", default=str(ROOT / "data" / "benchmark"))
+    p.add_argument("--tmp-dir", default=None)
+    args = p.parse_args(argv)
+    rows = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
+        for size_mb in args.sizes_mb:
+            fasta = Path(tmp) / f"bench_{size_mb}mb.fasta"
+            generate_fasta(fasta, size_mb * 10**6)
+            size = fasta.stat().st_size
+            for workers in args.workers:
+                result = run_prepare(fasta, Path(tmp) / f"out_{size_mb}_{workers}", workers)
+                row = {
+                    "input_mb": round(size / 1e6, 1),
+                    "processes": workers,
+                    "seconds": round(result["seconds"], 2),
+                    "mb_per_s": round(size / 1e6 / result["seconds"], 1),
+                    "seqs_per_s": round(result["sequences"] / result["seconds"]),
+                    "cpu_s": round(result["cpu_seconds"], 2),
+                    "mb_per_cpu_s": round(size / 1e6 / result["cpu_seconds"], 1),
+                    "peak_rss_mb": round(result["peak_rss_mb"]),
+                }
+                rows.append(row)
+                print(row, flush=True)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "benchmark_data.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    header = ("| input (MB) | processes | wall (s) | MB/s (wall) | sequences/s | CPU (s) | "
+              "MB per CPU-second | peak RSS, all processes (MB) |\n"
+              "|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    body = "".join(
+        f"| {r['input_mb']} | {r['processes']} | {r['seconds']} | {r['mb_per_s']} | "
+        f"{r['seqs_per_s']:,} | {r['cpu_s']} | {r['mb_per_cpu_s']} | {r['peak_rss_mb']} |\n"
+        for r in rows)
+    note = (f"\nMachine: {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, load average {load_before:.1f} before / "
+            f"{os.getloadavg()[0]:.1f} after the run (other jobs share the cores, so wall "
+            "times are pessimistic; MB per CPU-second is the load-independent rate); "
+            "plain (uncompressed) input, chunk size 64 MiB.\n")
+    (out_dir / "benchmark_data.md").write_text(header + body + note)
+    print(header + body + note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
