@@ -1,0 +1,45 @@
+"""Helpers for the scale-out tests: tiny runs of the real entry point in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A tiny architecture and run (same spirit as tests/model/conftest.py TINY).
+TINY = [
+    "model.dim=16",
+    "model.num_heads=2",
+    "model.num_layers=1",
+    "model.ffn_dim=32",
+    "model.max_position=64",
+    "model.dropout=0.0",
+    "model.attention.num_features=16",
+    "data.max_length=32",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "trainer.max_steps=3",
+    "trainer.val_check_interval=3",
+    "callbacks.last_checkpoint.every_n_train_steps=2",
+    "trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "~callbacks.progress_bar",
+    "optim.warmup_steps=1",
+]
+
+
+def run_script(script: str, args: list[str], cwd: Path, env: dict[str, str] | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``scripts/<script>`` from ``cwd`` with the repo on PYTHONPATH, one torch thread,
+    wandb offline (unless ``env`` says otherwise)."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline",
+                "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
