@@ -33,12 +33,14 @@ TINY = [
 ]
 
 
-def run_script(script: str, args: list[str], cwd: Path, env: dict[str, str] | None = None,
+def run_script(script: str, args: list[str], cwd: Path,
+               env: dict[str, str | None] | None = None,
                timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``scripts/<script>`` from ``cwd`` with the repo on PYTHONPATH, one torch thread,
-    wandb offline (unless ``env`` says otherwise)."""
+    wandb offline (unless ``env`` says otherwise; a value None removes the variable)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline",
                 "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1", **(env or {})}
+    full_env = {key: value for key, value in full_env.items() if value is not None}
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / script), *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,

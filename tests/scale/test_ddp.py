@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -13,22 +14,35 @@ from protperf.data.config import DataConfig
 from protperf.data.datamodule import ProteinDataModule
 from tests.scale.conftest import TINY, run_script
 
-WINDOW = 4096
+WINDOW = 256
 RECORDER = ("+callbacks.batch_record={_target_:protperf.cluster.batch_record.BatchRecorder,"
             "dirpath:batch_records}")
+
+
+def _small_fasta(path, n=120):
+    """n random proteins of 20-80 residues (about 20 windows of 256 tokens)."""
+    rng = np.random.default_rng(0)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    path.write_text("".join(
+        f">P{i}\n{''.join(rng.choice(letters, size=int(rng.integers(20, 80))))}\n"
+        for i in range(n)))
+    return path
 
 
 def test_ddp_two_processes_split_one_epoch_and_write_checkpoints_once(tmp_path):
     """One full epoch of packed windows over 2 ranks x 2 dataloader workers: the ranks see
     disjoint windows that together are the epoch's windows minus fewer than 2 (the even_ranks
     cut), and only rank 0 writes checkpoint files."""
-    result = run_script("train.py", [
+    fasta = _small_fasta(tmp_path / "small.fasta")
+    data = [f"data.path={fasta}", f"data.cache_dir={tmp_path / 'cache'}",
+            "data.valid_fraction=0.1", "data.test_fraction=0.0"]
+    result = run_script("train.py", [*data,
         *TINY, "trainer=ddp", "task=clm", "model=performer_relu",
         "data.concatenate=true", f"data.window={WINDOW}", f"model.max_position={WINDOW}",
-        "data.batch_size=8", "data.num_workers=2",
+        "data.batch_size=2", "data.num_workers=2",
         "trainer.max_steps=-1", "trainer.max_epochs=1", "trainer.val_check_interval=1.0",
         "trainer.check_val_every_n_epoch=1", "trainer.limit_val_batches=1",
-        "callbacks.last_checkpoint.every_n_train_steps=10",
+        "callbacks.last_checkpoint.every_n_train_steps=2",
         RECORDER, "hydra.run.dir=run",
     ], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -40,8 +54,9 @@ def test_ddp_two_processes_split_one_epoch_and_write_checkpoints_once(tmp_path):
     rows = {rank: Counter(d for r in rs for d in r["rows"]) for rank, rs in by_rank.items()}
 
     # the epoch's windows, built independently on one process (seed and epoch as in training)
-    datamodule = ProteinDataModule(DataConfig(concatenate=True, window=WINDOW, num_workers=0),
-                                   "clm")
+    config = DataConfig(path=str(fasta), cache_dir=str(tmp_path / "cache"), valid_fraction=0.1,
+                        test_fraction=0.0, concatenate=True, window=WINDOW, num_workers=0)
+    datamodule = ProteinDataModule(config, "clm")
     datamodule.setup()
     dataset = datamodule.dataset("train", train=True)
     dataset.set_epoch(0)

@@ -1,0 +1,62 @@
+"""Log figures (e.g. the attention / BLOSUM62 plots of ``scripts/analyze.py``) to wandb.
+
+Offline by default like ``conf/logger/wandb.yaml``: the mode comes from ``mode``, else
+``WANDB_MODE``, else ``offline``; an offline run is uploaded later with
+``wandb sync <dir>/wandb/offline-run-*``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
+
+
+def log_figures_to_wandb(
+    figures: Mapping[str, Any] | list[str | Path],
+    save_dir: str | Path,
+    project: str = "protperf",
+    name: str | None = None,
+    group: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    mode: str | None = None,
+    run: Any = None,
+) -> str:
+    """Log ``figures`` as ``wandb.Image``s in one step and return the run's directory.
+
+    figures: ``{key: matplotlib Figure or image path}``, or image paths (keyed by file stem,
+        e.g. ``figures/blosum_similarity.png`` -> ``blosum_similarity``).
+    run: an active wandb run to log into (e.g. ``WandbLogger.experiment``); if None a new run
+        is started in ``save_dir`` with ``project``, ``name``, ``group``, ``config`` and
+        finished afterwards.
+    """
+    import wandb
+
+    if not isinstance(figures, Mapping):
+        figures = {Path(p).stem: p for p in figures}
+    images = {}
+    for key, figure in figures.items():
+        if isinstance(figure, (str, Path)):
+            path = Path(figure)
+            if not path.is_file():
+                raise FileNotFoundError(f"figure {key!r}: no such file {path}")
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"figure {key!r}: {path} is not an image "
+                                 f"({', '.join(IMAGE_SUFFIXES)})")
+            figure = str(path)
+        images[key] = wandb.Image(figure)
+    own_run = run is None
+    if own_run:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        run = wandb.init(project=project, name=name, group=group, dir=str(save_dir),
+                         config=dict(config or {}),
+                         mode=mode or os.environ.get("WANDB_MODE", "offline"))
+    try:
+        run.log(images)
+        return str(run.dir)
+    finally:
+        if own_run:
+            run.finish()

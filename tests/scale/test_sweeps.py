@@ -1,0 +1,136 @@
+"""Hydra sweeps: basic and submitit launchers, SLURM launcher config, Optuna search, and
+collecting a sweep's runs into tables and a figure."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from protperf.cluster.runs import collect_runs
+from protperf.model.schema import register_configs
+from tests.scale.conftest import REPO, TINY, run_script
+
+register_configs()
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def test_slurm_launcher_config_follows_the_trainer():
+    cfg = _compose(["hydra/launcher=slurm", "trainer=ddp_gpu", "trainer.devices=8",
+                    "trainer.num_nodes=2", "hydra.launcher.partition=gpu",
+                    "hydra.launcher.timeout_min=600", "hydra.launcher.array_parallelism=3"])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher["tasks_per_node"] == launcher["gpus_per_node"] == 8  # one task per GPU
+    assert launcher["nodes"] == 2
+    assert (launcher["partition"], launcher["timeout_min"], launcher["array_parallelism"]) == (
+        "gpu", 600, 3)
+    assert launcher["mem_gb"] > 0 and launcher["cpus_per_task"] > 0
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.precision == "bf16-mixed"
+    # Hydra can build the launcher from it (submitting needs a cluster)
+    assert type(instantiate(cfg.hydra.launcher)).__name__ == "SlurmLauncher"
+
+
+def test_cfg_hydra_prints_the_submitit_settings(tmp_path):
+    result = run_script("train.py", ["hydra/launcher=slurm", "--cfg", "hydra", "-p",
+                                     "hydra.launcher"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = yaml.safe_load(result.stdout.split("\n", 1)[1])  # after "# @package ..."
+    assert {"partition", "gpus_per_node", "tasks_per_node", "timeout_min", "array_parallelism",
+            "mem_gb", "cpus_per_task"} <= set(printed)
+
+
+def test_optuna_search_config_tunes_lr_and_features():
+    cfg = _compose(["+hparams_search=optuna"])
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert set(sweeper.params) == {"optim.lr", "model.attention.num_features"}
+    assert sweeper.direction == "minimize"
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """A 2-job sweep through hydra-submitit-launcher's local executor (hydra/launcher=local)."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    result = run_script("train.py", [
+        "-m", "hydra/launcher=local", "model=transformer,performer_relu", "task=clm",
+        *TINY, "hydra.sweep.dir=sweep",
+    ], cwd=cwd)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return cwd / "sweep"
+
+
+def test_submitit_local_sweep_runs_each_job(local_sweep):
+    runs = sorted(p.name for p in local_sweep.iterdir() if (p / "summary.json").is_file())
+    assert runs == ["0_transformer-clm", "1_performer_relu-clm"]
+    assert list((local_sweep / ".submitit").iterdir())  # submitit's job folders
+    for run in runs:
+        assert (local_sweep / run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_collect_runs_tables_and_figure(local_sweep, tmp_path):
+    curves, summary = collect_runs(local_sweep)
+    assert sorted(summary["model"]) == ["performer_relu", "transformer"]
+    assert set(summary["direction"]) == {"UNI"}
+    assert set(curves["split"]) == {"train", "valid"}
+    assert (summary["steps"] == 3).all()
+    # the table's final validation values are the runs' own summary.json values
+    for _, row in summary.iterrows():
+        done = yaml.safe_load((local_sweep / row["run"] / "summary.json").read_text())
+        assert row["val_loss"] == pytest.approx(done["val_loss"])
+    train = curves[(curves["split"] == "train") & (curves["model"] == "transformer")]
+    assert sorted(train["step"]) == [0, 1, 2]  # every logged training step, once
+
+    result = run_script("collect_runs.py", [str(local_sweep), "--out", str(tmp_path / "out"),
+                                            "--format", "svg"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "out" / "runs_summary.csv")
+    assert len(table) == 2
+    assert (tmp_path / "out" / "runs_summary.md").read_text().startswith("| run |")
+    assert len(pd.read_csv(tmp_path / "out" / "runs_curves.csv")) == len(curves)
+    svg = (tmp_path / "out" / "runs_acc.svg").read_text()
+    assert "<svg" in svg and "stroke-dasharray" in svg  # dashed training curves
+
+
+def test_collect_runs_names_a_directory_without_runs(tmp_path):
+    with pytest.raises(ValueError, match=f"no runs in {tmp_path}"):
+        collect_runs(tmp_path)
+    with pytest.raises(FileNotFoundError, match="sweep directory not found: .*missing"):
+        collect_runs(tmp_path / "missing")
+
+
+def test_basic_launcher_sweeps_models_and_tasks(tmp_path):
+    """The README's sweep: 3 models x 2 tasks with the basic launcher (one process)."""
+    result = run_script("train.py", [
+        "-m", "model=transformer,performer_softmax,performer_relu", "task=mlm,clm",
+        *TINY, "trainer.max_steps=2", "trainer.val_check_interval=2",
+    ], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (sweep,) = (tmp_path / "multirun").iterdir()
+    _, summary = collect_runs(sweep)
+    assert sorted(zip(summary["model"], summary["direction"], strict=True)) == [
+        (m, d) for m in ("performer_relu", "performer_softmax", "transformer")
+        for d in ("BID", "UNI")]
+    assert summary["finished"].all()
+
+
+def test_optuna_two_trials(tmp_path):
+    result = run_script("train.py", [
+        "+hparams_search=optuna", "hydra.sweeper.n_trials=2", "model=performer_relu",
+        *(o for o in TINY if not o.startswith("model.attention.num_features")), "trainer.max_steps=2", "trainer.val_check_interval=2", "hydra.sweep.dir=opt",
+    ], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    best = yaml.safe_load((tmp_path / "opt" / "optimization_results.yaml").read_text())
+    assert set(best["best_params"]) == {"optim.lr", "model.attention.num_features"}
+    assert 1e-4 <= best["best_params"]["optim.lr"] <= 3e-3
+    assert best["best_params"]["model.attention.num_features"] in (32, 64, 128, 256)
+    trials = [p for p in (tmp_path / "opt").iterdir() if (p / "summary.json").is_file()]
+    assert len(trials) == 2

@@ -1,0 +1,77 @@
+"""logger=wandb: offline by default, WANDB_MODE respected, metrics and config recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from protperf.cluster.wandb_figures import log_figures_to_wandb  # noqa: E402
+from protperf.model.schema import register_configs  # noqa: E402
+from tests.scale import wandb_records  # noqa: E402
+from tests.scale.conftest import REPO, TINY, run_script  # noqa: E402
+
+register_configs()
+
+
+def _wandb_mode(monkeypatch, value):
+    if value is None:
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_MODE", value)
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=["logger=wandb", "output_dir=x"])
+    return cfg.logger.wandb.mode
+
+
+def test_offline_unless_wandb_mode_says_otherwise(monkeypatch):
+    assert _wandb_mode(monkeypatch, None) == "offline"
+    assert _wandb_mode(monkeypatch, "online") == "online"
+    assert _wandb_mode(monkeypatch, "disabled") == "disabled"
+
+
+def _run_file(run_dir: Path) -> Path:
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    return path
+
+
+def test_training_logs_metrics_and_config_to_an_offline_run(tmp_path):
+    result = run_script("train.py", [*TINY, "logger=many_loggers", "model=performer_softmax",
+                                     "hydra.run.dir=run"],
+                        cwd=tmp_path, env={"WANDB_MODE": None})  # the default: offline
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = wandb_records.read_records(_run_file(tmp_path / "run"))
+    rows = wandb_records.history(records)
+    train_steps = sorted(r["trainer/global_step"] for r in rows if "train/loss" in r)
+    assert train_steps == [0, 1, 2]
+    assert any("val/loss" in r and "val/ppl" in r for r in rows)
+    config = wandb_records.config(records)
+    assert config["model"]["name"] == "performer_softmax"
+    assert config["model"]["attention"]["num_features"] == 16
+    assert config["trainer"]["max_steps"] == 3
+    assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()  # many_loggers: csv too
+
+
+def test_log_figures_to_an_offline_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    png = tmp_path / "blosum_similarity.png"
+    figure.savefig(png)
+    run_dir = log_figures_to_wandb({"attention/heads": figure, "blosum": png},
+                                   save_dir=tmp_path / "wb", name="analysis")
+    plt.close(figure)
+    assert "offline-run-" in run_dir
+    records = wandb_records.read_records(_run_file(tmp_path / "wb"))
+    (row,) = [r for r in wandb_records.history(records) if "blosum/_type" in r]
+    assert row["blosum/_type"] == row["attention/heads/_type"] == "image-file"
+    media = list((Path(run_dir) / "media" / "images").rglob("*.png"))
+    assert len(media) == 2
+    with pytest.raises(FileNotFoundError, match="figure 'x': no such file .*nope.png"):
+        log_figures_to_wandb({"x": tmp_path / "nope.png"}, save_dir=tmp_path / "wb")
