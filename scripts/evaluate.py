@@ -7,9 +7,13 @@ directory. ``model.attention.kind=favor_relu`` evaluates exact weights as a Perf
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
+from protperf.model.checkpoint import CheckpointMismatchError
+from protperf.model.config import ConfigError
 from protperf.model.evaluate import evaluate
 from protperf.model.schema import register_configs
 
@@ -18,7 +22,11 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    try:
+        evaluate(cfg)
+    except (ConfigError, CheckpointMismatchError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ATTENTION_KINDS = ("exact", "favor_softmax", "favor_relu", "identity")
+FEATURE_TYPES = ("orthogonal", "iid", "simplex", "favorpp")
+NORM_SCALINGS = ("chi", "sqrt_d")
 
 
 @dataclass
@@ -15,18 +17,70 @@ class AttentionConfig:
         (FAVOR+ positive random features), ``favor_relu`` (generalized ReLU attention) or
         ``identity`` (values passed through; a floor for benchmarks).
     num_features: m, the number of random features (Performer kinds only).
-    redraw_interval: redraw the random features every this many training steps
-        (0 = never redraw). Never redrawn in eval.
-    chunk_size: block size of the chunked causal algorithm.
+    redraw_interval: the training loop redraws the random features every this many
+        optimizer steps (0 = never redraw). Never redrawn in eval.
+    chunk_size: block size C of the chunked causal algorithm (exact inside a chunk, a carried
+        m x d state across chunks). C >= head_dim keeps the saved states below L*m floats.
+    feature_type: random projection rows: ``orthogonal`` (block-orthogonal via QR, FAVOR+),
+        ``iid`` (independent Gaussian rows), ``simplex`` (simplex random features, SimRFs) or
+        ``favorpp`` (FAVOR++ optimized positive random features on orthogonal rows;
+        ``favor_softmax`` bidirectional only, since its optimal parameter depends on all keys).
+    norm_scaling: row norms of orthogonal/simplex rows: ``chi`` (chi(d)-distributed, unbiased
+        softmax estimator) or ``sqrt_d`` (all rows of norm sqrt(d)).
+    relu_eps: the epsilon of ReLU features relu(Wx) + eps (keeps the normalizer positive).
+    no_projection: ``favor_relu`` only: features relu(x) + eps without a random projection
+        (m = head_dim; num_features is ignored).
     """
 
     kind: str = "exact"
     num_features: int = 256
     redraw_interval: int = 1000
     chunk_size: int = 64
+    feature_type: str = "orthogonal"
+    norm_scaling: str = "chi"
+    relu_eps: float = 1e-3
+    no_projection: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ATTENTION_KINDS:
             raise ValueError(
                 f"attention.kind={self.kind!r} is not one of {', '.join(ATTENTION_KINDS)}"
             )
+        if self.feature_type not in FEATURE_TYPES:
+            raise ValueError(
+                f"attention.feature_type={self.feature_type!r} is not one of "
+                f"{', '.join(FEATURE_TYPES)}"
+            )
+        if self.norm_scaling not in NORM_SCALINGS:
+            raise ValueError(
+                f"attention.norm_scaling={self.norm_scaling!r} is not one of "
+                f"{', '.join(NORM_SCALINGS)}"
+            )
+        for name in ("num_features", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"attention.{name} must be an integer > 0, got {value!r}")
+        if (
+            isinstance(self.redraw_interval, bool)
+            or not isinstance(self.redraw_interval, int)
+            or self.redraw_interval < 0
+        ):
+            raise ValueError(
+                f"attention.redraw_interval must be an integer >= 0, got {self.redraw_interval!r}"
+            )
+        if not self.relu_eps >= 0.0:
+            raise ValueError(f"attention.relu_eps must be >= 0, got {self.relu_eps!r}")
+        if self.no_projection and self.kind != "favor_relu":
+            raise ValueError(
+                f"attention.no_projection=True needs attention.kind='favor_relu', got {self.kind!r}"
+            )
+        if self.feature_type == "favorpp" and self.kind == "favor_relu":
+            raise ValueError(
+                "attention.feature_type='favorpp' is a softmax-kernel estimator; "
+                "use attention.kind='favor_softmax'"
+            )
+
+    @property
+    def is_performer(self) -> bool:
+        """True for the random-feature (FAVOR) kinds."""
+        return self.kind in ("favor_softmax", "favor_relu")

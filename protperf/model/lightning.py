@@ -84,8 +84,7 @@ class ProteinLMModule(pl.LightningModule):
             self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch_size)
             self.log("train/acc", correct.float() / tokens, on_step=True, batch_size=batch_size)
             self.log("train/ppl", loss.detach().exp(), on_step=True, batch_size=batch_size)
-            self.log("train/tokens", count.float(), on_step=True, reduce_fx="sum",
-                     batch_size=batch_size)
+            self.log("train/tokens", count.float(), on_step=True, batch_size=batch_size)
         return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -67,6 +67,19 @@ def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedP
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_cache(tmp_path_factory):
+    """Prepare the bundled sample once per session into a temporary cache (not ~/.cache);
+    subprocesses inherit it through the environment."""
+    previous = os.environ.get("PROTPERF_CACHE")
+    os.environ["PROTPERF_CACHE"] = str(tmp_path_factory.mktemp("prepared"))
+    yield
+    if previous is None:
+        os.environ.pop("PROTPERF_CACHE", None)
+    else:
+        os.environ["PROTPERF_CACHE"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     """Keep tests polite on the shared 2-core machine."""

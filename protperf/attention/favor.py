@@ -1,0 +1,255 @@
+"""Linear attention from feature maps: bidirectional, chunked causal, O(L^2) reference.
+
+Shapes: ``q_prime, k_prime: (B, H, L, m)`` non-negative features, ``v: (B, H, L, dv)``,
+``key_log_scale: (B, H, L)`` (see below). Outputs ``(B, H, L, dv)``.
+
+The attention is A_ij = q'_i . k'_j exp(s_j - s_i) / sum_{allowed j} (same), where s (the
+``key_log_scale``, default 0) is the per-position key stabilizer of causal mode: key j was
+computed as exp(logit - s_j), so exp(s_j - s_i) puts all keys seen by query i back on query
+i's common scale. With s non-decreasing these factors are <= 1 (no overflow), and the output
+at position i depends on nothing after i.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from protperf.attention.features import (
+    causal_key_stabilizer,
+    favorpp_parameter,
+    global_key_stabilizer,
+    positive_features,
+    query_stabilizer,
+    relu_features,
+    scale_for_softmax,
+    softmax_feature_logits,
+)
+
+# Floor of the normalizer D_i. With stabilized features D_i is O(1/m) or larger unless every
+# feature of query i underflowed against the keys (|q|, |k| in the hundreds); there the
+# estimate is meaningless anyway, and the floor keeps outputs AND gradients finite
+# (d out / d D = -num / D^2 overflows float32 for D below ~1e-19).
+DENOMINATOR_FLOOR = 1e-12
+
+
+def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """numerator / max(denominator, 1e-12): padding rows (0 / 0) give 0, never NaN/inf."""
+    return numerator / denominator.clamp_min(DENOMINATOR_FLOOR)
+
+
+def bidirectional_linear_attention(
+    q_prime: torch.Tensor, k_prime: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """D^-1 (Q' (K'^T V)), D = diag(Q' (K'^T 1)); never forms an L x L matrix.
+
+    q_prime, k_prime: (B, H, L, m); v: (B, H, L, dv) -> (B, H, L, dv). Time O(L m dv).
+    """
+    kv = k_prime.transpose(-2, -1) @ v  # (B, H, m, dv)
+    numerator = q_prime @ kv
+    denominator = q_prime @ k_prime.sum(dim=-2).unsqueeze(-1)  # (B, H, L, 1)
+    return _safe_divide(numerator, denominator)
+
+
+def causal_linear_attention(
+    q_prime: torch.Tensor,
+    k_prime: torch.Tensor,
+    v: torch.Tensor,
+    chunk_size: int = 64,
+    key_log_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """out_i = sum_{j<=i} w_ij v_j / sum_{j<=i} w_ij, w_ij = q'_i.k'_j exp(s_j - s_i), chunked.
+
+    q_prime, k_prime: (B, H, L, m); v: (B, H, L, dv); key_log_scale s: (B, H, L) or None
+    (zeros), non-decreasing for stability. Within a chunk of C positions the masked C x C
+    weights are formed exactly; across chunks a state S = sum_j exp(s_j - e) k'_j [v_j, 1]^T
+    of size m x (dv+1), referenced to the running max e at the previous chunk end, is carried
+    and rescaled by exp(e_old - e_new) <= 1. Time O(L C m + L m dv); memory O(L (m + dv + C))
+    for activations plus the L/C per-chunk states kept for backward (L m (dv+1) / C floats,
+    at most L (m+1) for C >= dv). L need not be a multiple of C.
+    """
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
+    b, h, length, m = q_prime.shape
+    dv = v.shape[-1]
+    if key_log_scale is None:
+        key_log_scale = q_prime.new_zeros(b, h, length)
+    num_chunks = -(-length // chunk_size)
+    pad = num_chunks * chunk_size - length
+    v_aug = torch.cat([v, v.new_ones(b, h, length, 1)], dim=-1)  # last column: normalizer
+    if pad:
+        q_prime = F.pad(q_prime, (0, 0, 0, pad))
+        k_prime = F.pad(k_prime, (0, 0, 0, pad))
+        v_aug = F.pad(v_aug, (0, 0, 0, pad))
+        key_log_scale = F.pad(key_log_scale, (0, pad), mode="replicate")
+    c = chunk_size
+    qc = q_prime.reshape(b, h, num_chunks, c, m)
+    kc = k_prime.reshape(b, h, num_chunks, c, m)
+    vc = v_aug.reshape(b, h, num_chunks, c, dv + 1)
+    sc = key_log_scale.reshape(b, h, num_chunks, c)
+
+    # Inside chunks: exact masked weights q'_i.k'_j exp(s_j - s_i), j <= i.
+    allowed = torch.ones(c, c, dtype=torch.bool, device=q_prime.device).tril()
+    log_rescale = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).masked_fill(~allowed, float("-inf"))
+    weights = (qc @ kc.transpose(-2, -1)) * torch.exp(log_rescale)
+    out = weights @ vc  # (B, H, N, C, dv+1)
+
+    if num_chunks > 1:
+        chunk_end = sc[..., -1]  # (B, H, N) running max at each chunk's end
+        # Per-chunk summaries referenced to their chunk end: U_n = sum_j exp(s_j - e_n) k'_j v_j^T.
+        k_scaled = kc * torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
+        summaries = k_scaled.transpose(-2, -1) @ vc  # (B, H, N, m, dv+1)
+        decay = torch.exp(chunk_end[..., :-1] - chunk_end[..., 1:])  # (B, H, N-1), <= 1
+        # unbind once: indexing inside the loop would make backward O(N^2) (one full-size
+        # zero gradient per select)
+        summary_list, decay_list = summaries.unbind(2), decay.unbind(2)
+        state = summary_list[0]
+        states = [state]  # states[n] = sum over chunks <= n, referenced to e_n
+        for n in range(1, num_chunks - 1):
+            state = state * decay_list[n - 1][..., None, None] + summary_list[n]
+            states.append(state)
+        # Query i in chunk n+1 reads the carried state of chunks <= n, rescaled by
+        # exp(e_n - s_i) <= 1 (chunk 0 reads an empty state).
+        carried = torch.stack([torch.zeros_like(state)] + states, dim=2)  # (B, H, N, m, dv+1)
+        previous_end = torch.cat([sc[..., :1, :1], chunk_end[..., :-1, None]], dim=-2)
+        q_scaled = qc * torch.exp(previous_end - sc).unsqueeze(-1)
+        out = out + q_scaled @ carried
+
+    out = out.reshape(b, h, num_chunks * c, dv + 1)[:, :, :length]
+    return _safe_divide(out[..., :dv], out[..., dv:])
+
+
+def linear_attention_reference(
+    q_prime: torch.Tensor,
+    k_prime: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool,
+    key_log_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """O(L^2) reference: forms A_ij = q'_i.k'_j exp(s_j - s_i) (masked j <= i if causal)."""
+    weights = q_prime @ k_prime.transpose(-2, -1)  # (B, H, L, L)
+    length = weights.shape[-1]
+    if key_log_scale is not None:
+        log_rescale = key_log_scale.unsqueeze(-2) - key_log_scale.unsqueeze(-1)
+        if causal:
+            future = ~torch.ones(length, length, dtype=torch.bool, device=weights.device).tril()
+            log_rescale = log_rescale.masked_fill(future, float("-inf"))
+        weights = weights * torch.exp(log_rescale)
+    if causal:
+        weights = weights.tril()
+    return (weights @ v) / weights.sum(-1, keepdim=True)
+
+
+def _favor_plus_features(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    projection: torch.Tensor,
+    key_mask: torch.Tensor | None,
+    causal_keys: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """FAVOR+ features of scaled q, k with the fewest passes over (B, H, L, m) tensors.
+
+    Same values as ``positive_features(softmax_feature_logits(...), stabilizer)`` up to
+    constants that cancel: per query row the |q|^2/2 term and the stabilizer are one per-row
+    constant, so q' = exp(Wq - max_r (Wq)_r) / sqrt(m); per key the logit max is
+    max_r (Wk)_r - |k|^2/2, so all key shifts are (B, H, L, 1) and the (L, m) tensor is only
+    touched by the matmul, one subtraction and the exp.
+    """
+    log_sqrt_m = 0.5 * math.log(projection.shape[0])
+    q_proj = q @ projection.transpose(0, 1)
+    q_prime = torch.exp(q_proj - (q_proj.detach().amax(-1, keepdim=True) + log_sqrt_m))
+    k_proj = k @ projection.transpose(0, 1)
+    k_half_sq = 0.5 * (k * k).sum(-1, keepdim=True)
+    # per-key max logit, (B, H, L, 1); used only as a (detached) stabilizer
+    key_max = k_proj.detach().amax(-1, keepdim=True) - k_half_sq.detach()
+    key_log_scale = None
+    if causal_keys:
+        key_log_scale = causal_key_stabilizer(key_max, key_mask)  # (B, H, L)
+        shift = key_log_scale.unsqueeze(-1)
+    else:
+        shift = global_key_stabilizer(key_max, key_mask)  # (B, H, 1, 1)
+    k_prime = torch.exp(k_proj - (k_half_sq + shift + log_sqrt_m))
+    return q_prime, k_prime, key_log_scale
+
+
+def performer_feature_maps(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    projection: torch.Tensor | None,
+    kernel: str,
+    key_mask: torch.Tensor | None = None,
+    causal_keys: bool = False,
+    relu_eps: float = 1e-3,
+    favorpp: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Feature maps of queries and keys in float32.
+
+    q, k: (B, H, L, d) raw head projections; projection: (m, d) (None: ReLU no-projection);
+    kernel: ``softmax`` or ``relu``; key_mask: (B, L) bool, True = real token (padding keys
+    get zero features). Returns (q', k', s): (B, H, L, m) each, and for softmax with
+    ``causal_keys`` the per-position key log-scale s (B, H, L) (otherwise None: softmax keys
+    share one stabilizer per (batch, head), so q'_i.k'_j ratios are exact).
+    """
+    work_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    q, k = q.to(work_dtype), k.to(work_dtype)
+    key_log_scale = None
+    if kernel == "softmax":
+        q, k = scale_for_softmax(q), scale_for_softmax(k)
+        a = favorpp_parameter(q, k, key_mask) if favorpp else None
+        proj = projection.to(work_dtype)
+        if favorpp:
+            q_logits = softmax_feature_logits(q, proj, a)
+            k_logits = softmax_feature_logits(k, proj, a)
+            q_prime = positive_features(q_logits, query_stabilizer(q_logits))
+            if causal_keys:
+                key_log_scale = causal_key_stabilizer(k_logits, key_mask)
+                k_prime = positive_features(k_logits, key_log_scale.unsqueeze(-1))
+            else:
+                k_prime = positive_features(k_logits, global_key_stabilizer(k_logits, key_mask))
+        else:
+            q_prime, k_prime, key_log_scale = _favor_plus_features(
+                q, k, proj, key_mask, causal_keys)
+    elif kernel == "relu":
+        proj = None if projection is None else projection.to(work_dtype)
+        q, k = scale_for_softmax(q), scale_for_softmax(k)
+        q_prime = relu_features(q, proj, relu_eps)
+        k_prime = relu_features(k, proj, relu_eps)
+    else:
+        raise ValueError(f"kernel must be 'softmax' or 'relu', got {kernel!r}")
+    if key_mask is not None:
+        k_prime = k_prime * key_mask[:, None, :, None].to(k_prime.dtype)
+    return q_prime, k_prime, key_log_scale
+
+
+def favor_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    projection: torch.Tensor | None,
+    kernel: str,
+    causal: bool,
+    key_mask: torch.Tensor | None = None,
+    chunk_size: int = 64,
+    relu_eps: float = 1e-3,
+    favorpp: bool = False,
+) -> torch.Tensor:
+    """Performer attention of raw heads q, k: (B, H, L, d), v: (B, H, L, dv) -> v's dtype.
+
+    Runs in float32 with autocast disabled (feature exponents and normalizers overflow in
+    half precision), whatever the input dtype; float64 inputs stay float64.
+    """
+    out_dtype = v.dtype
+    work_dtype = torch.float64 if v.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=v.device.type, enabled=False):
+        q_prime, k_prime, key_log_scale = performer_feature_maps(
+            q.to(work_dtype), k.to(work_dtype), projection, kernel, key_mask,
+            causal_keys=causal, relu_eps=relu_eps, favorpp=favorpp,
+        )
+        v = v.to(work_dtype)
+        if causal:
+            out = causal_linear_attention(q_prime, k_prime, v, chunk_size, key_log_scale)
+        else:
+            out = bidirectional_linear_attention(q_prime, k_prime, v)
+    return out.to(out_dtype)

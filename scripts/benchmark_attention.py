@@ -1,0 +1,262 @@
+"""Benchmark attention: forward+backward time and peak memory against sequence length.
+
+One run measures every method side by side (each configuration in a fresh subprocess, so
+that peak RSS is its own): exact softmax attention (torch SDPA), FAVOR+ softmax and ReLU
+(bidirectional and causal), the identity floor (projections only, v passed through) and,
+if installed, performer-pytorch 1.1.4's ``FastAttention`` wrapped in the same projections.
+All methods run the full multi-head layer (q/k/v/out projections, batch 1, 8 heads, head dim
+64, m = 256, float32) on x: (1, L, 512). Configurations predicted to exceed the time or
+memory budget (from the previous length, with the method's complexity) are "skipped".
+It also writes a table of approximation error vs exact attention per feature type.
+
+    flock /tmp/protperf-bench.lock env PYTHONPATH=. python scripts/benchmark_attention.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from protperf.attention import AttentionConfig, MultiHeadAttention
+
+DIM, HEADS, FEATURES = 512, 8, 256
+# name -> (attention kind or "performer_pytorch", causal, time exponent in L)
+METHODS = {
+    "exact": ("exact", 2),
+    "favor_softmax": ("favor_softmax", 1),
+    "favor_relu": ("favor_relu", 1),
+    "identity": ("identity", 1),
+    "performer_pytorch": ("performer_pytorch", 1),
+}
+
+
+class PerformerPytorchLayer(torch.nn.Module):
+    """performer-pytorch's FastAttention between the same q/k/v/out projections."""
+
+    def __init__(self, causal: bool) -> None:
+        super().__init__()
+        from performer_pytorch import FastAttention
+
+        self.inner = MultiHeadAttention(DIM, HEADS, AttentionConfig(kind="identity"), causal)
+        self.fast = FastAttention(dim_heads=DIM // HEADS, nb_features=FEATURES, causal=causal)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.inner.project(x)
+        out = self.fast(q, k, v).transpose(1, 2).reshape(x.shape)
+        return self.inner.out_proj(out)
+
+
+def build_layer(method: str, causal: bool) -> torch.nn.Module:
+    if method == "performer_pytorch":
+        return PerformerPytorchLayer(causal)
+    cfg = AttentionConfig(kind=METHODS[method][0], num_features=FEATURES)
+    return MultiHeadAttention(DIM, HEADS, cfg, causal)
+
+
+def max_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def worker(method: str, causal: bool, length: int) -> dict:
+    """Runs in a fresh process: first fwd+bwd (warm-up, peak memory), then timed repeats."""
+    torch.manual_seed(0)
+    layer = build_layer(method, causal)
+    x = torch.randn(1, length, DIM, requires_grad=True)
+    baseline = max_rss_mib()
+
+    def step() -> float:
+        start = time.perf_counter()
+        layer(x).sum().backward()
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    first = step()
+    peak = max_rss_mib() - baseline
+    repeats = 3 if first < 1.0 else (1 if first < 5.0 else 0)
+    times = [step() for _ in range(repeats)] or [first]
+    times.sort()
+    return {"time_s": times[len(times) // 2], "peak_mib": peak, "repeats": len(times)}
+
+
+def run_worker(method: str, causal: bool, length: int, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--worker", method, "--causal", str(int(causal)),
+           "--length", str(length)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout>{timeout:.0f}s"}
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
+        return {"status": f"failed: {tail}"}
+    return {"status": "ok", **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def performer_pytorch_available() -> bool:
+    try:
+        import performer_pytorch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def timing_table(
+    lengths: list[int], budget_s: float, budget_mib: float, only: list[str] | None = None
+) -> list[dict]:
+    methods = [m for m in METHODS if m != "performer_pytorch" or performer_pytorch_available()]
+    methods = [m for m in methods if only is None or m in only]
+    rows = []
+    for method in methods:
+        modes = [False] if method == "identity" else [False, True]
+        exponent = METHODS[method][1]
+        for causal in modes:
+            last = None
+            for length in lengths:
+                row = {"method": method, "mode": "causal" if causal else "bidirectional",
+                       "length": length}
+                if last is not None:
+                    ratio = length / last["length"]
+                    predicted_t = last["time_s"] * ratio**exponent
+                    # one warm-up + repeats, as in worker()
+                    runs = 4 if predicted_t < 1.0 else (2 if predicted_t < 5.0 else 1)
+                    predicted_mib = last["peak_mib"] * ratio ** (2 if method == "exact" else 1)
+                    if predicted_t * runs > budget_s or predicted_mib > budget_mib:
+                        row.update(status="skipped", time_s=math.nan, peak_mib=math.nan,
+                                   note=f"predicted {predicted_t:.0f}s, {predicted_mib:.0f}MiB")
+                        rows.append(row)
+                        print(row, flush=True)
+                        continue
+                result = run_worker(method, causal, length, timeout=3 * budget_s)
+                row.update(result)
+                rows.append(row)
+                print(row, flush=True)
+                if result["status"] == "ok":
+                    last = row
+                else:
+                    last = {"length": length, "time_s": math.inf, "peak_mib": math.inf}
+    return rows
+
+
+def approximation_table(length: int, seeds: int) -> list[dict]:
+    """Relative error of bidirectional Performer-softmax outputs vs exact, per feature type."""
+    rows = []
+    torch.manual_seed(0)
+    exact = MultiHeadAttention(DIM, HEADS, AttentionConfig(kind="exact"), causal=False)
+    x = torch.randn(2, length, DIM)
+    with torch.no_grad():
+        q, k, v = exact.project(x)
+        reference = exact.attend(q, k, v)
+    for feature_type in ("iid", "orthogonal", "simplex", "favorpp"):
+        for m in (16, 64, 256):
+            errors = []
+            for seed in range(seeds):
+                torch.manual_seed(seed)
+                cfg = AttentionConfig(kind="favor_softmax", num_features=m,
+                                      feature_type=feature_type)
+                layer = MultiHeadAttention(DIM, HEADS, cfg, causal=False)
+                with torch.no_grad():
+                    out = layer.attend(q, k, v)
+                errors.append(((out - reference).norm() / reference.norm()).item())
+            mean = sum(errors) / len(errors)
+            rows.append({"feature_type": feature_type, "num_features": m,
+                         "rel_error_mean": mean, "seeds": seeds, "length": length})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def markdown_table(frame, corner: str) -> str:
+    """A pandas frame of strings as a GitHub markdown table (no tabulate dependency)."""
+    header = [corner] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
+    return "\n".join(lines)
+
+
+def write_outputs(rows: list[dict], approx: list[dict], out_dir: Path, header: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(out_dir / "attention_cpu.csv", index=False)
+    approx_df = pd.DataFrame(approx)
+    if approx:
+        approx_df.to_csv(out_dir / "attention_approx_error.csv", index=False)
+
+    def cell(r) -> str:
+        if r["status"] != "ok":
+            return r["status"]
+        return f"{r['time_s']:.3g} s / {r['peak_mib'] / 1024:.3g} GiB"
+
+    df["cell"] = df.apply(cell, axis=1)
+    df["name"] = df["method"] + " (" + df["mode"] + ")"
+    table = df.pivot(index="name", columns="length", values="cell")
+    lines = [header, "", "Forward+backward time / peak RSS above baseline (1 x L x 512, 8 heads):",
+             "", markdown_table(table, "method (mode)")]
+    if approx:
+        errors = approx_df.pivot(index="feature_type", columns="num_features",
+                                 values="rel_error_mean").map(lambda e: f"{e:.4f}")
+        lines += ["", "Approximation error (bidirectional, relative Frobenius error of outputs "
+                  "vs exact softmax attention, mean over seeds) by feature type and m:", "",
+                  markdown_table(errors, "feature type \\ m")]
+    (out_dir / "attention_cpu.md").write_text("\n".join(lines) + "\n")
+
+    ok = df[df["status"] == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, column, label in ((axes[0], "time_s", "forward+backward time (s)"),
+                              (axes[1], "peak_mib", "peak memory above baseline (MiB)")):
+        sns.lineplot(data=ok, x="length", y=column, hue="method", style="mode", markers=True,
+                     ax=ax)
+        ax.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel=label)
+    fig.suptitle(header)
+    fig.tight_layout()
+    fig.savefig(out_dir / "attention_cpu.png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--causal", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--length", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--lengths", type=int, nargs="+",
+                        default=[512, 1024, 2048, 4096, 8192, 16384, 32768, 65536])
+    parser.add_argument("--budget-s", type=float, default=150.0,
+                        help="skip a configuration predicted to take longer (all its runs)")
+    parser.add_argument("--budget-gib", type=float, default=12.0,
+                        help="skip a configuration predicted to need more peak memory")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None,
+                        help="only these methods (default: all)")
+    parser.add_argument("--skip-approx", action="store_true")
+    parser.add_argument("--approx-length", type=int, default=1024)
+    parser.add_argument("--approx-seeds", type=int, default=3)
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, bool(args.causal), args.length)))
+        return
+    header = (f"protperf attention benchmark: torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(header, flush=True)
+    rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods)
+    approx = [] if args.skip_approx else approximation_table(args.approx_length, args.approx_seeds)
+    write_outputs(rows, approx, args.out_dir, header)
+    print(f"wrote {args.out_dir}/attention_cpu.csv, .md, .png", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+import pytest
+
+from protperf.attention import AttentionConfig
+
+
+def test_defaults_are_valid():
+    cfg = AttentionConfig()
+    assert (cfg.kind, cfg.num_features, cfg.chunk_size, cfg.feature_type) == (
+        "exact", 256, 64, "orthogonal")
+    assert AttentionConfig(kind="favor_relu").is_performer
+    assert not AttentionConfig(kind="identity").is_performer
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "linear"}, r"attention.kind='linear' is not one of exact"),
+        ({"num_features": 0}, r"attention.num_features must be an integer > 0, got 0"),
+        ({"chunk_size": -3}, r"attention.chunk_size must be an integer > 0, got -3"),
+        ({"redraw_interval": -1}, r"attention.redraw_interval must be an integer >= 0, got -1"),
+        ({"feature_type": "gaussian"}, r"attention.feature_type='gaussian' is not one of"),
+        ({"norm_scaling": "unit"}, r"attention.norm_scaling='unit' is not one of chi, sqrt_d"),
+        ({"relu_eps": -1e-3}, r"attention.relu_eps must be >= 0, got -0.001"),
+        ({"kind": "favor_softmax", "no_projection": True},
+         r"attention.no_projection=True needs attention.kind='favor_relu'"),
+        ({"kind": "favor_relu", "feature_type": "favorpp"},
+         r"attention.feature_type='favorpp' is a softmax-kernel estimator"),
+    ],
+)
+def test_bad_fields_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AttentionConfig(**kwargs)
