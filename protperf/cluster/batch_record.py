@@ -26,7 +26,9 @@ import torch
 
 
 def row_digests(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[str]:
-    """SHA-1 hex digest of each row's real (unpadded) tokens. ``input_ids, attention_mask: (B, L)``."""
+    """SHA-1 hex digest of each row's real (unpadded) tokens.
+
+    ``input_ids, attention_mask: (B, L)`` -> B digests."""
     digests = []
     for ids, mask in zip(input_ids.cpu(), attention_mask.cpu(), strict=True):
         tokens = ids[mask].to(torch.int64).numpy()

@@ -60,3 +60,30 @@ def log_figures_to_wandb(
     finally:
         if own_run:
             run.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m protperf.cluster.wandb_figures <dir> [--name N] [--project P]``: log every
+    PNG in ``dir`` (e.g. the run directory of ``scripts/analyze.py``) to a wandb run stored
+    in ``<dir>/wandb`` (offline unless ``WANDB_MODE`` says otherwise)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--project", default="protperf")
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--group", default=None)
+    args = parser.parse_args(argv)
+    figures = sorted(args.directory.glob("*.png"))
+    if not figures:
+        print(f"error: no .png figures in {args.directory}", file=sys.stderr)
+        return 2
+    run_dir = log_figures_to_wandb(figures, save_dir=args.directory, project=args.project,
+                                   name=args.name or args.directory.name, group=args.group)
+    print(f"logged {len(figures)} figures to {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

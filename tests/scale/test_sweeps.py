@@ -3,6 +3,9 @@ collecting a sweep's runs into tables and a figure."""
 
 from __future__ import annotations
 
+import runpy
+import sys
+
 import pandas as pd
 import pytest
 import yaml
@@ -23,7 +26,9 @@ def _compose(overrides: list[str]):
 
 
 def test_slurm_launcher_config_follows_the_trainer():
-    cfg = _compose(["hydra/launcher=slurm", "trainer=ddp_gpu", "trainer.devices=8",
+    """The README's paper sweep: a paper experiment (which picks trainer=gpu) on DDP GPUs."""
+    cfg = _compose(["experiment=paper_bid_performer_relu", "data.path=/shared/prepared",
+                    "hydra/launcher=slurm", "trainer=ddp_gpu", "trainer.devices=8",
                     "trainer.num_nodes=2", "hydra.launcher.partition=gpu",
                     "hydra.launcher.timeout_min=600", "hydra.launcher.array_parallelism=3"])
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
@@ -34,17 +39,27 @@ def test_slurm_launcher_config_follows_the_trainer():
         "gpu", 600, 3)
     assert launcher["mem_gb"] > 0 and launcher["cpus_per_task"] > 0
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.model.num_layers == 36 and cfg.trainer.devices == 8  # the experiment, on 8 GPUs
     # Hydra can build the launcher from it (submitting needs a cluster)
     assert type(instantiate(cfg.hydra.launcher)).__name__ == "SlurmLauncher"
 
 
-def test_cfg_hydra_prints_the_submitit_settings(tmp_path):
-    result = run_script("train.py", ["hydra/launcher=slurm", "--cfg", "hydra", "-p",
-                                     "hydra.launcher"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    printed = yaml.safe_load(result.stdout.split("\n", 1)[1])  # after "# @package ..."
-    assert {"partition", "gpus_per_node", "tasks_per_node", "timeout_min", "array_parallelism",
-            "mem_gb", "cpus_per_task"} <= set(printed)
+def test_cfg_hydra_prints_the_submitit_settings(tmp_path, monkeypatch, capsys):
+    """`python scripts/train.py hydra/launcher=slurm --cfg hydra -p hydra.launcher`, run
+    in-process (the real entry point and Hydra's own printing, without a new interpreter)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py", "hydra/launcher=slurm",
+                                      "hydra.launcher.partition=gpu", "--cfg", "hydra",
+                                      "-p", "hydra.launcher"])
+    runpy.run_path(str(REPO / "scripts" / "train.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert printed.startswith("# @package hydra.launcher")
+    settings = yaml.safe_load(printed)
+    assert settings["_target_"].endswith("SlurmLauncher")
+    assert settings["partition"] == "gpu"
+    assert {"gpus_per_node", "tasks_per_node", "timeout_min", "array_parallelism", "mem_gb",
+            "cpus_per_task", "nodes"} <= set(settings)
+    assert not list(tmp_path.iterdir())  # printing the config runs nothing
 
 
 def test_optuna_search_config_tunes_lr_and_features():
@@ -107,6 +122,7 @@ def test_collect_runs_names_a_directory_without_runs(tmp_path):
         collect_runs(tmp_path / "missing")
 
 
+@pytest.mark.slow  # 6 tiny runs in one process: ~30-60 s on 2 shared cores
 def test_basic_launcher_sweeps_models_and_tasks(tmp_path):
     """The README's sweep: 3 models x 2 tasks with the basic launcher (one process)."""
     result = run_script("train.py", [
@@ -122,10 +138,12 @@ def test_basic_launcher_sweeps_models_and_tasks(tmp_path):
     assert summary["finished"].all()
 
 
+@pytest.mark.slow  # 2 tiny trials: ~20-40 s on 2 shared cores
 def test_optuna_two_trials(tmp_path):
     result = run_script("train.py", [
         "+hparams_search=optuna", "hydra.sweeper.n_trials=2", "model=performer_relu",
-        *(o for o in TINY if not o.startswith("model.attention.num_features")), "trainer.max_steps=2", "trainer.val_check_interval=2", "hydra.sweep.dir=opt",
+        *(o for o in TINY if not o.startswith("model.attention.num_features")),
+        "trainer.max_steps=2", "trainer.val_check_interval=2", "hydra.sweep.dir=opt",
     ], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     best = yaml.safe_load((tmp_path / "opt" / "optimization_results.yaml").read_text())

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
+from protperf.cluster import wandb_figures  # noqa: E402
 from protperf.cluster.wandb_figures import log_figures_to_wandb  # noqa: E402
 from protperf.model.schema import register_configs  # noqa: E402
 from tests.scale import wandb_records  # noqa: E402
@@ -75,3 +76,8 @@ def test_log_figures_to_an_offline_run(tmp_path, monkeypatch):
     assert len(media) == 2
     with pytest.raises(FileNotFoundError, match="figure 'x': no such file .*nope.png"):
         log_figures_to_wandb({"x": tmp_path / "nope.png"}, save_dir=tmp_path / "wb")
+
+
+def test_figures_command_names_an_empty_directory(tmp_path, capsys):
+    assert wandb_figures.main([str(tmp_path)]) == 2
+    assert f"error: no .png figures in {tmp_path}" in capsys.readouterr().err
