@@ -12,7 +12,9 @@ def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
 
     def cell(value: object) -> str:
         if isinstance(value, float):
-            return "" if pd.isna(value) else float_format.format(value)
+            if pd.isna(value):
+                return ""
+            return f"{value:.0f}" if abs(value) >= 1000 else float_format.format(value)
         return str(value).replace("|", "\\|")
 
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
