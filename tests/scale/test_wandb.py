@@ -46,7 +46,7 @@ def test_training_logs_metrics_and_config_to_an_offline_run(tmp_path):
                                      "hydra.run.dir=run"],
                         cwd=tmp_path, env={"WANDB_MODE": None})  # the default: offline
     assert result.returncode == 0, result.stderr[-4000:]
-    records = wandb_records.read_records(_run_file(tmp_path / "run"))
+    records = wandb_records.read_finished_run(_run_file(tmp_path / "run"))
     rows = wandb_records.history(records)
     train_steps = sorted(r["trainer/global_step"] for r in rows if "train/loss" in r)
     assert train_steps == [0, 1, 2]
@@ -69,7 +69,7 @@ def test_log_figures_to_an_offline_run(tmp_path, monkeypatch):
                                    save_dir=tmp_path / "wb", name="analysis")
     plt.close(figure)
     assert "offline-run-" in run_dir
-    records = wandb_records.read_records(_run_file(tmp_path / "wb"))
+    records = wandb_records.read_finished_run(_run_file(tmp_path / "wb"))
     (row,) = [r for r in wandb_records.history(records) if "blosum/_type" in r]
     assert row["blosum/_type"] == row["attention/heads/_type"] == "image-file"
     media = list((Path(run_dir) / "media" / "images").rglob("*.png"))

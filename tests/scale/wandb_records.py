@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -41,6 +42,19 @@ def read_records(path: str | Path) -> list[wandb_internal_pb2.Record]:
             records.append(record)
             pending = b""
     return records
+
+
+def read_finished_run(path: str | Path, timeout: float = 60.0) -> list:
+    """The records once the run's ``exit`` record is in the file: wandb-core writes the file
+    asynchronously, and can still be appending after ``run.finish()`` returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = read_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path}: no exit record after {timeout} s")
+        time.sleep(0.2)
 
 
 def _key(item) -> str:
