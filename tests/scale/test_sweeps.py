@@ -152,3 +152,21 @@ def test_optuna_two_trials(tmp_path):
     assert best["best_params"]["model.attention.num_features"] in (32, 64, 128, 256)
     trials = [p for p in (tmp_path / "opt").iterdir() if (p / "summary.json").is_file()]
     assert len(trials) == 2
+
+
+PAPER = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("paper_*.yaml")
+               if p.stem != "paper_protein")
+
+
+@pytest.mark.parametrize("experiment", PAPER)
+def test_readme_paper_sweep_composes_for_every_experiment(experiment):
+    """Each job of the README's SLURM sweep of the paper's protein experiments."""
+    cfg = _compose([f"experiment={experiment}", "data.path=/shared/prepared/uniref50",
+                    "trainer=ddp_gpu", "trainer.devices=4", "hydra/launcher=slurm",
+                    "hydra.launcher.partition=gpu", "hydra.launcher.array_parallelism=6",
+                    "logger=many_loggers"])
+    assert cfg.run_name == experiment
+    assert (cfg.trainer.strategy, cfg.trainer.devices) == ("ddp", 4)
+    assert cfg.model.attention.num_features == 256
+    assert cfg.data.num_workers + 1 <= cfg.hydra.launcher.cpus_per_task
+    assert OmegaConf.to_container(cfg.hydra.launcher, resolve=True)["tasks_per_node"] == 4
