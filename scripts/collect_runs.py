@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     write_table(summary, out / "runs_summary")
     figure = out / f"runs_{args.metric}.{args.format}"
     plot_curves(curves, args.metric, args.smooth).savefig(figure, dpi=150)
-    print(summary.to_string(index=False))
+    print(summary.drop(columns="overrides").to_string(index=False))
     print(f"wrote {out / 'runs_summary.csv'}, {out / 'runs_curves.csv'}, {figure}")
     return 0
 

@@ -12,7 +12,7 @@ import seaborn as sns  # noqa: E402
 
 from protperf.cluster.runs import METRICS  # noqa: E402
 
-METRIC_LABELS = {"acc": "accuracy", "loss": "cross-entropy (nats)", "ppl": "perplexity"}
+METRIC_LABELS = {"acc": "accuracy (%)", "loss": "cross-entropy (nats)", "ppl": "perplexity"}
 
 
 def plot_curves(curves: pd.DataFrame, metric: str = "acc", smooth: int = 1):
@@ -29,6 +29,8 @@ def plot_curves(curves: pd.DataFrame, metric: str = "acc", smooth: int = 1):
     if curves.empty:
         raise ValueError("no curves to plot")
     data = curves.copy()
+    if metric == "acc":
+        data["acc"] = 100 * data["acc"]  # percent, as in the paper
     if smooth > 1:
         train = data["split"] == "train"
         data.loc[train, metric] = (

@@ -113,6 +113,6 @@ def collect_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if summary_path.is_file():
             summary = json.loads(summary_path.read_text())
             row.update({k: summary[k] for k in ("val_loss", "val_acc", "val_ppl", "test_loss",
-                                                 "test_acc", "test_ppl", "step") if k in summary})
+                                                 "test_acc", "test_ppl") if k in summary})
         rows.append(row)
     return pd.concat(curves, ignore_index=True), pd.DataFrame(rows)
