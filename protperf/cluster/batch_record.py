@@ -11,7 +11,8 @@ Each rank writes ``<dirpath>/rank<global rank>.jsonl``: one line per training ba
 (``{"kind": "batch", "rank", "epoch", "step", "rows": [sha1 of each row's real tokens],
 "tokens": [real tokens per row]}``) and one per checkpoint file written by that rank
 (``{"kind": "checkpoint_write", "rank", "path"}``).  Rows are identified by the SHA-1 of their
-unpadded token ids; for ``task=clm`` those are the example's tokens themselves.
+unpadded original token ids (for ``task=mlm`` the masked positions are restored from the
+labels), so the same example hashes the same on every rank and epoch.
 """
 
 from __future__ import annotations
@@ -66,13 +67,17 @@ class BatchRecorder(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        mask = batch["attention_mask"]
+        mask, tokens = batch["attention_mask"], batch["input_ids"]
+        task = getattr(pl_module, "task_config", None)
+        if getattr(task, "objective", None) == "mlm":  # undo the masking: labelled = original
+            labels = batch["labels"]
+            tokens = torch.where(labels >= 0, labels, tokens)
         self._write({
             "kind": "batch",
             "rank": trainer.global_rank,
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,
-            "rows": row_digests(batch["input_ids"], mask),
+            "rows": row_digests(tokens, mask),
             "tokens": mask.sum(dim=1).tolist(),
         })
 

@@ -24,3 +24,26 @@ def test_len_of_loader_is_the_number_of_batches_it_yields(tmp_path, concatenate)
             assert sum(len(b["input_ids"]) for b in batches) == len(loader.dataset)
         counts.append(len(datamodule.train_dataloader()))
     assert counts[0] == counts[1]  # DDP ranks run the same number of training steps
+
+
+def test_recorded_mlm_rows_hash_the_unmasked_example():
+    """BatchRecorder's digests: masking does not change an example's identity."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from protperf.cluster.batch_record import BatchRecorder, row_digests
+    from protperf.data.collate import make_collator
+
+    examples = [torch.tensor([2, 5, 6, 7, 8, 9, 10, 3]), torch.tensor([2, 11, 12, 3])]
+    batch = make_collator("mlm", mask_prob=0.5, seed=1)(examples)
+    assert (batch["labels"] >= 0).any()
+    written = []
+    recorder = BatchRecorder("unused")
+    recorder._write = written.append
+    module = SimpleNamespace(task_config=SimpleNamespace(objective="mlm"))
+    trainer = SimpleNamespace(global_rank=0, current_epoch=0, global_step=0)
+    recorder.on_train_batch_start(trainer, module, batch, 0)
+    padded = torch.nn.utils.rnn.pad_sequence(examples, batch_first=True)
+    assert written[0]["rows"] == row_digests(padded, padded != 0)
+    assert written[0]["tokens"] == [8, 4]
