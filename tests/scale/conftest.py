@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 # A tiny architecture and run (same spirit as tests/model/conftest.py TINY).
@@ -45,3 +47,16 @@ def run_script(script: str, args: list[str], cwd: Path,
         [sys.executable, str(REPO / "scripts" / script), *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def local_sweep(tmp_path_factory) -> Path:
+    """A 2-job sweep through hydra-submitit-launcher's local executor (hydra/launcher=local),
+    logging to CSV, TensorBoard and wandb with WANDB_MODE unset (so offline by default)."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    result = run_script("train.py", [
+        "-m", "hydra/launcher=local", "model=transformer,performer_relu", "task=clm",
+        "logger=many_loggers", *TINY, "hydra.sweep.dir=sweep",
+    ], cwd=cwd, env={"WANDB_MODE": None})
+    assert result.returncode == 0, result.stderr[-4000:]
+    return cwd / "sweep"

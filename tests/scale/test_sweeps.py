@@ -71,18 +71,6 @@ def test_optuna_search_config_tunes_lr_and_features():
     assert sweeper.direction == "minimize"
 
 
-@pytest.fixture(scope="module")
-def local_sweep(tmp_path_factory):
-    """A 2-job sweep through hydra-submitit-launcher's local executor (hydra/launcher=local)."""
-    cwd = tmp_path_factory.mktemp("sweep")
-    result = run_script("train.py", [
-        "-m", "hydra/launcher=local", "model=transformer,performer_relu", "task=clm",
-        *TINY, "hydra.sweep.dir=sweep",
-    ], cwd=cwd)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return cwd / "sweep"
-
-
 def test_submitit_local_sweep_runs_each_job(local_sweep):
     runs = sorted(p.name for p in local_sweep.iterdir() if (p / "summary.json").is_file())
     assert runs == ["0_transformer-clm", "1_performer_relu-clm"]

@@ -15,7 +15,7 @@ from protperf.cluster import wandb_figures  # noqa: E402
 from protperf.cluster.wandb_figures import log_figures_to_wandb  # noqa: E402
 from protperf.model.schema import register_configs  # noqa: E402
 from tests.scale import wandb_records  # noqa: E402
-from tests.scale.conftest import REPO, TINY, run_script  # noqa: E402
+from tests.scale.conftest import REPO  # noqa: E402
 
 register_configs()
 
@@ -41,21 +41,22 @@ def _run_file(run_dir: Path) -> Path:
     return path
 
 
-def test_training_logs_metrics_and_config_to_an_offline_run(tmp_path):
-    result = run_script("train.py", [*TINY, "logger=many_loggers", "model=performer_softmax",
-                                     "hydra.run.dir=run"],
-                        cwd=tmp_path, env={"WANDB_MODE": None})  # the default: offline
-    assert result.returncode == 0, result.stderr[-4000:]
-    records = wandb_records.read_finished_run(_run_file(tmp_path / "run"))
-    rows = wandb_records.history(records)
-    train_steps = sorted(r["trainer/global_step"] for r in rows if "train/loss" in r)
-    assert train_steps == [0, 1, 2]
-    assert any("val/loss" in r and "val/ppl" in r for r in rows)
-    config = wandb_records.config(records)
-    assert config["model"]["name"] == "performer_softmax"
-    assert config["model"]["attention"]["num_features"] == 16
-    assert config["trainer"]["max_steps"] == 3
-    assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()  # many_loggers: csv too
+def test_training_logs_metrics_and_config_to_an_offline_run(local_sweep):
+    """Each job of the submitit sweep (logger=many_loggers, WANDB_MODE unset) has an offline
+    wandb run with its metrics and full config."""
+    for job, model in (("0_transformer-clm", "transformer"),
+                       ("1_performer_relu-clm", "performer_relu")):
+        records = wandb_records.read_finished_run(_run_file(local_sweep / job))
+        rows = wandb_records.history(records)
+        train_steps = sorted(r["trainer/global_step"] for r in rows if "train/loss" in r)
+        assert train_steps == [0, 1, 2]
+        assert any("val/loss" in r and "val/ppl" in r for r in rows)
+        config = wandb_records.config(records)
+        assert config["model"]["name"] == model
+        assert config["model"]["attention"]["num_features"] == 16
+        assert config["trainer"]["max_steps"] == 3
+        assert config["run_name"] == f"{model}-clm"
+        assert (local_sweep / job / "csv" / "metrics.csv").is_file()  # many_loggers: csv too
 
 
 def test_log_figures_to_an_offline_run(tmp_path, monkeypatch):
