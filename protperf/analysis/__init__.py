@@ -1,0 +1,31 @@
+"""Attention analysis: attention maps, amino-acid similarity matrices, BLOSUM62 comparison.
+
+Math lives in pure modules (``aggregate``, ``similarity``, ``blosum``, ``vig``); ``plots``
+draws figures.  Nothing here trains a model.
+"""
+
+from protperf.analysis.aggregate import (
+    aggregate_attention,
+    aggregate_linear,
+    feature_attention_matrix,
+)
+from protperf.analysis.blosum import blosum62, compare_with_blosum, head_correlations
+from protperf.analysis.residues import AMINO_ACIDS, TokenTally, residue_index
+from protperf.analysis.similarity import NORMALIZATIONS, SimilarityAccumulator, SimilarityTotals
+from protperf.analysis.vig import vig_similarity
+
+__all__ = [
+    "AMINO_ACIDS",
+    "NORMALIZATIONS",
+    "SimilarityAccumulator",
+    "SimilarityTotals",
+    "TokenTally",
+    "aggregate_attention",
+    "aggregate_linear",
+    "blosum62",
+    "compare_with_blosum",
+    "feature_attention_matrix",
+    "head_correlations",
+    "residue_index",
+    "vig_similarity",
+]

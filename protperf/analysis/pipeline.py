@@ -1,0 +1,334 @@
+"""Checkpoint + proteins -> similarity matrices, BLOSUM62 correlations, figures, CSV, JSON.
+
+The logic behind ``scripts/analyze.py`` (config: ``conf/analyze.yaml`` mirrors
+:class:`AnalyzeConfig`).  :func:`analyze_model` works on any in-memory model (notebooks);
+:func:`analyze` loads a checkpoint first; :func:`protperf.analysis.report.write_outputs` writes
+the files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from protperf.analysis.attention_maps import attention_maps
+from protperf.analysis.blosum import head_correlations
+from protperf.analysis.collect import ModelAttentionCollector
+from protperf.analysis.sequences import (
+    ALPHABET,
+    Protein,
+    protein_batches,
+    read_proteins,
+    window_batches,
+    with_specials,
+)
+from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
+from protperf.analysis.vig import vig_similarity
+
+log = logging.getLogger(__name__)
+METHODS = ("similarity", "vig")
+
+
+@dataclass
+class AnalysisDataConfig:
+    """Which proteins to analyze.
+
+    path: a FASTA file (plain or .gz) or a prepared directory; None = the bundled sample.
+    split: the split of a prepared directory (train | valid | test).
+    max_sequences: analyze at most this many proteins (None = all).
+    max_length: tokens per protein including <cls>/<eos>; longer proteins are cropped (counted);
+        at most the model's ``max_position`` for learned positions.
+    window: if set, pack proteins back to back into rows of this many tokens instead.
+    """
+
+    path: str | None = None
+    split: str = "test"
+    max_sequences: int | None = 200
+    max_length: int = 512
+    window: int | None = None
+    batch_size: int = 8
+    on_invalid: str = "error"
+
+
+@dataclass
+class AnalyzeConfig:
+    """Root of ``conf/analyze.yaml``.
+
+    checkpoint: a training checkpoint (``.ckpt``); required by :func:`analyze`.
+    attention_kind / num_features: analyze the weights under another attention (null = as
+        trained), e.g. exact-Transformer weights as a Performer.
+    methods: ``similarity`` (attention mass, normalized) and/or ``vig`` (Vig et al. 2020).
+    normalization: log_odds | marginal_log_odds | uniform | mean (protperf.analysis.similarity).
+    permutations: label permutations of the Mantel test (0 = none).
+    order: heatmap order, ``alphabet`` or ``clustered``.
+    protein: record id of the protein whose layers x heads grid is drawn (null = the first).
+    grid_max_length: crop that protein to this many tokens for the grid.
+    """
+
+    checkpoint: str | None = None
+    attention_kind: str | None = None
+    num_features: int | None = None
+    data: AnalysisDataConfig = field(default_factory=AnalysisDataConfig)
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    normalization: str = "log_odds"
+    vig_threshold: float = 0.1
+    permutations: int = 1000
+    seed: int = 0
+    chunk_size: int = 256
+    order: str = "alphabet"
+    protein: str | None = None
+    grid_max_length: int = 48
+    device: str = "cpu"
+    progress: bool = True
+    output_dir: str = "outputs/analyze"
+
+    def validate(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(
+                f"methods={list(self.methods)} must be a non-empty subset of {list(METHODS)}"
+            )
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization={self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
+            )
+        if self.order not in ("alphabet", "clustered"):
+            raise ValueError(f"order={self.order!r} must be 'alphabet' or 'clustered'")
+        if not 0.0 < self.vig_threshold < 1.0:
+            raise ValueError(f"vig_threshold must be in (0, 1), got {self.vig_threshold}")
+        if self.permutations < 0 or self.chunk_size < 1 or self.grid_max_length < 3:
+            raise ValueError("permutations >= 0, chunk_size >= 1 and grid_max_length >= 3 needed")
+
+
+@dataclass
+class AnalysisResult:
+    """Everything :func:`write_outputs` writes."""
+
+    totals: SimilarityTotals
+    head_table: pd.DataFrame | None
+    similarity: np.ndarray | None  # (layers, heads, 20, 20)
+    pooled: np.ndarray | None  # (20, 20)
+    vig_correlation: pd.DataFrame | None
+    vig_summary: dict | None
+    grid: np.ndarray  # (layers, heads, L, L)
+    grid_protein: str
+    grid_tokens: str
+    summary: dict[str, Any]
+
+
+def load_model(config: AnalyzeConfig) -> nn.Module:
+    """The model stored in ``config.checkpoint`` (weights_only), with attention overrides."""
+    if not config.checkpoint:
+        raise ValueError("checkpoint is required: checkpoint=path/to/last.ckpt")
+    from protperf.model.checkpoint import load_module
+
+    attention = {"kind": config.attention_kind, "num_features": config.num_features}
+    module = load_module(config.checkpoint, model_overrides={"attention": attention})
+    return module.model
+
+
+def select_proteins(config: AnalyzeConfig, stats: Counter) -> Iterator[Protein]:
+    """The proteins of ``config.data`` (the bundled sample by default), at most max_sequences."""
+    data = config.data
+    if data.path is None:
+        from protperf.data.config import SAMPLE_FASTA
+
+        path = SAMPLE_FASTA
+    else:
+        path = Path(data.path)
+    proteins = read_proteins(path, data.split, data.on_invalid, stats)
+    if data.max_sequences is not None:
+        proteins = itertools.islice(proteins, data.max_sequences)
+    return proteins
+
+
+def analyze_model(
+    model: nn.Module, config: AnalyzeConfig, proteins: Iterable[Protein] | None = None
+) -> AnalysisResult:
+    """Run ``model`` over ``proteins`` (default: those of ``config.data``) and compare."""
+    config.validate()
+    stats: Counter = Counter()
+    proteins = select_proteins(config, stats) if proteins is None else proteins
+    device = torch.device(config.device)
+    model = model.to(device).eval()
+    collector = ModelAttentionCollector(
+        model, config.chunk_size, vig="vig" in config.methods, vig_threshold=config.vig_threshold
+    )
+    grid_protein: Protein | None = None
+
+    def remember(stream):
+        nonlocal grid_protein
+        for protein in stream:
+            if grid_protein is None and config.protein in (None, protein.record_id):
+                grid_protein = protein
+            yield protein
+
+    data = config.data
+    limit = position_limit(model)
+    if data.window:
+        if limit is not None and data.window > limit:
+            raise ValueError(
+                f"data.window={data.window} is longer than the model's learned positional table "
+                f"(model.max_position={limit})"
+            )
+        batches = window_batches(remember(proteins), data.batch_size, data.window, stats)
+        tokens_per_row = data.window
+    else:
+        max_length = data.max_length if limit is None else min(data.max_length, limit)
+        if max_length < data.max_length:
+            log.info("cropping proteins to model.max_position=%d tokens", max_length)
+        batches = protein_batches(remember(proteins), data.batch_size, max_length, stats)
+        tokens_per_row = max_length
+    progress = tqdm(total=data.max_sequences, unit="seq", desc="attention",
+                    disable=not config.progress)
+    with progress:
+        for batch in batches:
+            collector.add(batch.tokens.to(device), batch.attention_mask.to(device))
+            progress.update(stats["analyzed"] - progress.n)
+    if stats["analyzed"] == 0:
+        raise ValueError(f"no protein to analyze in {data.path or 'the bundled sample'}")
+    if grid_protein is None:
+        raise ValueError(f"protein={config.protein!r} is not among the analyzed proteins")
+    result = _compare(model, collector, config, stats, grid_protein)
+    result.summary["data"]["tokens_per_row"] = tokens_per_row
+    return result
+
+
+def position_limit(model: nn.Module) -> int | None:
+    """Longest input a model with learned positions accepts (None: no limit, e.g. rotary)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "position", None) == "learned":
+        return int(config.max_position)
+    return None
+
+
+def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
+    totals = collector.totals
+    head_table = similarity = pooled = vig_corr = vig_summary = None
+    summary: dict[str, Any] = {
+        "checkpoint": config.checkpoint,
+        "model": {
+            "layers": totals.num_layers,
+            "heads": totals.num_heads,
+            "causal": totals.causal,
+            "attention": sorted(set(collector.kinds)),
+        },
+        "data": {"path": config.data.path or "bundled sample", "stats": dict(stats),
+                 "tokens": totals.tally.as_dict()},
+        "methods": list(config.methods),
+        "permutations": config.permutations,
+    }
+    if "similarity" in config.methods:
+        similarity = totals.similarity(config.normalization)
+        pooled = totals.pooled_similarity(config.normalization)
+        layer_pooled = totals.pooled_similarity(config.normalization, per_layer=True)
+        head_table = head_correlations(
+            similarity, pooled, layer_pooled, n_permutations=config.permutations, seed=config.seed
+        )
+        heads = head_table[head_table["kind"] == "head"]
+        best = heads.head(5)[["layer", "head", "pearson_offdiag", "spearman_offdiag"]
+                             + [c for c in heads.columns if c.startswith("pearson_offdiag_")
+                                and not c.endswith("parametric")]]
+        summary["similarity"] = {
+            "normalization": config.normalization,
+            "pooled": _clean(head_table[head_table["kind"] == "pooled"].iloc[0].to_dict()),
+            "best_heads": [_clean(r) for r in best.to_dict(orient="records")],
+            "heads_significant_q05": int((heads["pearson_offdiag_q"] < 0.05).sum())
+            if "pearson_offdiag_q" in heads else None,
+            "mean_excluded_key_mass": float(np.nanmean(totals.excluded_key_mass())),
+        }
+    if "vig" in config.methods:
+        vig_corr, vig_summary = vig_similarity(totals.vig_counts, config.permutations, config.seed)
+        vig_summary["threshold"] = config.vig_threshold
+        summary["vig"] = _clean(vig_summary)
+    grid_length = config.grid_max_length
+    limit = position_limit(model)
+    grid_length = grid_length if limit is None else min(grid_length, limit)
+    residues = grid_protein.residues[: grid_length - 2]
+    tokens = torch.from_numpy(with_specials(residues))[None].to(next(model.parameters()).device)
+    grid = attention_maps(model, tokens, torch.ones_like(tokens, dtype=torch.bool))[:, 0].numpy()
+    letters = "^" + "".join(ALPHABET.tokens[i] for i in residues) + "$"
+    summary["grid_protein"] = grid_protein.record_id
+    return AnalysisResult(totals, head_table, similarity, pooled, vig_corr, vig_summary, grid,
+                          grid_protein.record_id, letters, summary)
+
+
+def _clean(record: dict) -> dict:
+    """JSON-safe: numpy scalars to Python, NaN to None."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is pd.NA or (isinstance(value, float) and not np.isfinite(value)):
+            value = None
+        out[key] = value
+    return out
+
+
+def analyze(config: AnalyzeConfig) -> AnalysisResult:
+    """Load ``config.checkpoint``, analyze, write everything to ``config.output_dir``."""
+    from protperf.analysis.report import write_outputs
+
+    config.validate()
+    result = analyze_model(load_model(config), config)
+    write_outputs(result, config)
+    return result
+
+
+
+def register_config() -> None:
+    """Register :class:`AnalyzeConfig` as Hydra's ``analyze_schema`` (types conf/analyze.yaml)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="analyze_schema", node=AnalyzeConfig)
+
+
+def resolve_config(cfg: Any) -> AnalyzeConfig:
+    """Hydra DictConfig -> validated :class:`AnalyzeConfig` (errors name the key)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", "") or ""
+        raise ValueError(f"invalid config {key}: {str(error).splitlines()[0]}") from None
+    config.validate()
+    return config
+
+
+def summary_line(result: AnalysisResult, output_dir: str) -> str:
+    """One line for the terminal: pooled and Vig correlations with BLOSUM62, output folder."""
+    parts = ["[protperf analyze]", f"proteins={result.summary['data']['stats'].get('analyzed', 0)}"]
+    pooled = result.summary.get("similarity", {}).get("pooled")
+    if pooled:
+        parts.append(
+            f"pooled pearson_offdiag={_fmt(pooled.get('pearson_offdiag'))} "
+            f"(p={_fmt(pooled.get('pearson_offdiag_p'))})"
+        )
+        best = result.summary["similarity"]["best_heads"][0]
+        parts.append(
+            f"best head L{best['layer']}H{best['head']}={_fmt(best.get('pearson_offdiag'))}"
+        )
+    vig = result.summary.get("vig")
+    if vig:
+        parts.append(
+            f"vig pearson_offdiag={_fmt(vig.get('pearson_offdiag'))} "
+            f"(p={_fmt(vig.get('pearson_offdiag_p'))})"
+        )
+    return " ".join(parts) + f" -> {output_dir}"
+
+
+def _fmt(value: Any) -> str:
+    return "nan" if value is None else f"{value:.3g}"

@@ -1,0 +1,77 @@
+"""Write an analysis: figures (PNG + SVG), per-head CSV, matrices (.npz), JSON summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig
+from protperf.analysis.plots import (
+    plot_attention_grid,
+    plot_head_correlations,
+    plot_similarity_scatter,
+    plot_similarity_vs_blosum,
+    save_figure,
+)
+
+
+def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
+    """Figures (PNG + SVG), ``head_correlations.csv``, ``matrices.npz``, ``summary.json``."""
+    out = Path(config.output_dir)
+    figures = out / "figures"
+    written: list[Path] = []
+    totals = result.totals
+    if result.head_table is not None:
+        table_path = out / "head_correlations.csv"
+        out.mkdir(parents=True, exist_ok=True)
+        result.head_table.to_csv(table_path, index=False)
+        written.append(table_path)
+        label = f"{config.normalization} (symmetrized)"
+        written += save_figure(plot_similarity_vs_blosum(
+            result.pooled, "attention similarity, all heads pooled", config.order, label),
+            figures / "similarity_pooled")
+        written += save_figure(plot_similarity_scatter(
+            result.pooled, "all heads pooled", value_label=label), figures / "scatter_pooled")
+        best = result.head_table[result.head_table["kind"] == "head"].iloc[0]
+        layer, head = int(best["layer"]), int(best["head"])
+        title = f"best head: layer {layer} head {head}"
+        written += save_figure(plot_similarity_vs_blosum(
+            result.similarity[layer, head], title, config.order, label),
+            figures / "similarity_best_head")
+        written += save_figure(plot_similarity_scatter(
+            result.similarity[layer, head], title, value_label=label),
+            figures / "scatter_best_head")
+        written += save_figure(
+            plot_head_correlations(result.head_table), figures / "head_correlations"
+        )
+    if result.vig_correlation is not None:
+        written += save_figure(plot_similarity_vs_blosum(
+            result.vig_correlation, "Vig et al.: correlation of attention shares across heads",
+            config.order, "Pearson r"), figures / "vig_similarity")
+        written += save_figure(plot_similarity_scatter(
+            result.vig_correlation, "Vig et al. procedure", value_label="Pearson r"),
+            figures / "vig_scatter")
+    written += save_figure(
+        plot_attention_grid(result.grid, result.grid_tokens, f"attention of {result.grid_protein}"),
+        figures / "attention_grid",
+    )
+    matrices = {"sums": totals.sums, "pair_counts": totals.pair_counts, "uniform": totals.uniform,
+                "vig_counts": totals.vig_counts, "vig_high": totals.vig_high,
+                "grid": result.grid}
+    if result.similarity is not None:
+        matrices.update(similarity=result.similarity, pooled=result.pooled)
+    if result.vig_correlation is not None:
+        matrices["vig_correlation"] = result.vig_correlation.to_numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "matrices.npz", **matrices)
+    written.append(out / "matrices.npz")
+    summary = dict(result.summary, config=asdict(config),
+                   outputs=[str(p.relative_to(out)) for p in written] + ["summary.json"])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    written.append(out / "summary.json")
+    plt.close("all")
+    return written

@@ -1,0 +1,42 @@
+"""Both notebooks execute top to bottom (nbclient) and write their figures.
+
+The first trains its own tiny checkpoint (no checkpoint given); the second analyzes that one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+nbclient = pytest.importorskip("nbclient")  # the dev extra
+nbformat = pytest.importorskip("nbformat")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def execute(name: str, workdir: Path) -> None:
+    notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute()
+
+
+@pytest.mark.slow  # two kernels and ~1 min of CPU training: ~75 s on the shared 2-core machine
+def test_notebooks_execute_and_write_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("PROTPERF_NOTEBOOK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("PROTPERF_CHECKPOINT", raising=False)
+    execute("attention_heads.ipynb", tmp_path)
+    checkpoint = tmp_path / "work" / "tiny-model" / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    for suffix in ("png", "svg"):
+        assert (tmp_path / "work" / "attention_heads" / f"attention_grid.{suffix}").is_file()
+    monkeypatch.setenv("PROTPERF_CHECKPOINT", str(checkpoint))
+    execute("blosum_similarity.ipynb", tmp_path)
+    for stem in ("similarity_pooled", "scatter_pooled", "vig_similarity"):
+        assert (tmp_path / "work" / "blosum_similarity" / f"{stem}.png").is_file()

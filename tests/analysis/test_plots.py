@@ -1,0 +1,83 @@
+"""Figures are produced, in the requested order, and saved as PNG and SVG."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from protperf.analysis.blosum import blosum62, head_correlations
+from protperf.analysis.plots import (
+    clustered_order,
+    plot_attention_grid,
+    plot_head_correlations,
+    plot_similarity_scatter,
+    plot_similarity_vs_blosum,
+    save_figure,
+)
+from protperf.analysis.residues import AMINO_ACIDS
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def check_saved(paths):
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in paths[1].read_text()
+
+
+def tick_text(axis):
+    return "".join(label.get_text() for label in axis.get_xticklabels())
+
+
+@pytest.mark.parametrize("order", ["alphabet", "clustered"])
+def test_similarity_heatmap_beside_blosum(tmp_path, order):
+    similarity = blosum62().to_numpy() * 0.5
+    similarity[0, 1] = np.nan
+    figure = plot_similarity_vs_blosum(similarity, order=order)
+    expected = AMINO_ACIDS if order == "alphabet" else clustered_order()
+    assert tick_text(figure.axes[0]) == expected
+    assert tick_text(figure.axes[1]) == expected or tick_text(figure.axes[2]) == expected
+    check_saved(save_figure(figure, tmp_path / "sub" / "heatmap"))
+
+
+def test_clustered_order_groups_similar_amino_acids():
+    order = clustered_order()
+    assert sorted(order) == sorted(AMINO_ACIDS)
+    positions = [order.index(a) for a in "ILMV"]
+    assert max(positions) - min(positions) == 3  # the aliphatic block stays together
+    with pytest.raises(ValueError, match="order must be 'alphabet', 'clustered' or a permutation"):
+        plot_similarity_vs_blosum(np.zeros((20, 20)), order="ACD")
+
+
+def test_scatter_and_head_grid(tmp_path):
+    reference = blosum62().to_numpy()
+    noise = np.random.default_rng(0).normal(size=(2, 3, 20, 20))
+    similarities = reference + noise
+    check_saved(save_figure(plot_similarity_scatter(similarities[0, 0]), tmp_path / "scatter"))
+    table = head_correlations(similarities, n_permutations=0)
+    figure = plot_head_correlations(table)
+    check_saved(save_figure(figure, tmp_path / "heads"))
+
+
+def test_attention_grid(tmp_path):
+    attention = np.random.default_rng(0).dirichlet(np.ones(6), size=(2, 3, 6))
+    figure = plot_attention_grid(attention, residues="^MKTA$", title="toy")
+    assert len(figure.axes) == 6
+    assert tick_text(figure.axes[3]) == "^MKTA$"  # bottom-left: labels on the outer axes only
+    assert tick_text(figure.axes[0]) == "" and tick_text(figure.axes[4]) == "^MKTA$"
+    check_saved(save_figure(figure, tmp_path / "grid"))
+    with pytest.raises(ValueError, match="5 residue labels for attention of length 6"):
+        plot_attention_grid(attention, residues="MKTA$")
+    with pytest.raises(ValueError, match=r"attention must be \(layers, heads, L, L\)"):
+        plot_attention_grid(attention[0])
+
+
+def test_head_table_frame_type():
+    table = head_correlations(np.zeros((1, 1, 20, 20)) + np.eye(20), n_permutations=0)
+    assert isinstance(table, pd.DataFrame) and len(table) == 1
