@@ -62,6 +62,20 @@ def log_figures_to_wandb(
             run.finish()
 
 
+def log_analysis_figures(output_dir: str | Path, config: Mapping[str, Any] | None = None,
+                         project: str = "protperf") -> str:
+    """Log the PNG figures of a ``scripts/analyze.py`` run (``<output_dir>/figures/*.png``) to
+    a wandb run stored in ``<output_dir>/wandb`` (group ``analysis``, named after the output
+    directory), with the analysis config; returns the wandb run directory."""
+    output_dir = Path(output_dir)
+    figures = sorted((output_dir / "figures").glob("*.png"))
+    if not figures:
+        raise FileNotFoundError(f"no PNG figures in {output_dir / 'figures'}")
+    return log_figures_to_wandb(figures, save_dir=output_dir, project=project,
+                                name=f"analyze-{output_dir.name}", group="analysis",
+                                config=config)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m protperf.cluster.wandb_figures <dir> [--name N] [--project P]``: log every
     PNG in ``dir`` (e.g. the run directory of ``scripts/analyze.py``) to a wandb run stored
