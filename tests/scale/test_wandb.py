@@ -15,7 +15,7 @@ from protperf.cluster import wandb_figures  # noqa: E402
 from protperf.cluster.wandb_figures import log_figures_to_wandb  # noqa: E402
 from protperf.model.schema import register_configs  # noqa: E402
 from tests.scale import wandb_records  # noqa: E402
-from tests.scale.conftest import REPO  # noqa: E402
+from tests.scale.conftest import REPO, TINY, run_script  # noqa: E402
 
 register_configs()
 
@@ -82,3 +82,21 @@ def test_log_figures_to_an_offline_run(tmp_path, monkeypatch):
 def test_figures_command_names_an_empty_directory(tmp_path, capsys):
     assert wandb_figures.main([str(tmp_path)]) == 2
     assert f"error: no .png figures in {tmp_path}" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # trains a tiny checkpoint, then analyze.py draws and logs its figures: ~60 s
+def test_analyze_script_logs_its_figures_to_wandb(tmp_path):
+    train = run_script("train.py", [*TINY, "model=performer_softmax", "trainer.max_steps=2",
+                                    "trainer.val_check_interval=2", "hydra.run.dir=train"],
+                       cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-3000:]
+    result = run_script("analyze.py", [
+        f"checkpoint={tmp_path / 'train' / 'checkpoints' / 'last.ckpt'}", "data.max_sequences=4",
+        "data.max_length=32", "permutations=0", "grid_max_length=8", "progress=false",
+        "wandb=true", "hydra.run.dir=analysis"], cwd=tmp_path, env={"WANDB_MODE": None})
+    assert result.returncode == 0, result.stderr[-3000:]
+    pngs = sorted(p.stem for p in (tmp_path / "analysis" / "figures").glob("*.png"))
+    records = wandb_records.read_finished_run(_run_file(tmp_path / "analysis"))
+    (row,) = [r for r in wandb_records.history(records) if f"{pngs[0]}/_type" in r]
+    assert {key.split("/")[0] for key in row if key.endswith("/_type")} == set(pngs)
+    assert wandb_records.config(records)["wandb"] is True
