@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from protperf.analysis.pipeline import analyze, register_config, resolve_config, summary_line  # noqa: E402
 
@@ -21,7 +21,12 @@ register_config()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
 def main(cfg: DictConfig) -> None:
-    result = analyze(resolve_config(cfg))
+    config = resolve_config(cfg)
+    result = analyze(config)
+    if config.wandb:
+        from protperf.cluster.wandb_figures import log_analysis_figures
+
+        log_analysis_figures(config.output_dir, OmegaConf.to_container(cfg, resolve=True))
     print(summary_line(result, cfg.output_dir), flush=True)
 
 

@@ -74,6 +74,8 @@ class AnalyzeConfig:
     order: heatmap order, ``alphabet`` or ``clustered``.
     protein: record id of the protein whose layers x heads grid is drawn (null = the first).
     grid_max_length: crop that protein to this many tokens for the grid.
+    wandb: also log the PNG figures to a wandb run in ``<output_dir>/wandb`` (offline unless
+        ``WANDB_MODE`` says otherwise; :mod:`protperf.cluster.wandb_figures`).
     """
 
     checkpoint: str | None = None
@@ -91,6 +93,7 @@ class AnalyzeConfig:
     grid_max_length: int = 48
     device: str = "cpu"
     progress: bool = True
+    wandb: bool = False
     output_dir: str = "outputs/analyze"
 
     def validate(self) -> None:

@@ -40,6 +40,18 @@ class EpochDataLoader(DataLoader):
         self._passes += 1
         return super().__iter__()
 
+    def __len__(self) -> int:
+        """Batches per pass.  Each worker batches its own round-robin share of the rank's
+        items, so ``num_workers`` workers can end with up to ``num_workers`` partial batches;
+        count them all: Lightning ends an epoch after ``len(dataloader)`` batches, and the
+        default count (``ceil(items / batch_size)``) would silently drop the extra ones."""
+        n_items = len(self.dataset)
+        if self.batch_size is None:
+            return n_items
+        workers = max(self.num_workers, 1)
+        shares = (len(range(w, n_items, workers)) for w in range(workers))
+        return sum(-(-share // self.batch_size) for share in shares)
+
 
 class ProteinDataModule(pl.LightningDataModule):
     """Batches for ``objective`` ``"mlm"`` (bidirectional) or ``"clm"`` (causal).

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from protperf.cluster.launch import check_ddp_launch
 from protperf.data.datamodule import ProteinDataModule
 from protperf.model.checkpoint import load_module
 from protperf.model.config import ConfigError, TrainConfig, validate
@@ -76,6 +77,7 @@ def build_module(config: TrainConfig) -> ProteinLMModule:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, validate the final weights, write ``summary.json``; returns the summary."""
     config = resolve_config(cfg)
+    check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes)
     pl.seed_everything(config.seed, workers=True)
     datamodule = ProteinDataModule(config.data, objective=config.task.objective)
     module = build_module(config)

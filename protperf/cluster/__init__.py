@@ -1,0 +1,1 @@
+"""Scale-out helpers: DDP batch records, sweep result collection, wandb figure logging."""
