@@ -42,7 +42,6 @@ def run_analyze(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow  # trains a checkpoint, then a subprocess writes 16 figures: ~50 s here
 def test_analyze_script_writes_figures_csv_and_json(checkpoint, tmp_path):
     result = run_analyze([f"checkpoint={checkpoint}", "data.max_sequences=6",
                           "data.max_length=48", "permutations=20", "grid_max_length=10",

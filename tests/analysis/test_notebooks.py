@@ -24,7 +24,6 @@ def execute(name: str, workdir: Path) -> None:
     client.execute()
 
 
-@pytest.mark.slow  # two kernels and ~1 min of CPU training: ~75 s on the shared 2-core machine
 def test_notebooks_execute_and_write_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.setenv("PROTPERF_NOTEBOOK_DIR", str(tmp_path / "work"))

@@ -9,30 +9,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+# The tiny architecture and run of the model tests (a few steps on the bundled sample).
+from tests.model.conftest import TINY  # noqa: F401
 
-# A tiny architecture and run (same spirit as tests/model/conftest.py TINY).
-TINY = [
-    "model.dim=16",
-    "model.num_heads=2",
-    "model.num_layers=1",
-    "model.ffn_dim=32",
-    "model.max_position=64",
-    "model.dropout=0.0",
-    "model.attention.num_features=16",
-    "data.max_length=32",
-    "data.batch_size=4",
-    "data.num_workers=0",
-    "trainer.max_steps=3",
-    "trainer.val_check_interval=3",
-    "callbacks.last_checkpoint.every_n_train_steps=2",
-    "trainer.limit_val_batches=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "~callbacks.progress_bar",
-    "optim.warmup_steps=1",
-]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_script(script: str, args: list[str], cwd: Path,
