@@ -6,13 +6,8 @@ from protperf.data.alphabet import Alphabet
 def test_token_ids_are_pinned():
     alphabet = Alphabet()
     assert alphabet.tokens[:5] == ("<pad>", "<mask>", "<cls>", "<eos>", "<unk>")
-    assert (alphabet.pad_id, alphabet.mask_id, alphabet.cls_id, alphabet.eos_id, alphabet.unk_id) == (
-        0,
-        1,
-        2,
-        3,
-        4,
-    )
+    special_ids = (alphabet.pad_id, alphabet.mask_id, alphabet.cls_id, alphabet.eos_id)
+    assert special_ids + (alphabet.unk_id,) == (0, 1, 2, 3, 4)
     assert alphabet.bos_id == alphabet.cls_id
     assert "".join(alphabet.tokens[5:25]) == "ACDEFGHIKLMNPQRSTVWY"
     assert "".join(alphabet.tokens[25:]) == "XBZUO"
