@@ -25,7 +25,7 @@ from protperf.attention.features import (
     scale_for_softmax,
     softmax_feature_logits,
 )
-from protperf.attention.fused import softmax_features
+from protperf.attention.fused import relu_features_fused, softmax_features
 
 # Floor of the normalizer D_i. With stabilized features D_i is O(1/m) or larger unless every
 # feature of query i underflowed against the keys (|q|, |k| in the hundreds); there the
@@ -173,8 +173,9 @@ def performer_feature_maps(
     elif kernel == "relu":
         proj = None if projection is None else projection.to(work_dtype)
         q, k = scale_for_softmax(q), scale_for_softmax(k)
-        q_prime = relu_features(q, proj, relu_eps)
-        k_prime = relu_features(k, proj, relu_eps)
+        features = relu_features if proj is None or proj.requires_grad else relu_features_fused
+        q_prime = features(q, proj, relu_eps)
+        k_prime = features(k, proj, relu_eps)
     else:
         raise ValueError(f"kernel must be 'softmax' or 'relu', got {kernel!r}")
     if key_mask is not None:

@@ -104,3 +104,33 @@ def softmax_features(
     if projection.requires_grad:
         raise ValueError("softmax_features takes a fixed random projection (requires_grad=False)")
     return _SoftmaxFeatures.apply(x, projection, stabilizer, subtract_half_sq, key_mask)
+
+
+class _ReluFeatures(torch.autograd.Function):
+    """F = relu(x W^T) + eps, formed in place; backward keeps a boolean mask, not F."""
+
+    @staticmethod
+    def forward(ctx, x, projection, eps):
+        features = x @ projection.transpose(0, 1)
+        positive = features > 0
+        features.clamp_min_(0.0).add_(eps)
+        ctx.save_for_backward(projection, positive)
+        return features
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_features):
+        projection, positive = ctx.saved_tensors
+        return (grad_features * positive) @ projection, None, None
+
+
+def relu_features_fused(x: torch.Tensor, projection: torch.Tensor, eps: float) -> torch.Tensor:
+    """relu(x W^T) + eps with a hand-written backward; x: (..., L, d), W: (m, d) fixed.
+
+    Same values and gradients as ``features.relu_features``; keeps a (..., L, m) boolean
+    mask for backward instead of the float features.
+    """
+    if projection.requires_grad:
+        raise ValueError("relu_features_fused takes a fixed random projection "
+                         "(requires_grad=False)")
+    return _ReluFeatures.apply(x, projection, eps)
