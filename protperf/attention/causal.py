@@ -44,6 +44,12 @@ def _unchunked(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.reshape(b, h, n * c, k)[:, :, :length]
 
 
+def _accumulate_matmul(target: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """target += a @ b in the matmul itself (beta = 1); (..., C, k) @ (..., k, n), 5-D."""
+    flat = target.view(-1, *target.shape[-2:])
+    flat.baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]))
+
+
 class _CausalLinearAttention(torch.autograd.Function):
     """Unnormalized causal linear attention sum_{j<=i} w_ij v_aug_j; see module docstring."""
 
@@ -102,7 +108,7 @@ class _CausalLinearAttention(torch.autograd.Function):
         if num_chunks > 1:
             chunk_end = sc[..., -1]
             grad_read = grad * read_scale  # (B, H, N, C, e)
-            grad_q.add_(grad_read @ states.transpose(-2, -1))
+            _accumulate_matmul(grad_q, grad_read, states.transpose(-2, -1))
             grad_states = qc.transpose(-2, -1) @ grad_read  # (B, H, N, m, e)
             # Reverse scan: grad_summaries[n] = decay_n * grad_summaries[n+1] + grad_states[n+1].
             decay = torch.exp(chunk_end[..., :-1] - chunk_end[..., 1:])[..., None, None]
@@ -113,7 +119,7 @@ class _CausalLinearAttention(torch.autograd.Function):
                 torch.addcmul(grad_states[:, :, n + 1], grad_summaries[:, :, n + 1],
                               decay[:, :, n], out=grad_summaries[:, :, n])
             value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
-            grad_k.add_((vc * value_scale) @ grad_summaries.transpose(-2, -1))
+            _accumulate_matmul(grad_k, vc * value_scale, grad_summaries.transpose(-2, -1))
             grad_v.add_((kc @ grad_summaries).mul_(value_scale))
         length = ctx.length
         return (_unchunked(grad_q, length), _unchunked(grad_k, length),
