@@ -43,7 +43,8 @@ def rss_mib() -> float:
 
 
 def throughput_worker(model: str, objective: str, window: int, warmup: int, steps: int,
-                      device: str, num_features: int, threads: int) -> dict:
+                      device: str, num_features: int, threads: int,
+                      chunk_size: int | None = None) -> dict:
     """One configuration in a fresh process: tokens/s and peak memory of training steps."""
     torch.set_num_threads(threads)
     from protperf.model.lightning import ProteinLMModule
@@ -53,7 +54,8 @@ def throughput_worker(model: str, objective: str, window: int, warmup: int, step
     module = ProteinLMModule(
         model={**ARCH, "name": model,
                "attention": {"kind": KINDS[model], "num_features": num_features,
-                             "redraw_interval": 0}},
+                             "redraw_interval": 0,
+                             **({"chunk_size": chunk_size} if chunk_size else {})}},
         task={"objective": objective},
     ).to(device)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
@@ -102,7 +104,7 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
                 with context.Pool(1) as pool:
                     row = pool.apply(throughput_worker, (
                         model, objective, window, args.warmup, args.steps, args.device,
-                        args.num_features, args.threads))
+                        args.num_features, args.threads, args.chunk_size))
                 print(f"  {model:18s} {objective} L={window:5d}: "
                       f"{row['tokens_per_s']:9.0f} tok/s "
                       f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), "
@@ -184,6 +186,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--num-features", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="causal Performer chunk size (default: the config's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quality-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)

@@ -12,11 +12,9 @@ at position i depends on nothing after i.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
+from protperf.attention.causal import causal_linear_attention_unnormalized
 from protperf.attention.features import (
     causal_key_stabilizer,
     favorpp_parameter,
@@ -27,6 +25,7 @@ from protperf.attention.features import (
     scale_for_softmax,
     softmax_feature_logits,
 )
+from protperf.attention.fused import relu_features_fused, softmax_features
 
 # Floor of the normalizer D_i. With stabilized features D_i is O(1/m) or larger unless every
 # feature of query i underflowed against the keys (|q|, |k| in the hundreds); there the
@@ -66,59 +65,20 @@ def causal_linear_attention(
     (zeros), non-decreasing for stability. Within a chunk of C positions the masked C x C
     weights are formed exactly; across chunks a state S = sum_j exp(s_j - e) k'_j [v_j, 1]^T
     of size m x (dv+1), referenced to the running max e at the previous chunk end, is carried
-    and rescaled by exp(e_old - e_new) <= 1. Time O(L C m + L m dv); memory O(L (m + dv + C))
-    for activations plus the L/C per-chunk states kept for backward (L m (dv+1) / C floats,
-    at most L (m+1) for C >= dv). L need not be a multiple of C.
+    and rescaled by exp(e_old - e_new) <= 1 (``causal.py``, with a hand-written reverse-scan
+    backward). Time O(L C m + L m dv); memory O(L (m + dv + C)) for activations plus the L/C
+    per-chunk states kept for backward (L m (dv+1) / C floats, at most L (m+1) for C >= dv).
+    L need not be a multiple of C.
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
-    b, h, length, m = q_prime.shape
-    dv = v.shape[-1]
+    b, h, length, _ = q_prime.shape
     if key_log_scale is None:
         key_log_scale = q_prime.new_zeros(b, h, length)
-    num_chunks = -(-length // chunk_size)
-    pad = num_chunks * chunk_size - length
     v_aug = torch.cat([v, v.new_ones(b, h, length, 1)], dim=-1)  # last column: normalizer
-    if pad:
-        q_prime = F.pad(q_prime, (0, 0, 0, pad))
-        k_prime = F.pad(k_prime, (0, 0, 0, pad))
-        v_aug = F.pad(v_aug, (0, 0, 0, pad))
-        key_log_scale = F.pad(key_log_scale, (0, pad), mode="replicate")
-    c = chunk_size
-    qc = q_prime.reshape(b, h, num_chunks, c, m)
-    kc = k_prime.reshape(b, h, num_chunks, c, m)
-    vc = v_aug.reshape(b, h, num_chunks, c, dv + 1)
-    sc = key_log_scale.reshape(b, h, num_chunks, c)
-
-    # Inside chunks: exact masked weights q'_i.k'_j exp(s_j - s_i), j <= i.
-    allowed = torch.ones(c, c, dtype=torch.bool, device=q_prime.device).tril()
-    log_rescale = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).masked_fill(~allowed, float("-inf"))
-    weights = (qc @ kc.transpose(-2, -1)) * torch.exp(log_rescale)
-    out = weights @ vc  # (B, H, N, C, dv+1)
-
-    if num_chunks > 1:
-        chunk_end = sc[..., -1]  # (B, H, N) running max at each chunk's end
-        # Per-chunk summaries referenced to their chunk end: U_n = sum_j exp(s_j - e_n) k'_j v_j^T.
-        k_scaled = kc * torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
-        summaries = k_scaled.transpose(-2, -1) @ vc  # (B, H, N, m, dv+1)
-        decay = torch.exp(chunk_end[..., :-1] - chunk_end[..., 1:])  # (B, H, N-1), <= 1
-        # unbind once: indexing inside the loop would make backward O(N^2) (one full-size
-        # zero gradient per select)
-        summary_list, decay_list = summaries.unbind(2), decay.unbind(2)
-        state = summary_list[0]
-        states = [state]  # states[n] = sum over chunks <= n, referenced to e_n
-        for n in range(1, num_chunks - 1):
-            state = state * decay_list[n - 1][..., None, None] + summary_list[n]
-            states.append(state)
-        # Query i in chunk n+1 reads the carried state of chunks <= n, rescaled by
-        # exp(e_n - s_i) <= 1 (chunk 0 reads an empty state).
-        carried = torch.stack([torch.zeros_like(state)] + states, dim=2)  # (B, H, N, m, dv+1)
-        previous_end = torch.cat([sc[..., :1, :1], chunk_end[..., :-1, None]], dim=-2)
-        q_scaled = qc * torch.exp(previous_end - sc).unsqueeze(-1)
-        out = out + q_scaled @ carried
-
-    out = out.reshape(b, h, num_chunks * c, dv + 1)[:, :, :length]
-    return _safe_divide(out[..., :dv], out[..., dv:])
+    out = causal_linear_attention_unnormalized(
+        q_prime, k_prime, v_aug, key_log_scale.detach(), chunk_size)
+    return _safe_divide(out[..., :-1], out[..., -1:])
 
 
 def linear_attention_reference(
@@ -154,24 +114,21 @@ def _favor_plus_features(
     Same values as ``positive_features(softmax_feature_logits(...), stabilizer)`` up to
     constants that cancel: per query row the |q|^2/2 term and the stabilizer are one per-row
     constant, so q' = exp(Wq - max_r (Wq)_r) / sqrt(m); per key the logit max is
-    max_r (Wk)_r - |k|^2/2, so all key shifts are (B, H, L, 1) and the (L, m) tensor is only
-    touched by the matmul, one subtraction and the exp.
+    max_r (Wk)_r - |k|^2/2. A fixed projection (the usual buffer) takes the hand-written
+    backward of ``fused.softmax_features``; a trainable one the autograd reference.
     """
-    log_sqrt_m = 0.5 * math.log(projection.shape[0])
-    q_proj = q @ projection.transpose(0, 1)
-    q_prime = torch.exp(q_proj - (q_proj.detach().amax(-1, keepdim=True) + log_sqrt_m))
-    k_proj = k @ projection.transpose(0, 1)
-    k_half_sq = 0.5 * (k * k).sum(-1, keepdim=True)
-    # per-key max logit, (B, H, L, 1); used only as a (detached) stabilizer
-    key_max = k_proj.detach().amax(-1, keepdim=True) - k_half_sq.detach()
-    key_log_scale = None
+    if not projection.requires_grad:
+        q_prime, _ = softmax_features(q, projection, "row", subtract_half_sq=False)
+        k_prime, key_log_scale = softmax_features(
+            k, projection, "causal" if causal_keys else "global", key_mask=key_mask)
+        return q_prime, k_prime, key_log_scale
+    q_logits = softmax_feature_logits(q, projection)
+    k_logits = softmax_feature_logits(k, projection)
+    q_prime = positive_features(q_logits, query_stabilizer(q_logits))
     if causal_keys:
-        key_log_scale = causal_key_stabilizer(key_max, key_mask)  # (B, H, L)
-        shift = key_log_scale.unsqueeze(-1)
-    else:
-        shift = global_key_stabilizer(key_max, key_mask)  # (B, H, 1, 1)
-    k_prime = torch.exp(k_proj - (k_half_sq + shift + log_sqrt_m))
-    return q_prime, k_prime, key_log_scale
+        key_log_scale = causal_key_stabilizer(k_logits, key_mask)
+        return q_prime, positive_features(k_logits, key_log_scale.unsqueeze(-1)), key_log_scale
+    return q_prime, positive_features(k_logits, global_key_stabilizer(k_logits, key_mask)), None
 
 
 def performer_feature_maps(
@@ -211,11 +168,14 @@ def performer_feature_maps(
         else:
             q_prime, k_prime, key_log_scale = _favor_plus_features(
                 q, k, proj, key_mask, causal_keys)
+            if not proj.requires_grad:
+                return q_prime, k_prime, key_log_scale  # padding keys are already zero
     elif kernel == "relu":
         proj = None if projection is None else projection.to(work_dtype)
         q, k = scale_for_softmax(q), scale_for_softmax(k)
-        q_prime = relu_features(q, proj, relu_eps)
-        k_prime = relu_features(k, proj, relu_eps)
+        features = relu_features if proj is None or proj.requires_grad else relu_features_fused
+        q_prime = features(q, proj, relu_eps)
+        k_prime = features(k, proj, relu_eps)
     else:
         raise ValueError(f"kernel must be 'softmax' or 'relu', got {kernel!r}")
     if key_mask is not None:

@@ -126,7 +126,7 @@ class MultiHeadAttention(nn.Module):
         else:
             out = favor_attention(
                 q, k, v, self._projection(), self._kernel(), self.causal, attention_mask,
-                chunk_size=cfg.chunk_size, relu_eps=cfg.relu_eps,
+                chunk_size=cfg.causal_chunk_size(self.head_dim), relu_eps=cfg.relu_eps,
                 favorpp=cfg.feature_type == "favorpp",
             )
         if attention_mask is not None:

@@ -6,9 +6,14 @@ from protperf.attention import AttentionConfig
 def test_defaults_are_valid():
     cfg = AttentionConfig()
     assert (cfg.kind, cfg.num_features, cfg.chunk_size, cfg.feature_type) == (
-        "exact", 256, 64, "orthogonal")
+        "exact", 256, None, "orthogonal")
     assert AttentionConfig(kind="favor_relu").is_performer
     assert not AttentionConfig(kind="identity").is_performer
+
+
+def test_default_chunk_size_follows_the_head_dim():
+    assert [AttentionConfig().causal_chunk_size(d) for d in (8, 32, 64)] == [16, 32, 64]
+    assert AttentionConfig(chunk_size=7).causal_chunk_size(64) == 7
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,167 @@
+"""Hand-written backwards (fused FAVOR+ features, causal reverse scan) against autograd of
+the reference formulas, in float64."""
+
+import math
+
+import pytest
+import torch
+
+from protperf.attention.causal import causal_linear_attention_unnormalized
+from protperf.attention.favor import favor_attention
+from protperf.attention.features import (
+    causal_key_stabilizer,
+    draw_projection,
+    global_key_stabilizer,
+    positive_features,
+    relu_features,
+    softmax_feature_logits,
+)
+from protperf.attention.fused import relu_features_fused, softmax_features
+
+
+def heads(length=11, d=4, seed=0, scale=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(2, 3, length, d, generator=gen, dtype=torch.float64)
+
+
+def projection(m=8, d=4, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return draw_projection("orthogonal", m, d, generator=gen).double()
+
+
+def key_mask(length=11):
+    mask = torch.ones(2, length, dtype=torch.bool)
+    mask[1, :2] = False  # leading padding
+    mask[1, -3:] = False  # trailing padding
+    return mask
+
+
+def reference_features(x, w, stabilizer, subtract_half_sq, mask):
+    """Autograd reference: exp(Wx - |x|^2/2 - c) / sqrt(m), c from features.py."""
+    logits = softmax_feature_logits(x, w)
+    if not subtract_half_sq:
+        logits = logits + 0.5 * (x * x).sum(-1, keepdim=True)
+    log_scale = None
+    if stabilizer == "row":
+        shift = logits.detach().amax(-1, keepdim=True)
+    elif stabilizer == "global":
+        shift = global_key_stabilizer(logits, mask)
+    else:
+        log_scale = causal_key_stabilizer(logits, mask)
+        shift = log_scale.unsqueeze(-1)
+    features = positive_features(logits, shift)
+    if mask is not None:
+        features = features * mask[:, None, :, None]
+    return features, log_scale
+
+
+CASES = [("row", False, False), ("row", True, False), ("global", True, False),
+         ("global", True, True), ("causal", True, False), ("causal", True, True)]
+
+
+@pytest.mark.parametrize("stabilizer,subtract_half_sq,masked", CASES)
+def test_softmax_features_match_the_reference_values_and_gradients(
+    stabilizer, subtract_half_sq, masked
+):
+    w, mask = projection(), key_mask() if masked else None
+    x_ref = heads(scale=2.0).requires_grad_()
+    x = x_ref.detach().clone().requires_grad_()
+    expected, expected_scale = reference_features(x_ref, w, stabilizer, subtract_half_sq, mask)
+    got, got_scale = softmax_features(x, w, stabilizer, subtract_half_sq, mask)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-12)
+    if stabilizer == "causal":
+        torch.testing.assert_close(got_scale, expected_scale, atol=0, rtol=0)
+    else:
+        assert got_scale is None
+    upstream = torch.randn(got.shape, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(2))
+    (expected * upstream).sum().backward()
+    (got * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-10, rtol=1e-10)
+    if masked:
+        assert (got[1, :, :2] == 0).all() and (got[1, :, -3:] == 0).all()
+        assert (x.grad[1, :, :2] == 0).all() and (x.grad[1, :, -3:] == 0).all()
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_masked_favor_attention_gradcheck(causal):
+    # The features alone are not gradcheck-able: their stabilizer is a detached function of
+    # x (it cancels only in the attention ratio), so check the whole attention, with padding.
+    w, mask = projection(), key_mask(7)
+    q, k, v = (heads(length=7, seed=s).requires_grad_() for s in range(3))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: favor_attention(a, b, c, w, "softmax", causal, mask, chunk_size=3),
+        (q, k, v), fast_mode=True,
+    )
+
+
+def test_softmax_features_refuse_bad_arguments():
+    w, x = projection(), heads()
+    with pytest.raises(ValueError, match="stabilizer must be one of"):
+        softmax_features(x, w, "rows")
+    with pytest.raises(ValueError, match="fixed random projection"):
+        softmax_features(x, w.clone().requires_grad_(), "row")
+
+
+def causal_inputs(length, m=5, e=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.rand(2, 3, length, m, generator=gen, dtype=torch.float64)
+    k = torch.rand(2, 3, length, m, generator=gen, dtype=torch.float64)
+    v = torch.randn(2, 3, length, e, generator=gen, dtype=torch.float64)
+    # non-decreasing with large jumps, as the causal key stabilizer produces
+    s = torch.cummax(5.0 * torch.randn(2, 3, length, generator=gen, dtype=torch.float64), -1)
+    return q, k, v, s.values
+
+
+def quadratic_unnormalized(q, k, v, s):
+    """O(L^2) autograd reference: sum_{j<=i} q_i.k_j exp(s_j - s_i) v_j."""
+    length = q.shape[2]
+    future = ~torch.ones(length, length, dtype=torch.bool).tril()
+    rescale = (s.unsqueeze(-2) - s.unsqueeze(-1)).masked_fill(future, -math.inf).exp()
+    return ((q @ k.transpose(-2, -1)) * rescale) @ v
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 13, 64])
+def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(chunk_size):
+    q, k, v, s = causal_inputs(13)  # 13 = 3 chunks of 4 + 1, or 4 of 3 + 1
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = causal_linear_attention_unnormalized(*leaves, s, chunk_size)
+    expected = quadratic_unnormalized(*ref_leaves, s)
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
+    upstream = torch.randn(out.shape, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(3))
+    (out * upstream).sum().backward()
+    (expected * upstream).sum().backward()
+    for got, want in zip(leaves, ref_leaves, strict=True):
+        torch.testing.assert_close(got.grad, want.grad, atol=1e-10, rtol=1e-10)
+
+
+def test_causal_scan_gradcheck():
+    q, k, v, s = causal_inputs(10, m=3, e=2)
+    q, k, v = (t[:1, :2].clone().requires_grad_() for t in (q, k, v))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: causal_linear_attention_unnormalized(a, b, c, s[:1, :2], 3), (q, k, v)
+    )
+
+
+def test_causal_scan_refuses_a_bad_chunk_size():
+    q, k, v, s = causal_inputs(4)
+    with pytest.raises(ValueError, match="chunk_size must be > 0"):
+        causal_linear_attention_unnormalized(q, k, v, s, 0)
+
+
+def test_relu_features_match_the_reference_values_and_gradients():
+    w = projection()
+    x_ref = heads().requires_grad_()
+    x = x_ref.detach().clone().requires_grad_()
+    expected, got = relu_features(x_ref, w, 1e-3), relu_features_fused(x, w, 1e-3)
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    upstream = torch.randn(got.shape, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(4))
+    (expected * upstream).sum().backward()
+    (got * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-12, rtol=1e-12)
+    assert torch.autograd.gradcheck(lambda t: relu_features_fused(t, w, 1e-3), (x,))
+    with pytest.raises(ValueError, match="fixed random projection"):
+        relu_features_fused(x, w.clone().requires_grad_(), 1e-3)
