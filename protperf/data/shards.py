@@ -21,17 +21,33 @@ import numpy as np
 FORMAT_VERSION = "protperf-shards-1"
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MANIFEST = "manifest.json"
+Buffers = bytes | bytearray | memoryview | np.ndarray | list
 
 
-def write_shard(split_dir: Path, name: str, tokens: bytes, lengths: list[int], ids: list[str]):
-    """Write one shard; returns its manifest entry."""
+def _buffer_list(data: Buffers) -> list:
+    return data if isinstance(data, list) else [data]
+
+
+def write_shard(split_dir: Path, name: str, tokens: Buffers, lengths, ids_text: Buffers):
+    """Write one shard; returns its manifest entry.
+
+    ``tokens``: the residue token ids of all proteins back to back (uint8), as one buffer or a
+    list of buffers written one after the other (no joined copy is made); ``lengths``:
+    residues per protein ``(N,)``; ``ids_text``: the N record ids as UTF-8, each followed by
+    ``\n`` (buffer or list of buffers, written as is).
+    """
     split_dir.mkdir(parents=True, exist_ok=True)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
-    np.save(split_dir / f"{name}.tokens.npy", np.frombuffer(tokens, dtype=np.uint8))
+    tokens = _buffer_list(tokens)
+    size = sum(memoryview(piece).nbytes for piece in tokens)
+    with open(split_dir / f"{name}.tokens.npy", "wb") as handle:  # what np.save writes
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "|u1", "fortran_order": False, "shape": (size,)})
+        handle.writelines(tokens)
     np.save(split_dir / f"{name}.offsets.npy", offsets)
-    (split_dir / f"{name}.ids.txt").write_text("\n".join(ids) + "\n" if ids else "",
-                                               encoding="utf-8")
+    with open(split_dir / f"{name}.ids.txt", "wb") as handle:
+        handle.writelines(_buffer_list(ids_text))
     return {"name": name, "sequences": len(lengths), "residues": int(offsets[-1])}
 
 
