@@ -2,6 +2,7 @@
 prepared into byte-identical shards (1 and 2 processes); multi-member files and zero padding
 read as Python's gzip module reads them; truncated or corrupt files give a clear error."""
 
+import functools
 import gzip
 import hashlib
 import json
@@ -50,7 +51,7 @@ def _chunks_of(text: bytes, chunk_bytes: int, piece: int) -> list[tuple[int, byt
 @pytest.mark.parametrize("chunk_bytes", [1000, 1024, 5000, 1 << 20])
 def test_stream_is_cut_where_the_plain_file_is_cut(tmp_path, chunk_bytes):
     # records of exactly 100 bytes: a "\n>" sits right at the targets of chunk_bytes=1000
-    text = _random_fasta(0) + b"".join(b">E%04d\n%s\n" % (i, b"M" * 93) for i in range(100))
+    text = _random_fasta(0, records=300) + b"".join(b">E%04d\n%s\n" % (i, b"M" * 93) for i in range(100))
     plain = tmp_path / "x.fa"
     plain.write_bytes(text)
     starts = chunk_starts(plain, chunk_bytes)
@@ -127,6 +128,7 @@ def test_multi_member_gzip_reads_like_the_gzip_module(tmp_path, layout):
     assert _outputs(tmp_path / "gz") == _outputs(tmp_path / "plain")
 
 
+@functools.lru_cache(maxsize=1)
 def _compressed_fasta() -> bytes:
     return gzip.compress(_random_fasta(2, records=3000), mtime=0)
 
@@ -139,7 +141,7 @@ def test_truncated_gzip_in_a_later_chunk(tmp_path, workers):
     with pytest.raises(FastaFormatError,
                        match=r"cut\.fasta\.gz: truncated or corrupt gzip file \(the file ends "
                              r"inside a gzip member"):
-        prepare(path, tmp_path / "out", PrepareConfig(chunk_bytes=4096), workers=workers)
+        prepare(path, tmp_path / "out", PrepareConfig(chunk_bytes=1 << 16), workers=workers)
     assert not (tmp_path / "out").exists()
 
 
@@ -151,7 +153,7 @@ def test_corrupt_gzip(tmp_path):
     with pytest.raises((zlib.error, gzip.BadGzipFile)):
         gzip.decompress(bytes(data))  # the reference reader fails as well
     with pytest.raises(FastaFormatError, match=r"bad\.fasta\.gz: truncated or corrupt gzip file"):
-        prepare(path, tmp_path / "out", PrepareConfig(chunk_bytes=4096))
+        prepare(path, tmp_path / "out", PrepareConfig(chunk_bytes=1 << 16))
 
 
 def test_garbage_after_a_member(tmp_path):
