@@ -51,7 +51,8 @@ def _chunks_of(text: bytes, chunk_bytes: int, piece: int) -> list[tuple[int, byt
 @pytest.mark.parametrize("chunk_bytes", [1000, 1024, 5000, 1 << 20])
 def test_stream_is_cut_where_the_plain_file_is_cut(tmp_path, chunk_bytes):
     # records of exactly 100 bytes: a "\n>" sits right at the targets of chunk_bytes=1000
-    text = _random_fasta(0, records=300) + b"".join(b">E%04d\n%s\n" % (i, b"M" * 93) for i in range(100))
+    text = _random_fasta(0, records=300)
+    text += b"".join(b">E%04d\n%s\n" % (i, b"M" * 93) for i in range(100))
     plain = tmp_path / "x.fa"
     plain.write_bytes(text)
     starts = chunk_starts(plain, chunk_bytes)
