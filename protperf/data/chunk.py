@@ -18,7 +18,7 @@ import numpy as np
 from protperf.data.alphabet import ENCODE_TABLE, INVALID_TOKEN
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import FASTA_ENCODING, FastaFormatError, locate_residue, record_id
-from protperf.data.shards import SPLITS, write_shard
+from protperf.data.shards import SPLITS, ShardWriter, write_shard
 
 _blake2b = hashlib.blake2b
 #: ``ENCODE_TABLE`` with ``*`` mapped to ``STOP_CODE`` instead of ``INVALID_TOKEN``: a chunk is
@@ -135,8 +135,10 @@ def build_chunk(
     out_dir: Path,
     name: str,
     first_index: int = 0,
+    writer: ShardWriter | None = None,
 ) -> dict:
-    """Filter, split and write one chunk; returns ``{"stats": ..., "shards": ...}``.
+    """Filter, split and write one chunk (with ``writer`` if given); returns
+    ``{"stats": ..., "shards": ...}``.
 
     ``start_byte`` is where the chunk's first record starts in the (decompressed) file, used
     only to give line numbers in errors; ``first_index`` is the number of records between
@@ -145,7 +147,7 @@ def build_chunk(
     raw_lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     raw = "".join(sequences).encode(FASTA_ENCODING)
     return build_chunk_raw(titles, raw, raw_lengths, cfg, source, start_byte, out_dir, name,
-                           first_index)
+                           first_index, writer=writer)
 
 
 def build_chunk_raw(
@@ -160,6 +162,7 @@ def build_chunk_raw(
     first_index: int = 0,
     ids: RecordIds | None = None,
     tokens: np.ndarray | None = None,
+    writer: ShardWriter | None = None,
 ) -> dict:
     """:func:`build_chunk` on the residues of all records back to back (``raw``, latin-1
     bytes, whitespace removed) and their lengths ``raw_lengths`` ``(N,)`` int64.
@@ -238,6 +241,7 @@ def build_chunk_raw(
         tokens = np.delete(tokens, stop_positions)
         starts = starts - np.searchsorted(stop_positions, starts)
     id_spans = ids.ends - ids.starts
+    write = write_shard if writer is None else writer.write
     shards = {}
     for code, split in ((0, "train"), (1, "valid"), (2, "test")):
         indices = np.flatnonzero(keep & (codes == code))
@@ -248,7 +252,7 @@ def build_chunk_raw(
         stats["residues"] += residues
         if not count:
             continue
-        shards[split] = write_shard(
+        shards[split] = write(
             out_dir / split, name,
             span_pieces(tokens, starts[indices], kept_lengths[indices]),
             kept_lengths[indices],

@@ -44,7 +44,7 @@ from protperf.data.fasta import (
     iter_fasta,
 )
 from protperf.data.records import split_records
-from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS
+from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS, ShardWriter
 
 SKIP_REASONS: tuple[str, ...] = ("empty", "invalid_characters", "too_short", "too_long")
 T = TypeVar("T")
@@ -89,15 +89,17 @@ def chunk_starts(path: Path, chunk_bytes: int) -> list[int]:
 
 
 def _prepare_chunk(data: bytearray, source: Path, start: int, name: str, out_dir: Path,
-                   cfg: PrepareConfig) -> dict:
+                   cfg: PrepareConfig, writer: ShardWriter | None = None) -> dict:
     """One chunk of FASTA text (starting at byte ``start`` of the decompressed file) -> one
-    shard per split.  ``data`` is used as a work buffer and overwritten."""
+    shard per split, written with ``writer`` if given.  ``data`` is used as a work buffer and
+    overwritten."""
     records = split_records(data)
     if records is not None:  # the vectorized splitter (same records as the reference parser)
         del data
         titles = records.titles if records.ids is None else None  # only needed without ids
         return build_chunk_raw(titles, records.residues, records.lengths, cfg, source, start,
-                               out_dir, name, ids=records.ids, tokens=records.tokens)
+                               out_dir, name, ids=records.ids, tokens=records.tokens,
+                               writer=writer)
     text = data.decode(FASTA_ENCODING)  # declined: data unchanged but a final \n
     del data
     parsed = list(iter_fasta(io.StringIO(text), source))
@@ -105,7 +107,7 @@ def _prepare_chunk(data: bytearray, source: Path, start: int, name: str, out_dir
     titles = [r[0] for r in parsed]
     sequences = [r[1] for r in parsed]
     del parsed
-    return build_chunk(titles, sequences, cfg, source, start, out_dir, name)
+    return build_chunk(titles, sequences, cfg, source, start, out_dir, name, writer=writer)
 
 
 def _read_range(source: Path, start: int, end: int, digest=None) -> bytearray:
@@ -287,9 +289,10 @@ def prepare(
                     stats, shards = _merge(_bounded_map(pool, _prepare_data, tasks, workers))
             else:
                 hasher.start()
-                stats, shards = _merge(
-                    _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg)
-                    for i, (start, data) in enumerate(read_ahead(chunks)))
+                with ShardWriter(background=True) as writer:
+                    stats, shards = _merge(
+                        _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg, writer)
+                        for i, (start, data) in enumerate(read_ahead(chunks)))
         else:
             starts = chunk_starts(source, cfg.chunk_bytes)
             ends = starts[1:] + [source.stat().st_size]
@@ -303,13 +306,15 @@ def prepare(
                     pending = pool.apply_async(file_sha256, (source,))
                     stats, shards = _merge(pool.imap(_prepare_range, tasks))
                     checksum["sha256"] = pending.get()
-            else:  # one process: a thread reads and hashes chunk k + 1 while chunk k is parsed
+            else:  # one process: threads read and hash chunk k + 1 and write chunk k - 1's
+                # shards while chunk k is parsed
                 digest = hashlib.sha256()
                 chunks = ((s, _read_range(source, s, e, digest))
                           for s, e in zip(starts, ends, strict=True))
-                stats, shards = _merge(
-                    _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg)
-                    for i, (start, data) in enumerate(read_ahead(chunks)))
+                with ShardWriter(background=True) as writer:
+                    stats, shards = _merge(
+                        _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg, writer)
+                        for i, (start, data) in enumerate(read_ahead(chunks)))
                 checksum["sha256"] = digest.hexdigest()
         if hasher.ident is not None:  # started
             hasher.join()
