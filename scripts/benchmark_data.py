@@ -167,8 +167,9 @@ def main(argv=None) -> int:
             f"{os.getloadavg()[0]:.1f} after the run (1-minute load average; the 'load before' "
             "column is per row; with other jobs on the cores wall times are pessimistic); "
             "MB = MB of FASTA text (the gz rows read a gzip -6 copy of the same file, its size in "
-            "brackets); CPU = the child and its pool workers, all threads (one process uses a "
-            "reader thread: sha256 and reading, or decompression); chunk size 64 MiB.\n")
+            "brackets); CPU = the child and its pool workers, all threads (one process also runs "
+            "a reader thread: reading + sha256, or decompression, and a writer thread); chunk "
+            "size 64 MiB.\n")
     (out_dir / "benchmark_data.md").write_text(header + body + note)
     print(header + body + note)
     return 0
