@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import random
+import re
 import zlib
 from pathlib import Path
 
@@ -163,4 +164,36 @@ def test_garbage_after_a_member(tmp_path):
     with pytest.raises(gzip.BadGzipFile):
         gzip.decompress(path.read_bytes())
     with pytest.raises(FastaFormatError, match=r"tail\.fasta\.gz: truncated or corrupt gzip"):
+        prepare(path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "tail, tail_line, message",
+    [
+        (b">P1\nMKV\n>  \nMKV\n", 3, r"line {}: empty FASTA header"),
+        (b">P1\nMK-V\n", 2, r"line {}: record 'P1': invalid character '-'"),
+        (b">P1\tx\nMK-V\n", 2, r"line {}: record 'P1': invalid character '-'"),  # tab: biopython
+    ],
+)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gz_errors_name_the_same_line_as_plain(tmp_path, tail, tail_line, message, workers):
+    head = _random_fasta(4, records=60)  # several chunks, compressed > chunk_bytes / 4: a pool
+    text = head + tail
+    line = head.count(b"\n") + tail_line
+    errors = []
+    for name, data in (("in.fa", text), ("in.fa.gz", gzip.compress(text, mtime=0))):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(FastaFormatError) as caught:
+            prepare(tmp_path / name, tmp_path / f"out_{name}", PrepareConfig(chunk_bytes=1024),
+                    workers=workers)
+        errors.append(str(caught.value).replace(str(tmp_path / name), "FILE"))
+    assert errors[0] == errors[1]
+    assert re.search(message.format(line), errors[1]), errors[1]
+
+
+def test_gz_content_before_the_first_header(tmp_path):
+    path = tmp_path / "in.fa.gz"
+    path.write_bytes(gzip.compress(b"\nMKV\n>P1\nMKV\n", mtime=0))
+    with pytest.raises(FastaFormatError,
+                       match=r"in\.fa\.gz: line 2: content before the first '>' header: 'MKV'"):
         prepare(path, tmp_path / "out")
