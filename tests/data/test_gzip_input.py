@@ -15,13 +15,8 @@ import pytest
 
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
 from protperf.data.fasta import FastaFormatError
-from protperf.data.prepare import (
-    chunk_starts,
-    cut_chunks,
-    gunzip_blocks,
-    gzip_chunks,
-    prepare,
-)
+from protperf.data.prepare import chunk_starts, prepare
+from protperf.data.stream import cut_chunks, gunzip_blocks, gzip_chunks
 
 
 def _random_fasta(seed: int, records: int = 600) -> bytes:
