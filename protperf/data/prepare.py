@@ -194,7 +194,6 @@ def prepare(
     tmp.mkdir()
     checksum: dict = {}
     hasher = threading.Thread(target=lambda: checksum.update(sha256=file_sha256(source)))
-    digest = None
     # fork (not spawn): works from notebooks and unguarded scripts; the pool is made before any
     # thread of ours starts
     fork = multiprocessing.get_context("fork")
