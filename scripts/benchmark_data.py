@@ -2,8 +2,10 @@
 
 Generates FASTA inputs of the requested sizes in a temporary directory (residues drawn with the
 bundled sample's amino-acid frequencies, lengths resampled from its length distribution,
-60-residue lines, UniRef-style headers), then prepares each with 1 and 2 processes in a child
+60-residue lines, UniRef-style headers) and, for ``--formats gz``, a gzipped copy of each
+(level 6, as ``gzip`` does by default), then prepares each with 1 and 2 processes in a child
 process, sampling the resident memory of the child and its workers (psutil) every 20 ms.
+MB are MB of FASTA text (decompressed) in every row, so plain and gz rows compare directly.
 
     flock /tmp/protperf-bench.lock python scripts/benchmark_data.py              # 100 MB, 1 GB
     python scripts/benchmark_data.py --sizes-mb 20 --workers 1 --out-dir /tmp/b  # quick look
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,6 +77,7 @@ print(time.perf_counter() - t, m["sequences_read"])
 
 def run_prepare(fasta: Path, out: Path, workers: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(fasta), str(out), str(workers)],
                             stdout=subprocess.PIPE, env=env, text=True, cwd=ROOT)
@@ -93,7 +98,7 @@ def run_prepare(fasta: Path, out: Path, workers: int) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     seconds, sequences = stdout.split()
     return {"seconds": float(seconds), "sequences": int(sequences), "peak_rss_mb": peak / 2**20,
-            "cpu_seconds": cpu}
+            "cpu_seconds": cpu, "load_before": load_before}
 
 
 def main(argv=None) -> int:
@@ -101,6 +106,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--out-dir", default=str(ROOT / "data" / "benchmark"))
+    p.add_argument("--formats", nargs="+", choices=["plain", "gz"], default=["plain", "gz"],
+                   help="input formats to prepare (gz: a gzipped copy of each generated file)")
     p.add_argument("--tmp-dir", default=None)
     args = p.parse_args(argv)
     rows = []
@@ -110,38 +117,59 @@ def main(argv=None) -> int:
             fasta = Path(tmp) / f"bench_{size_mb}mb.fasta"
             generate_fasta(fasta, size_mb * 10**6)
             size = fasta.stat().st_size
-            for workers in args.workers:
-                result = run_prepare(fasta, Path(tmp) / f"out_{size_mb}_{workers}", workers)
-                row = {
-                    "input_mb": round(size / 1e6, 1),
-                    "processes": workers,
-                    "seconds": round(result["seconds"], 2),
-                    "mb_per_s": round(size / 1e6 / result["seconds"], 1),
-                    "seqs_per_s": round(result["sequences"] / result["seconds"]),
-                    "cpu_s": round(result["cpu_seconds"], 2),
-                    "mb_per_cpu_s": round(size / 1e6 / result["cpu_seconds"], 1),
-                    "peak_rss_mb": round(result["peak_rss_mb"]),
-                }
-                rows.append(row)
-                print(row, flush=True)
+            inputs = []
+            if "plain" in args.formats:
+                inputs.append(("plain", fasta))
+            if "gz" in args.formats:
+                packed = fasta.with_name(fasta.name + ".gz")
+                with open(fasta, "rb") as src, gzip.open(packed, "wb", compresslevel=6) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+                inputs.append(("gz", packed))
+            for fmt, path in inputs:
+                for workers in args.workers:
+                    out = Path(tmp) / f"out_{size_mb}_{fmt}_{workers}"
+                    result = run_prepare(path, out, workers)
+                    shutil.rmtree(out)
+                    row = {
+                        "input_mb": round(size / 1e6, 1),
+                        "format": fmt,
+                        "file_mb": round(path.stat().st_size / 1e6, 1),
+                        "processes": workers,
+                        "seconds": round(result["seconds"], 2),
+                        "mb_per_s": round(size / 1e6 / result["seconds"], 1),
+                        "seqs_per_s": round(result["sequences"] / result["seconds"]),
+                        "cpu_s": round(result["cpu_seconds"], 2),
+                        "mb_per_cpu_s": round(size / 1e6 / result["cpu_seconds"], 1),
+                        "peak_rss_mb": round(result["peak_rss_mb"]),
+                        "load_before": round(result["load_before"], 1),
+                    }
+                    rows.append(row)
+                    print(row, flush=True)
+            for _, path in inputs:
+                path.unlink()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "benchmark_data.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    header = ("| input (MB) | processes | wall (s) | MB/s (wall) | sequences/s | CPU (s) | "
-              "MB per CPU-second | peak RSS, all processes (MB) |\n"
-              "|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    header = ("| FASTA (MB) | input | processes | wall (s) | MB/s (wall) | sequences/s | CPU (s) | "
+              "MB per CPU-second | peak RSS, all processes (MB) | load before |\n"
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     body = "".join(
-        f"| {r['input_mb']} | {r['processes']} | {r['seconds']} | {r['mb_per_s']} | "
-        f"{r['seqs_per_s']:,} | {r['cpu_s']} | {r['mb_per_cpu_s']} | {r['peak_rss_mb']} |\n"
+        f"| {r['input_mb']} | {r['format']}" + (f" ({r['file_mb']} MB)" if r["format"] == "gz"
+                                                else "")
+        + f" | {r['processes']} | {r['seconds']} | {r['mb_per_s']} | {r['seqs_per_s']:,} | "
+        f"{r['cpu_s']} | {r['mb_per_cpu_s']} | {r['peak_rss_mb']} | {r['load_before']} |\n"
         for r in rows)
     note = (f"\nMachine: {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores, load average {load_before:.1f} before / "
-            f"{os.getloadavg()[0]:.1f} after the run (other jobs share the cores, so wall "
-            "times are pessimistic; MB per CPU-second is the load-independent rate); "
-            "plain (uncompressed) input, chunk size 64 MiB.\n")
+            f"{os.getloadavg()[0]:.1f} after the run (1-minute load average; the 'load before' "
+            "column is per row; with other jobs on the cores wall times are pessimistic); "
+            "MB = MB of FASTA text (the gz rows read a gzip -6 copy of the same file, its size in "
+            "brackets); CPU = the child and its pool workers, all threads (one process also runs "
+            "a reader thread: reading + sha256, or decompression, and a writer thread); chunk "
+            "size 64 MiB.\n")
     (out_dir / "benchmark_data.md").write_text(header + body + note)
     print(header + body + note)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from operator import methodcaller
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from protperf.data.alphabet import ENCODE_TABLE, INVALID_TOKEN
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import FASTA_ENCODING, FastaFormatError, locate_residue, record_id
-from protperf.data.shards import SPLITS, write_shard
+from protperf.data.shards import SPLITS, ShardWriter, write_shard
 
 _blake2b = hashlib.blake2b
 #: ``ENCODE_TABLE`` with ``*`` mapped to ``STOP_CODE`` instead of ``INVALID_TOKEN``: a chunk is
@@ -46,28 +47,71 @@ def split_of(rid: str, valid_fraction: float, test_fraction: float) -> str:
     return "train"
 
 
-def _split_codes(ids: list[str], cfg: PrepareConfig) -> np.ndarray:
+@dataclass
+class RecordIds:
+    """The record ids of a chunk as one UTF-8 text, each id followed by ``\n`` (the bytes an
+    ``ids.txt`` shard file holds): id ``i`` is ``text[starts[i]:ends[i] - 1]``."""
+
+    text: bytes
+    starts: np.ndarray  # (N,) int64
+    ends: np.ndarray  # (N,) int64, just after the id's '\n'
+
+    @classmethod
+    def from_list(cls, ids: list[str]) -> RecordIds:
+        text = "".join(f"{i}\n" for i in ids).encode("utf-8")
+        keys = text.split(b"\n")
+        keys.pop()
+        spans = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) + 1
+        ends = np.cumsum(spans)
+        return cls(text, ends - spans, ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, index: int) -> str:
+        return self.text[self.starts[index] : self.ends[index] - 1].decode("utf-8")
+
+    def keys(self) -> list[bytes]:
+        """The ids as UTF-8 bytes (what the split hash is computed on)."""
+        keys = self.text.split(b"\n")
+        keys.pop()  # after the last '\n'
+        return keys
+
+
+def _split_codes(ids: RecordIds | list[str], cfg: PrepareConfig) -> np.ndarray:
     """0 train, 1 valid, 2 test per id (same rule and float rounding as :func:`split_of`).
 
     The per-id work is one hashlib call chain; the comparison is vectorized.
     """
-    if not ids:
+    if not len(ids):
         return np.zeros(0, dtype=np.int8)
-    raw = "\n".join(ids).encode("utf-8").split(b"\n")
+    keys = (ids if isinstance(ids, RecordIds) else RecordIds.from_list(ids)).keys()
     # copying a fresh 8-byte blake2b state is twice as fast as constructing one per id
     # (keyword parsing dominates for short ids); the digests are the same
     new_hash = _blake2b(digest_size=8).copy
     digests = []
     append = digests.append
-    for key in raw:
+    for key in keys:
         state = new_hash()
         state.update(key)
         append(state.digest())
     u = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.float64) / _HASH_SCALE
-    codes = np.zeros(len(ids), dtype=np.int8)
+    codes = np.zeros(len(keys), dtype=np.int8)
     codes[u < cfg.test_fraction + cfg.valid_fraction] = 1
     codes[u < cfg.test_fraction] = 2
     return codes
+
+
+def span_pieces(data, starts: np.ndarray, lengths: np.ndarray) -> list[memoryview]:
+    """Views ``data[starts[i]:starts[i] + lengths[i]]`` (``data``: any 1-D byte buffer), spans
+    that touch merged into one view, so a run of consecutive records is one piece."""
+    if not len(starts):
+        return []
+    ends = starts + lengths
+    breaks = np.flatnonzero(starts[1:] != ends[:-1])
+    run_starts = starts[np.concatenate(([0], breaks + 1))].tolist()
+    run_ends = ends[np.append(breaks, len(starts) - 1)].tolist()
+    return list(map(memoryview(data).__getitem__, map(slice, run_starts, run_ends)))
 
 
 def _record_ids(titles: list[str]) -> list[str]:
@@ -91,8 +135,10 @@ def build_chunk(
     out_dir: Path,
     name: str,
     first_index: int = 0,
+    writer: ShardWriter | None = None,
 ) -> dict:
-    """Filter, split and write one chunk; returns ``{"stats": ..., "shards": ...}``.
+    """Filter, split and write one chunk (with ``writer`` if given); returns
+    ``{"stats": ..., "shards": ...}``.
 
     ``start_byte`` is where the chunk's first record starts in the (decompressed) file, used
     only to give line numbers in errors; ``first_index`` is the number of records between
@@ -101,7 +147,7 @@ def build_chunk(
     raw_lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     raw = "".join(sequences).encode(FASTA_ENCODING)
     return build_chunk_raw(titles, raw, raw_lengths, cfg, source, start_byte, out_dir, name,
-                           first_index)
+                           first_index, writer=writer)
 
 
 def build_chunk_raw(
@@ -114,39 +160,45 @@ def build_chunk_raw(
     out_dir: Path,
     name: str,
     first_index: int = 0,
-    ids: list[str] | None = None,
+    ids: RecordIds | None = None,
     tokens: np.ndarray | None = None,
+    writer: ShardWriter | None = None,
 ) -> dict:
     """:func:`build_chunk` on the residues of all records back to back (``raw``, latin-1
     bytes, whitespace removed) and their lengths ``raw_lengths`` ``(N,)`` int64.
 
-    ``ids``, when given, must equal ``_record_ids(titles)`` and be all non-empty (computed in
-    bulk by the caller); ``titles`` are then not needed and may be ``None``.  ``tokens``,
-    when given, is ``raw`` translated with ``CHUNK_TABLE`` ``(T,)`` uint8; ``raw`` may then be
-    a function returning it, called only to write an error message.
+    ``ids``, when given, must hold ``_record_ids(titles)`` (computed in bulk by the caller);
+    ``titles`` are then not needed and may be ``None``.  ``tokens``, when given, is ``raw``
+    translated with ``CHUNK_TABLE`` ``(T,)`` uint8; ``raw`` may then be a function returning
+    it, called only to write an error message.
+
+    Each split's shard is written from ``tokens`` and ``ids.text`` as a few runs of
+    consecutive kept records (one slice each), not record by record.
     """
     n = len(raw_lengths)
     stats: Counter = Counter(read=n)
     if ids is None:
-        ids = _record_ids(titles)
-    first_empty_header = None
-    if not all(ids):
-        first_empty_header = ids.index("")
+        ids = RecordIds.from_list(_record_ids(titles))
+    empty_ids = np.flatnonzero(ids.ends - ids.starts == 1)
+    first_empty_header = int(empty_ids[0]) if empty_ids.size else None
     if tokens is None:
         tokens = np.frombuffer(raw.translate(CHUNK_TABLE), dtype=np.uint8)
     ends = np.cumsum(raw_lengths)  # in raw coordinates (stop codons included)
-    # one trailing '*' (stop codon) per record is dropped
-    last = ends[raw_lengths > 0] - 1
-    stop_positions = last[tokens[last] == STOP_CODE]
-    invalid = tokens >= STOP_CODE  # other stop codons are invalid characters
-    invalid[stop_positions] = False
+    starts = ends - raw_lengths
     lengths = raw_lengths.copy()
-    lengths[np.searchsorted(ends, stop_positions, side="right")] -= 1
+    stop_positions = bad_positions = np.zeros(0, dtype=np.int64)
+    if tokens.size and int(tokens.max()) >= STOP_CODE:  # stop codons or invalid characters
+        # one trailing '*' (stop codon) per record is dropped
+        last = ends[raw_lengths > 0] - 1
+        stop_positions = last[tokens[last] == STOP_CODE]
+        invalid = tokens >= STOP_CODE  # other stop codons are invalid characters
+        invalid[stop_positions] = False
+        bad_positions = np.flatnonzero(invalid)
+        del invalid
+        lengths[np.searchsorted(ends, stop_positions, side="right")] -= 1
     keep = lengths > 0
     stats["skip:empty"] = int(n - keep.sum())
 
-    bad_positions = np.flatnonzero(invalid)
-    del invalid
     first_bad = None
     if bad_positions.size:
         bad_records = np.unique(np.searchsorted(ends, bad_positions, side="right"))
@@ -158,13 +210,13 @@ def build_chunk_raw(
         if k == first_empty_header:
             record_id(titles[k], source, locate_residue(source, start_byte, first_index + k, -1))
         rid = ids[k]
-        residue = int(bad_positions[0] - (ends[k] - raw_lengths[k]))
+        residue = int(bad_positions[0] - starts[k])
         if callable(raw):
             raw = raw()
         line = locate_residue(source, start_byte, first_index + k, residue)
         raise FastaFormatError(
             f"{source}: line {line}: record {rid!r}: invalid character "
-            f"{chr(raw[ends[k] - raw_lengths[k] + residue])!r} (not an amino-acid letter); set "
+            f"{chr(raw[starts[k] + residue])!r} (not an amino-acid letter); set "
             "data.on_invalid=skip to skip such records"
         )
     if bad_positions.size:
@@ -175,23 +227,24 @@ def build_chunk_raw(
     stats["skip:too_short"] = int(too_short.sum())
     keep &= ~too_short
     kept_lengths = lengths.copy()
-    truncated = np.zeros(n, dtype=bool)
     if cfg.max_residues is not None:
         too_long = keep & (lengths > cfg.max_residues)
         if cfg.long_policy == "skip":
             stats["skip:too_long"] = int(too_long.sum())
             keep &= ~too_long
         else:
-            truncated = too_long
             stats["truncated"] = int(too_long.sum())
             kept_lengths[too_long] = cfg.max_residues
 
     codes = _split_codes(ids, cfg)
-    token_codes = None  # split code of every token of raw, -1 where it is not kept
+    if stop_positions.size:  # drop the stop codons: records are back to back again
+        tokens = np.delete(tokens, stop_positions)
+        starts = starts - np.searchsorted(stop_positions, starts)
+    id_spans = ids.ends - ids.starts
+    write = write_shard if writer is None else writer.write
     shards = {}
     for code, split in ((0, "train"), (1, "valid"), (2, "test")):
-        selected = keep & (codes == code)
-        indices = np.flatnonzero(selected)
+        indices = np.flatnonzero(keep & (codes == code))
         count, residues = len(indices), int(kept_lengths[indices].sum())
         stats[f"{split}:sequences"] = count
         stats[f"{split}:residues"] = residues
@@ -199,21 +252,11 @@ def build_chunk_raw(
         stats["residues"] += residues
         if not count:
             continue
-        if residues * 16 < tokens.size:  # a small split (valid, test): gather its spans
-            data = tokens[spans_index((ends - raw_lengths)[indices], kept_lengths[indices])]
-        elif truncated[indices].any():  # rare: cut record by record
-            starts = ends - raw_lengths
-            data = b"".join(
-                tokens[starts[i] : starts[i] + kept_lengths[i]].tobytes() for i in indices
-            )
-        else:
-            if token_codes is None:
-                token_codes = np.repeat(np.where(keep, codes, -1).astype(np.int8), raw_lengths)
-                token_codes[stop_positions] = -1
-            data = tokens[token_codes == code]
-        shards[split] = write_shard(
-            out_dir / split, name, data, kept_lengths[indices].tolist(),
-            [ids[i] for i in indices.tolist()],
+        shards[split] = write(
+            out_dir / split, name,
+            span_pieces(tokens, starts[indices], kept_lengths[indices]),
+            kept_lengths[indices],
+            span_pieces(ids.text, ids.starts[indices], id_spans[indices]),
         )
     assert set(shards) <= set(SPLITS)
     return {"stats": dict(stats), "shards": shards}

@@ -1,12 +1,14 @@
 """FASTA -> a prepared directory of memory-mapped token shards and a JSON manifest.
 
 The input is cut into chunks of ``chunk_bytes`` at record boundaries; each chunk becomes one
-shard per split (``NNNNN`` = chunk number).  Plain files are cut by byte ranges (the chunk
-starts at the first ``>`` line at or after ``k * chunk_bytes``) and the chunks run in a pool of
-processes; gzipped files cannot be seeked, so one process streams them and closes a chunk
-whenever ``chunk_bytes`` of text have been read.  Chunks do not depend on the number of
-processes, so the output is byte-identical for any ``workers``; memory is bounded by a few
-chunks per process, whatever the input size.
+shard per split (``NNNNN`` = chunk number).  A chunk starts at the first ``>`` line at or after
+its target byte (:func:`chunk_starts`).  Plain files are cut by byte ranges and the chunks run
+in a pool of processes (or, with one process, a thread reads and hashes chunk k + 1 while chunk
+k is parsed).  Gzipped files are decompressed in blocks by a reader thread and cut at the same
+places as their plain copy (:mod:`protperf.data.stream`), so a ``.gz`` gives the same shards as the
+file it holds; with several processes the parent decompresses and the pool parses.  Chunks do
+not depend on the number of processes, so the output is byte-identical for any ``workers``;
+memory is bounded by a few chunks per process, whatever the input size.
 
 Split rule: ``u = int(blake2b(id, digest_size=8)) / 2**64``; ``u < test_fraction`` -> test,
 ``u < test_fraction + valid_fraction`` -> valid, else train.  It depends on the record id
@@ -23,25 +25,28 @@ import os
 import shutil
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 from protperf.data.alphabet import ALPHABET_VERSION, Alphabet
 from protperf.data.chunk import build_chunk, build_chunk_raw, split_of  # noqa: F401 (re-exported)
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import (
     FASTA_ENCODING,
-    FastaFormatError,
     check_exists,
     is_gzip,
     iter_fasta,
-    open_text,
 )
 from protperf.data.records import split_records
-from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS
+from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS, ShardWriter
+from protperf.data.stream import gzip_chunks
 
 SKIP_REASONS: tuple[str, ...] = ("empty", "invalid_characters", "too_short", "too_long")
+T = TypeVar("T")
 
 
 def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
@@ -82,20 +87,18 @@ def chunk_starts(path: Path, chunk_bytes: int) -> list[int]:
     return starts
 
 
-def _prepare_range(task: tuple) -> dict:
-    """Worker: one byte range of a plain file -> one shard per split."""
-    source, start, end, name, out_dir, cfg = task
-    data = bytearray(end - start)
-    with open(source, "rb") as handle:
-        handle.seek(start)
-        del data[handle.readinto(data):]
-    records = split_records(data)  # reuses (overwrites) data
+def _prepare_chunk(data: bytearray, source: Path, start: int, name: str, out_dir: Path,
+                   cfg: PrepareConfig, writer: ShardWriter | None = None) -> dict:
+    """One chunk of FASTA text (starting at byte ``start`` of the decompressed file) -> one
+    shard per split, written with ``writer`` if given.  ``data`` is used as a work buffer and
+    overwritten."""
+    records = split_records(data)
     if records is not None:  # the vectorized splitter (same records as the reference parser)
         del data
         titles = records.titles if records.ids is None else None  # only needed without ids
-        return build_chunk_raw(titles, records.residues, records.lengths, cfg, Path(source),
-                               start, Path(out_dir), name, ids=records.ids,
-                               tokens=records.tokens)
+        return build_chunk_raw(titles, records.residues, records.lengths, cfg, source, start,
+                               out_dir, name, ids=records.ids, tokens=records.tokens,
+                               writer=writer)
     text = data.decode(FASTA_ENCODING)  # declined: data unchanged but a final \n
     del data
     parsed = list(iter_fasta(io.StringIO(text), source))
@@ -103,36 +106,59 @@ def _prepare_range(task: tuple) -> dict:
     titles = [r[0] for r in parsed]
     sequences = [r[1] for r in parsed]
     del parsed
-    return build_chunk(titles, sequences, cfg, Path(source), start, Path(out_dir), name)
+    return build_chunk(titles, sequences, cfg, source, start, out_dir, name, writer=writer)
 
 
-def _prepare_stream(source: Path, out_dir: Path, cfg: PrepareConfig):
-    """A gzipped file: stream it in this process, closing a chunk every ``chunk_bytes``."""
-    import gzip
-    import zlib
+def _read_range(source: Path, start: int, end: int, digest=None) -> bytearray:
+    """Bytes ``start:end`` of a plain file; fed to ``digest`` (a hashlib object) if given."""
+    data = bytearray(end - start)
+    with open(source, "rb") as handle:
+        handle.seek(start)
+        del data[handle.readinto(data):]
+    if digest is not None:
+        digest.update(data)  # releases the GIL: runs beside the main thread's parsing
+    return data
 
-    chunk, consumed, first_index = 0, 0, 0
-    titles: list[str] = []
-    sequences: list[str] = []
 
-    def flush():
-        # errors in a stream are located by the record's index from the file start
-        return build_chunk(titles, sequences, cfg, source, 0, out_dir, f"{chunk:05d}",
-                           first_index=first_index)
+def _prepare_range(task: tuple) -> dict:
+    """Pool worker: one byte range of a plain file -> one shard per split."""
+    source, start, end, name, out_dir, cfg = task
+    return _prepare_chunk(_read_range(Path(source), start, end), Path(source), start, name,
+                          Path(out_dir), cfg)
 
-    with open_text(source) as handle:
-        try:
-            for title, residues in iter_fasta(handle, source):
-                titles.append(title)
-                sequences.append(residues)
-                consumed += len(title) + len(residues) + 2
-                if consumed >= cfg.chunk_bytes:
-                    yield flush()
-                    first_index += len(titles)
-                    chunk, consumed, titles, sequences = chunk + 1, 0, [], []
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise FastaFormatError(f"{source}: truncated or corrupt gzip file ({exc})") from exc
-    yield flush()
+
+def _prepare_data(task: tuple) -> dict:
+    """Pool worker: one chunk of text handed over by the parent (a gzip stream)."""
+    source, start, name, out_dir, cfg, data = task
+    return _prepare_chunk(data, Path(source), start, name, Path(out_dir), cfg)
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of ``items``, item k + 1 being produced in a thread while the caller works
+    on item k (reading and decompressing release the GIL)."""
+    done = object()
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="protperf-read") as reader:
+            pending = reader.submit(next, items, done)
+            while (item := pending.result()) is not done:
+                pending = reader.submit(next, items, done)
+                yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+def _bounded_map(pool, function, tasks: Iterator, ahead: int) -> Iterator:
+    """``pool.imap(function, tasks)`` that takes at most ``ahead`` tasks ahead of the results
+    (``imap`` would read the whole input into memory)."""
+    pending: deque = deque()
+    for task in tasks:
+        pending.append(pool.apply_async(function, (task,)))
+        if len(pending) > ahead:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _merge(results) -> tuple[Counter, dict]:
@@ -168,28 +194,48 @@ def prepare(
     tmp.mkdir()
     checksum: dict = {}
     hasher = threading.Thread(target=lambda: checksum.update(sha256=file_sha256(source)))
+    # fork (not spawn): works from notebooks and unguarded scripts; the pool is made before any
+    # thread of ours starts
+    fork = multiprocessing.get_context("fork")
     try:
         if is_gzip(source):
-            hasher.start()
-            stats, shards = _merge(_prepare_stream(source, tmp, cfg))
+            chunks = gzip_chunks(source, cfg.chunk_bytes)
+            # a compressed file under a quarter chunk decompresses to about one chunk
+            if workers > 1 and source.stat().st_size * 4 > cfg.chunk_bytes:
+                with fork.Pool(workers) as pool:
+                    hasher.start()
+                    tasks = ((str(source), start, f"{i:05d}", str(tmp), cfg, data)
+                             for i, (start, data) in enumerate(read_ahead(chunks)))
+                    stats, shards = _merge(_bounded_map(pool, _prepare_data, tasks, workers))
+            else:
+                hasher.start()
+                with ShardWriter(background=True) as writer:
+                    stats, shards = _merge(
+                        _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg, writer)
+                        for i, (start, data) in enumerate(read_ahead(chunks)))
         else:
             starts = chunk_starts(source, cfg.chunk_bytes)
             ends = starts[1:] + [source.stat().st_size]
-            tasks = [
-                (str(source), s, e, f"{i:05d}", str(tmp), cfg)
-                for i, (s, e) in enumerate(zip(starts, ends, strict=False))
-            ]
-            if workers > 1 and len(tasks) > 1:
-                # fork (not spawn): works from notebooks and unguarded scripts; no thread of
-                # ours is running yet, the checksum runs as one more pool task.
-                ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(min(workers, len(tasks))) as pool:
+            if workers > 1 and len(starts) > 1:
+                tasks = [
+                    (str(source), s, e, f"{i:05d}", str(tmp), cfg)
+                    for i, (s, e) in enumerate(zip(starts, ends, strict=True))
+                ]
+                with fork.Pool(min(workers, len(tasks))) as pool:
+                    # the checksum runs as one more task
                     pending = pool.apply_async(file_sha256, (source,))
                     stats, shards = _merge(pool.imap(_prepare_range, tasks))
                     checksum["sha256"] = pending.get()
-            else:
-                hasher.start()
-                stats, shards = _merge(map(_prepare_range, tasks))
+            else:  # one process: threads read and hash chunk k + 1 and write chunk k - 1's
+                # shards while chunk k is parsed
+                digest = hashlib.sha256()
+                chunks = ((s, _read_range(source, s, e, digest))
+                          for s, e in zip(starts, ends, strict=True))
+                with ShardWriter(background=True) as writer:
+                    stats, shards = _merge(
+                        _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg, writer)
+                        for i, (start, data) in enumerate(read_ahead(chunks)))
+                checksum["sha256"] = digest.hexdigest()
         if hasher.ident is not None:  # started
             hasher.join()
         manifest = _build_manifest(source, checksum["sha256"], cfg, stats, shards)

@@ -15,8 +15,8 @@ Under these conditions the whitespace Python's ``str.rstrip``/``str.split`` see 
 space, ``\\r`` and ``\\n``, so ``SimpleFastaParser``'s rules (title = header line without
 ``>``, right-stripped; sequence = its lines right-stripped, joined, spaces and ``\\r``
 removed) reduce to: sequence = the bytes between the header line and the next header line with
-every space, ``\\r`` and ``\\n`` deleted.  Titles are returned without the right-strip (only
-their first word is used, which the strip does not change).
+every space, ``\\r`` and ``\\n`` deleted; record id (first word of the title) = the title's
+bytes up to its first space or ``\\r``.
 """
 
 from __future__ import annotations
@@ -25,26 +25,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protperf.data.chunk import CHUNK_TABLE, spans_index
+from protperf.data.chunk import CHUNK_TABLE, RecordIds, spans_index
 from protperf.data.fasta import FASTA_ENCODING
 
-_NEWLINE, _CR, _SPACE, _GT, _DELETE = 10, 13, 32, 62, 127
+_NEWLINE, _CR, _SPACE, _GT = 10, 13, 32, 62
 _WHITESPACE = b" \r\n"
 
 
 @dataclass
 class ChunkRecords:
-    """Records of a chunk: ``titles[i]`` (header line without ``>``, not right-stripped) and
-    residues ``residues[offsets[i]:offsets[i] + lengths[i]]`` (whitespace removed)."""
+    """Records of a chunk: ids (or titles) and residues, all records back to back."""
 
-    #: the titles, each followed by ``\n`` (decoded into :attr:`titles` only on demand)
-    header_bytes: np.ndarray
     #: ``residues`` translated with ``protperf.data.chunk.CHUNK_TABLE``, (T,) uint8
     tokens: np.ndarray
-    lengths: np.ndarray  # (N,) int64
-    #: first word of each title when it could be cut at the first space (as
-    #: ``protperf.data.chunk._record_ids`` does on its fast path), else ``None``
-    ids: list[str] | None
+    lengths: np.ndarray  # (N,) int64, residues per record (whitespace removed)
+    #: the record ids (first word of each title); ``None`` when a title has no first word
+    #: that the bulk cut gives (empty, or starting with a space): then use :attr:`titles`
+    ids: RecordIds | None
+    #: the titles, each followed by ``\n`` (not right-stripped); kept when ``ids`` is None
+    header_bytes: np.ndarray | None
     #: the chunk with its headers blanked to ``\n`` (residues are computed on demand)
     blanked: bytearray
 
@@ -54,6 +53,8 @@ class ChunkRecords:
 
     @property
     def titles(self) -> list[str]:
+        if self.header_bytes is None:
+            raise ValueError("titles were not kept (split_records(..., keep_titles=True))")
         titles = self.header_bytes.tobytes().decode(FASTA_ENCODING).split("\n")
         titles.pop()  # after the last '\n'
         return titles
@@ -66,32 +67,10 @@ class ChunkRecords:
         return [text[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
-def _first_words(header_bytes: np.ndarray, spans: np.ndarray) -> list[str] | None:
-    """Each title cut at its first space, in bulk; ``header_bytes`` holds the titles, each
-    followed by ``\n`` (``spans`` bytes each, newline included).  ``None`` unless every word
-    is non-empty and printable (then it is the first whitespace-separated word)."""
-    title_starts = np.cumsum(spans) - spans
-    title_ends = title_starts + spans - 1
-    spaces = np.flatnonzero(header_bytes == _SPACE)
-    nearest = np.searchsorted(spaces, title_starts)
-    first_space = np.append(spaces, header_bytes.size)[nearest]
-    word_lengths = np.minimum(first_space, title_ends) - title_starts
-    if not word_lengths.all():
-        return None
-    words = header_bytes[spans_index(title_starts, word_lengths + 1)]
-    words[np.cumsum(word_lengths + 1) - 1] = _NEWLINE
-    raw = words.tobytes()
-    if _CR in raw or _DELETE in raw:  # the only non-printable bytes that can be here
-        return None
-    text = raw.decode(FASTA_ENCODING)
-    ids = text.split("\n")
-    ids.pop()
-    return ids
-
-
-def split_records(data: bytes | bytearray) -> ChunkRecords | None:
+def split_records(data: bytes | bytearray, keep_titles: bool = False) -> ChunkRecords | None:
     """Split a plain FASTA chunk into records, or ``None`` when the chunk needs the reference
-    parser (see the module docstring).
+    parser (see the module docstring).  The titles are kept when the ids cannot be cut in
+    bulk, or when ``keep_titles`` is set (for tests).
 
     A ``bytearray`` is used as the work buffer and overwritten (saves a copy of the chunk),
     unless ``None`` is returned: then it may only have gained a final ``\n``.
@@ -103,33 +82,40 @@ def split_records(data: bytes | bytearray) -> ChunkRecords | None:
         buffer.append(_NEWLINE)  # a missing final newline changes nothing for the parser
     array = np.frombuffer(buffer, dtype=np.uint8)
     size = array.size
-    controls = np.flatnonzero(array < _SPACE)
-    control_bytes = array[controls]
-    newline_at = control_bytes == _NEWLINE
-    if newline_at.all():
-        newlines = controls
-    elif np.all(newline_at | (control_bytes == _CR)):
-        newlines = controls[newline_at]
-    else:
+    # every control byte and space, in one pass: newlines cut lines, spaces and CRs cut ids,
+    # and all three are deleted from sequences
+    blanks = np.flatnonzero(array <= _SPACE)
+    blank_bytes = array[blanks]
+    at_newline = blank_bytes == _NEWLINE
+    at_cut = (blank_bytes == _SPACE) | (blank_bytes == _CR)
+    if not np.all(at_newline | at_cut):
         return None  # tabs, form feeds, ...: whitespace rules differ, use the reference parser
+    newlines = blanks[at_newline]
+    cuts = blanks[at_cut]
     line_starts = newlines[:-1] + 1
     header_starts = np.concatenate(([0], line_starts[array[line_starts] == _GT]))
     header_ends = newlines[np.searchsorted(newlines, header_starts)]  # the header's '\n'
+    title_starts = header_starts + 1
 
-    # titles: the header lines with their '\n' (after the '>'), gathered and split in one go
-    header_index = spans_index(header_starts + 1, header_ends - header_starts)
-    header_bytes = array[header_index]
-    ids = _first_words(header_bytes, header_ends - header_starts)
+    # ids: each title up to its first space or CR (or its end), gathered with the byte after it
+    word_ends = np.minimum(np.append(cuts, size)[np.searchsorted(cuts, title_starts)],
+                           header_ends)
+    word_lengths = word_ends - title_starts
+    ids = header_bytes = None
+    if word_lengths.all():
+        spans = word_lengths + 1
+        words = array[spans_index(title_starts, spans)]
+        ends = np.cumsum(spans)
+        words[ends - 1] = _NEWLINE
+        ids = RecordIds(words.tobytes(), ends - spans, ends)
+    if ids is None or keep_titles:  # ids None: a title empty or starting with a space
+        header_bytes = array[spans_index(title_starts, header_ends - header_starts)]
 
     # blank the headers to '\n', then delete all whitespace: the sequences, back to back
-    array[header_index] = _NEWLINE
-    array[header_starts] = _NEWLINE
+    array[spans_index(header_starts, header_ends - header_starts)] = _NEWLINE
     region_starts = header_ends + 1
     region_ends = np.append(header_starts[1:], size)
-    deleted = np.searchsorted(newlines, region_ends) - np.searchsorted(newlines, region_starts)
-    if _SPACE in buffer or _CR in buffer:
-        others = np.flatnonzero((array == _SPACE) | (array == _CR))
-        deleted += np.searchsorted(others, region_ends) - np.searchsorted(others, region_starts)
+    deleted = np.searchsorted(blanks, region_ends) - np.searchsorted(blanks, region_starts)
     lengths = (region_ends - region_starts - deleted).astype(np.int64)
     tokens = np.frombuffer(buffer.translate(CHUNK_TABLE, _WHITESPACE), dtype=np.uint8)
-    return ChunkRecords(header_bytes, tokens, lengths, ids, buffer)
+    return ChunkRecords(tokens, lengths, ids, header_bytes, buffer)

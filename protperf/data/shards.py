@@ -13,6 +13,8 @@ Tokens hold residues only; bos/eos are added by the datasets.
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +23,81 @@ import numpy as np
 FORMAT_VERSION = "protperf-shards-1"
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MANIFEST = "manifest.json"
+Buffers = bytes | bytearray | memoryview | np.ndarray | list
 
 
-def write_shard(split_dir: Path, name: str, tokens: bytes, lengths: list[int], ids: list[str]):
-    """Write one shard; returns its manifest entry."""
+def _buffer_list(data: Buffers) -> list:
+    return data if isinstance(data, list) else [data]
+
+
+def shard_entry(name: str, lengths) -> dict:
+    """The manifest entry of a shard of proteins with ``lengths`` residues."""
+    return {"name": name, "sequences": len(lengths),
+            "residues": int(np.asarray(lengths, dtype=np.int64).sum())}
+
+
+def write_shard(split_dir: Path, name: str, tokens: Buffers, lengths, ids_text: Buffers):
+    """Write one shard; returns its manifest entry.
+
+    ``tokens``: the residue token ids of all proteins back to back (uint8), as one buffer or a
+    list of buffers written one after the other (no joined copy is made); ``lengths``:
+    residues per protein ``(N,)``; ``ids_text``: the N record ids as UTF-8, each followed by
+    ``\\n`` (buffer or list of buffers, written as is).
+    """
     split_dir.mkdir(parents=True, exist_ok=True)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
-    np.save(split_dir / f"{name}.tokens.npy", np.frombuffer(tokens, dtype=np.uint8))
+    tokens = _buffer_list(tokens)
+    size = sum(memoryview(piece).nbytes for piece in tokens)
+    with open(split_dir / f"{name}.tokens.npy", "wb") as handle:  # what np.save writes
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "|u1", "fortran_order": False, "shape": (size,)})
+        handle.writelines(tokens)
     np.save(split_dir / f"{name}.offsets.npy", offsets)
-    (split_dir / f"{name}.ids.txt").write_text("\n".join(ids) + "\n" if ids else "",
-                                               encoding="utf-8")
-    return {"name": name, "sequences": len(lengths), "residues": int(offsets[-1])}
+    with open(split_dir / f"{name}.ids.txt", "wb") as handle:
+        handle.writelines(_buffer_list(ids_text))
+    return shard_entry(name, lengths)
+
+
+class ShardWriter:
+    """Writes shards with :func:`write_shard`, in a background thread if ``background``.
+
+    In the background the files of a chunk's shards are written while the caller parses the
+    next chunk (file writes release the GIL).  At most ``pending`` shards wait (their buffers
+    stay alive until written); leaving the ``with`` block waits for all of them and re-raises
+    the first write error.
+    """
+
+    def __init__(self, background: bool = False, pending: int = len(SPLITS)):
+        self._executor = (ThreadPoolExecutor(1, thread_name_prefix="protperf-write")
+                          if background else None)
+        self._pending: deque[Future] = deque()
+        self._limit = pending
+
+    def write(self, split_dir: Path, name: str, tokens: Buffers, lengths, ids_text: Buffers):
+        if self._executor is None:
+            return write_shard(split_dir, name, tokens, lengths, ids_text)
+        while len(self._pending) >= self._limit:
+            self._pending.popleft().result()
+        self._pending.append(
+            self._executor.submit(write_shard, split_dir, name, tokens, lengths, ids_text))
+        return shard_entry(name, lengths)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if self._executor is None:
+            return
+        try:
+            while self._pending:
+                future = self._pending.popleft()
+                if exc_type is None:
+                    future.result()  # raises a write error
+                else:  # already failing: only wait, the first error wins
+                    future.exception()
+        finally:
+            self._executor.shutdown(wait=True)
 
 
 def read_manifest(directory: str | Path) -> dict:

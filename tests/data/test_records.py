@@ -23,12 +23,13 @@ def reference(data: bytes) -> list[tuple[str, str]]:
 
 
 def fast(data: bytes) -> list[tuple[str, str]] | None:
-    records = split_records(data)
+    records = split_records(data, keep_titles=True)
     if records is None:
         return None
     assert len(records.titles) == len(records.lengths)
     if records.ids is not None:  # the bulk first words are the ids chunk.py would take
-        assert records.ids == _record_ids(records.titles)
+        assert [records.ids[i] for i in range(len(records.ids))] == _record_ids(records.titles)
+        assert records.ids.text == "".join(f"{i}\n" for i in _record_ids(records.titles)).encode()
     return [(t.rstrip(), s) for t, s in zip(records.titles, records.sequences(), strict=True)]
 
 
