@@ -46,10 +46,12 @@ def bidirectional_linear_attention(
 
     q_prime, k_prime: (B, H, L, m); v: (B, H, L, dv) -> (B, H, L, dv). Time O(L m dv).
     """
-    kv = k_prime.transpose(-2, -1) @ v  # (B, H, m, dv)
-    numerator = q_prime @ kv
-    denominator = q_prime @ k_prime.sum(dim=-2).unsqueeze(-1)  # (B, H, L, 1)
-    return _safe_divide(numerator, denominator)
+    # v with a column of ones: the normalizer D = Q' (K'^T 1) comes out of the same two
+    # matmuls as the numerator (no separate key sum and mat-vec, forward or backward)
+    v_aug = torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
+    kv = k_prime.transpose(-2, -1) @ v_aug  # (B, H, m, dv + 1)
+    out = q_prime @ kv  # (B, H, L, dv + 1)
+    return _safe_divide(out[..., :-1], out[..., -1:])
 
 
 def causal_linear_attention(
