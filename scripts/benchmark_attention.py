@@ -66,7 +66,7 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def worker(method: str, causal: bool, length: int) -> dict:
+def worker(method: str, causal: bool, length: int, min_repeats: int = 0) -> dict:
     """Runs in a fresh process: first fwd+bwd (warm-up, peak memory), then timed repeats."""
     torch.manual_seed(0)
     layer = build_layer(method, causal)
@@ -82,15 +82,17 @@ def worker(method: str, causal: bool, length: int) -> dict:
 
     first = step()
     peak = max_rss_mib() - baseline
-    repeats = 3 if first < 1.0 else (1 if first < 5.0 else 0)
+    repeats = max(min_repeats, 3 if first < 1.0 else (1 if first < 5.0 else 0))
     times = [step() for _ in range(repeats)] or [first]
     times.sort()
     return {"time_s": times[len(times) // 2], "peak_mib": peak, "repeats": len(times)}
 
 
-def run_worker(method: str, causal: bool, length: int, timeout: float) -> dict:
+def run_worker(
+    method: str, causal: bool, length: int, timeout: float, min_repeats: int = 0
+) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, "--causal", str(int(causal)),
-           "--length", str(length)]
+           "--length", str(length), "--min-repeats", str(min_repeats)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -110,7 +112,8 @@ def performer_pytorch_available() -> bool:
 
 
 def timing_table(
-    lengths: list[int], budget_s: float, budget_mib: float, only: list[str] | None = None
+    lengths: list[int], budget_s: float, budget_mib: float, only: list[str] | None = None,
+    min_repeats: int = 0,
 ) -> list[dict]:
     methods = [m for m in METHODS if m != "performer_pytorch" or performer_pytorch_available()]
     methods = [m for m in methods if only is None or m in only]
@@ -135,7 +138,8 @@ def timing_table(
                         rows.append(row)
                         print(row, flush=True)
                         continue
-                result = run_worker(method, causal, length, timeout=3 * budget_s)
+                result = run_worker(method, causal, length, timeout=3 * budget_s,
+                                    min_repeats=min_repeats)
                 row.update(result)
                 rows.append(row)
                 print(row, flush=True)
@@ -240,19 +244,22 @@ def main() -> None:
                         help="skip a configuration predicted to need more peak memory")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None,
                         help="only these methods (default: all)")
+    parser.add_argument("--min-repeats", type=int, default=0,
+                        help="timed repeats after the warm-up at least (median reported)")
     parser.add_argument("--skip-approx", action="store_true")
     parser.add_argument("--approx-length", type=int, default=1024)
     parser.add_argument("--approx-seeds", type=int, default=3)
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, bool(args.causal), args.length)))
+        print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats)))
         return
     header = (f"protperf attention benchmark: torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(header, flush=True)
-    rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods)
+    rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods,
+                        args.min_repeats)
     approx = [] if args.skip_approx else approximation_table(args.approx_length, args.approx_seeds)
     write_outputs(rows, approx, args.out_dir, header)
     print(f"wrote {args.out_dir}/attention_cpu.csv, .md, .png", flush=True)

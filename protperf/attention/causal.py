@@ -44,10 +44,43 @@ def _unchunked(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.reshape(b, h, n * c, k)[:, :, :length]
 
 
+# The cross-chunk states take N m e floats per (batch, head); they are built (and rebuilt in
+# backward instead of being saved) for a group of heads at a time, so at most about this many
+# bytes of them exist at once.
+STATE_GROUP_BYTES = 32 * 2**20
+
+
 def _accumulate_matmul(target: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-    """target += a @ b in the matmul itself (beta = 1); (..., C, k) @ (..., k, n), 5-D."""
-    flat = target.view(-1, *target.shape[-2:])
-    flat.baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]))
+    """target += a @ b inside the matmul (beta = 1); (G, N, C, k) @ (G, N, k, n), per head."""
+    for target_head, a_head, b_head in zip(target, a, b, strict=True):
+        target_head.baddbmm_(a_head, b_head)
+
+
+def _intra_rescale(sc: torch.Tensor) -> torch.Tensor:
+    """(G, N, C) log-scales -> (G, N, C, C) factors exp(s_j - s_i) for j <= i, 0 above."""
+    chunk_size = sc.shape[-1]
+    future = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=sc.device).triu(1)
+    rescale = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).masked_fill_(future, float("-inf"))
+    return rescale.exp_()
+
+
+def _inclusive_states(kc, vc_scaled, decay):
+    """P_n = sum_{j<=n} exp(e_j - e_n) U_j, U_j = k'_j^T (scaled v_j); (G, N, m, e), in place.
+
+    kc: (G, N, C, m), vc_scaled: (G, N, C, e), decay: (G, N-1, 1, 1) = exp(e_n - e_{n+1}).
+    The state read by chunk n is P_{n-1}.
+    """
+    states = kc.transpose(-2, -1) @ vc_scaled
+    rows, decays = states.unbind(1), decay.unbind(1)  # views made once, not per step
+    for n in range(1, len(rows)):
+        rows[n].addcmul_(rows[n - 1], decays[n - 1])
+    return states
+
+
+def _head_groups(num_heads: int, num_chunks: int, m: int, e: int, itemsize: int):
+    """Slices of the flattened (batch x head) axis whose states fit STATE_GROUP_BYTES."""
+    size = max(1, STATE_GROUP_BYTES // max(1, num_chunks * m * e * itemsize))
+    return [slice(start, min(start + size, num_heads)) for start in range(0, num_heads, size)]
 
 
 class _CausalLinearAttention(torch.autograd.Function):
@@ -55,75 +88,74 @@ class _CausalLinearAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q_prime, k_prime, v_aug, key_log_scale, chunk_size):
-        b, h, length, _ = q_prime.shape
+        b, h, length, m = q_prime.shape
+        e = v_aug.shape[-1]
         num_chunks = -(-length // chunk_size)
-        qc = _chunked(q_prime, num_chunks, chunk_size)
-        kc = _chunked(k_prime, num_chunks, chunk_size)
-        vc = _chunked(v_aug, num_chunks, chunk_size)
+        # (B, H, ...) flattened to one axis G = B H: (G, N, C, k)
+        qc = _chunked(q_prime, num_chunks, chunk_size).reshape(b * h, num_chunks, chunk_size, m)
+        kc = _chunked(k_prime, num_chunks, chunk_size).reshape(b * h, num_chunks, chunk_size, m)
+        vc = _chunked(v_aug, num_chunks, chunk_size).reshape(b * h, num_chunks, chunk_size, e)
         pad = num_chunks * chunk_size - length
         s = F.pad(key_log_scale, (0, pad), mode="replicate") if pad else key_log_scale
-        sc = s.reshape(b, h, num_chunks, chunk_size)
+        sc = s.reshape(b * h, num_chunks, chunk_size)
 
-        # Inside chunks: rescale factors exp(s_j - s_i) for j <= i, 0 above the diagonal.
-        future = torch.ones(chunk_size, chunk_size, dtype=torch.bool,
-                            device=q_prime.device).triu(1)
-        rescale = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).masked_fill_(future, float("-inf"))
-        rescale.exp_()
-        weights = (qc @ kc.transpose(-2, -1)).mul_(rescale)  # (B, H, N, C, C)
+        weights = (qc @ kc.transpose(-2, -1)).mul_(_intra_rescale(sc))  # (G, N, C, C)
         out = weights @ vc
 
-        chunk_end = sc[..., -1]  # (B, H, N)
-        states = None
-        read_scale = None
         if num_chunks > 1:
-            value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
-            summaries = kc.transpose(-2, -1) @ (vc * value_scale)  # (B, H, N, m, e)
-            decay = torch.exp(chunk_end[..., :-1] - chunk_end[..., 1:])[..., None, None]
-            states = torch.empty_like(summaries)
-            states[:, :, 0].zero_()
-            states[:, :, 1].copy_(summaries[:, :, 0])
-            for n in range(2, num_chunks):
-                torch.addcmul(summaries[:, :, n - 1], states[:, :, n - 1], decay[:, :, n - 2],
-                              out=states[:, :, n])
-            previous_end = torch.cat([sc[..., :1, :1], chunk_end[..., :-1, None]], dim=-2)
-            read_scale = torch.exp(previous_end - sc).unsqueeze(-1)  # (B, H, N, C, 1)
-            out.addcmul_(read_scale, qc @ states)
-        ctx.save_for_backward(qc, kc, vc, sc, rescale, weights, states, read_scale)
-        ctx.length = length
-        return _unchunked(out, length)
+            chunk_end = sc[..., -1]  # (G, N)
+            value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)  # (G, N, C, 1)
+            decay = torch.exp(chunk_end[:, :-1] - chunk_end[:, 1:])[..., None, None]
+            read_scale = torch.exp(chunk_end[:, :-1, None] - sc[:, 1:]).unsqueeze(-1)
+            for g in _head_groups(b * h, num_chunks, m, e, q_prime.element_size()):
+                states = _inclusive_states(kc[g], vc[g] * value_scale[g], decay[g])
+                out[g, 1:].addcmul_(read_scale[g], qc[g, 1:] @ states[:, :-1])
+        ctx.save_for_backward(qc, kc, vc, sc, weights)
+        ctx.shape = (b, h, length)
+        return _unchunked(out.view(b, h, num_chunks, chunk_size, e), length)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        qc, kc, vc, sc, rescale, weights, states, read_scale = ctx.saved_tensors
-        num_chunks, chunk_size = qc.shape[2], qc.shape[3]
-        grad = _chunked(grad_out.contiguous(), num_chunks, chunk_size)  # (B, H, N, C, e)
+        qc, kc, vc, sc, weights = ctx.saved_tensors
+        b, h, length = ctx.shape
+        num_chunks, chunk_size, m = qc.shape[1:]
+        e = vc.shape[-1]
+        grad = _chunked(grad_out.contiguous(), num_chunks, chunk_size).reshape(vc.shape)
 
         # Inside chunks.
-        grad_weights = (grad @ vc.transpose(-2, -1)).mul_(rescale)
+        grad_weights = (grad @ vc.transpose(-2, -1)).mul_(_intra_rescale(sc))
         grad_q = grad_weights @ kc
         grad_k = grad_weights.transpose(-2, -1) @ qc
         grad_v = weights.transpose(-2, -1) @ grad
+        del grad_weights
 
         if num_chunks > 1:
             chunk_end = sc[..., -1]
-            grad_read = grad * read_scale  # (B, H, N, C, e)
-            _accumulate_matmul(grad_q, grad_read, states.transpose(-2, -1))
-            grad_states = qc.transpose(-2, -1) @ grad_read  # (B, H, N, m, e)
-            # Reverse scan: grad_summaries[n] = decay_n * grad_summaries[n+1] + grad_states[n+1].
-            decay = torch.exp(chunk_end[..., :-1] - chunk_end[..., 1:])[..., None, None]
-            grad_summaries = torch.empty_like(grad_states)
-            grad_summaries[:, :, -1].zero_()
-            grad_summaries[:, :, -2].copy_(grad_states[:, :, -1])
-            for n in range(num_chunks - 3, -1, -1):
-                torch.addcmul(grad_states[:, :, n + 1], grad_summaries[:, :, n + 1],
-                              decay[:, :, n], out=grad_summaries[:, :, n])
             value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
-            _accumulate_matmul(grad_k, vc * value_scale, grad_summaries.transpose(-2, -1))
-            grad_v.add_((kc @ grad_summaries).mul_(value_scale))
-        length = ctx.length
-        return (_unchunked(grad_q, length), _unchunked(grad_k, length),
-                _unchunked(grad_v, length), None, None)
+            decay = torch.exp(chunk_end[:, :-1] - chunk_end[:, 1:])[..., None, None]
+            read_scale = torch.exp(chunk_end[:, :-1, None] - sc[:, 1:]).unsqueeze(-1)
+            for g in _head_groups(b * h, num_chunks, m, e, qc.element_size()):
+                v_scaled = vc[g] * value_scale[g]
+                states = _inclusive_states(kc[g], v_scaled, decay[g])  # rebuilt, not saved
+                grad_read = grad[g, 1:] * read_scale[g]  # (G', N-1, C, e)
+                _accumulate_matmul(grad_q[g, 1:], grad_read, states[:, :-1].transpose(-2, -1))
+                # Reverse scan, in the same buffer: T_n = dS_{n+1} + exp(e_n - e_{n+1}) T_{n+1}
+                # is the gradient of chunk n's summary (n = 0 .. N-2; the last one has none).
+                for head, (q_head, grad_head) in enumerate(zip(qc[g, 1:], grad_read, strict=True)):
+                    torch.bmm(q_head.transpose(-2, -1), grad_head, out=states[head, :-1])
+                grad_summaries = states[:, :-1]
+                rows, decays = grad_summaries.unbind(1), decay[g].unbind(1)
+                for n in range(num_chunks - 3, -1, -1):
+                    rows[n].addcmul_(rows[n + 1], decays[n])
+                _accumulate_matmul(grad_k[g, :-1], v_scaled[:, :-1],
+                                   grad_summaries.transpose(-2, -1))
+                grad_v[g, :-1].add_((kc[g, :-1] @ grad_summaries).mul_(value_scale[g, :-1]))
+
+        def unflatten(x: torch.Tensor) -> torch.Tensor:
+            return _unchunked(x.view(b, h, num_chunks, chunk_size, x.shape[-1]), length)
+
+        return unflatten(grad_q), unflatten(grad_k), unflatten(grad_v), None, None
 
 
 def causal_linear_attention_unnormalized(

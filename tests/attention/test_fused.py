@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from protperf.attention import causal
 from protperf.attention.causal import causal_linear_attention_unnormalized
 from protperf.attention.favor import favor_attention
 from protperf.attention.features import (
@@ -121,8 +122,13 @@ def quadratic_unnormalized(q, k, v, s):
     return ((q @ k.transpose(-2, -1)) * rescale) @ v
 
 
+@pytest.mark.parametrize("group_bytes", [None, 1])  # 1: one head per state group
 @pytest.mark.parametrize("chunk_size", [1, 3, 4, 13, 64])
-def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(chunk_size):
+def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(
+    chunk_size, group_bytes, monkeypatch
+):
+    if group_bytes is not None:
+        monkeypatch.setattr(causal, "STATE_GROUP_BYTES", group_bytes)
     q, k, v, s = causal_inputs(13)  # 13 = 3 chunks of 4 + 1, or 4 of 3 + 1
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
