@@ -13,9 +13,10 @@ U_n = sum_{j in n} exp(s_j - e_n) k'_j v_j^T (m x e),
     out_i = sum_{j <= i in chunk n} A_ij v_j + exp(e_{n-1} - s_i) q'_i S_n
 
 Every exponent is <= 0 (s non-decreasing), and nothing after position i enters out_i.
-Autograd of that loop keeps one graph node per chunk and per op; here the forward writes the
-states into one preallocated (B, H, N, m, e) tensor (kept for backward: L m e / C floats,
-about L m for C = 64) and the backward runs the transposed recurrence from the last chunk:
+Autograd of that loop keeps one graph node per chunk and per op; here the states (L m e / C
+floats per head) are scanned in place in one (heads, N, m, e) tensor, kept for backward when
+all heads fit in ``STATE_GROUP_BYTES``, otherwise built a group of heads at a time and rebuilt
+in backward, which runs the transposed recurrence in place from the last chunk:
 
     dU_{N-1} = 0,  dU_n = exp(e_n - e_{n+1}) dU_{n+1} + dS_{n+1},   dS_n = q'_n^T (r_n * G_n)
 
@@ -44,9 +45,9 @@ def _unchunked(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.reshape(b, h, n * c, k)[:, :, :length]
 
 
-# The cross-chunk states take N m e floats per (batch, head); they are built (and rebuilt in
-# backward instead of being saved) for a group of heads at a time, so at most about this many
-# bytes of them exist at once.
+# The cross-chunk states take N m e floats per (batch, head). When all heads' states fit in
+# this many bytes they are built at once and saved for backward; otherwise they are built for
+# a group of heads at a time and rebuilt in backward instead of being saved.
 STATE_GROUP_BYTES = 32 * 2**20
 
 
@@ -107,17 +108,22 @@ class _CausalLinearAttention(torch.autograd.Function):
             value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)  # (G, N, C, 1)
             decay = torch.exp(chunk_end[:, :-1] - chunk_end[:, 1:])[..., None, None]
             read_scale = torch.exp(chunk_end[:, :-1, None] - sc[:, 1:]).unsqueeze(-1)
-            for g in _head_groups(b * h, num_chunks, m, e, q_prime.element_size()):
+            groups = _head_groups(b * h, num_chunks, m, e, q_prime.element_size())
+            for g in groups:
                 states = _inclusive_states(kc[g], vc[g] * value_scale[g], decay[g])
                 out[g, 1:].addcmul_(read_scale[g], qc[g, 1:] @ states[:, :-1])
-        ctx.save_for_backward(qc, kc, vc, sc, weights)
+            # states of all heads under the group budget: keep them for backward (no rebuild)
+            saved_states = states if len(groups) == 1 else None
+        else:
+            saved_states = None
+        ctx.save_for_backward(qc, kc, vc, sc, weights, saved_states)
         ctx.shape = (b, h, length)
         return _unchunked(out.view(b, h, num_chunks, chunk_size, e), length)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        qc, kc, vc, sc, weights = ctx.saved_tensors
+        qc, kc, vc, sc, weights, saved_states = ctx.saved_tensors
         b, h, length = ctx.shape
         num_chunks, chunk_size, m = qc.shape[1:]
         e = vc.shape[-1]
@@ -137,14 +143,18 @@ class _CausalLinearAttention(torch.autograd.Function):
             read_scale = torch.exp(chunk_end[:, :-1, None] - sc[:, 1:]).unsqueeze(-1)
             for g in _head_groups(b * h, num_chunks, m, e, qc.element_size()):
                 v_scaled = vc[g] * value_scale[g]
-                states = _inclusive_states(kc[g], v_scaled, decay[g])  # rebuilt, not saved
+                if saved_states is None:  # rebuilt; its buffer then takes the reverse scan
+                    states = _inclusive_states(kc[g], v_scaled, decay[g])
+                    scan = states
+                else:
+                    states, scan = saved_states, torch.empty_like(saved_states)
                 grad_read = grad[g, 1:] * read_scale[g]  # (G', N-1, C, e)
                 _accumulate_matmul(grad_q[g, 1:], grad_read, states[:, :-1].transpose(-2, -1))
                 # Reverse scan, in the same buffer: T_n = dS_{n+1} + exp(e_n - e_{n+1}) T_{n+1}
                 # is the gradient of chunk n's summary (n = 0 .. N-2; the last one has none).
                 for head, (q_head, grad_head) in enumerate(zip(qc[g, 1:], grad_read, strict=True)):
-                    torch.bmm(q_head.transpose(-2, -1), grad_head, out=states[head, :-1])
-                grad_summaries = states[:, :-1]
+                    torch.bmm(q_head.transpose(-2, -1), grad_head, out=scan[head, :-1])
+                grad_summaries = scan[:, :-1]
                 rows, decays = grad_summaries.unbind(1), decay[g].unbind(1)
                 for n in range(num_chunks - 3, -1, -1):
                     rows[n].addcmul_(rows[n + 1], decays[n])
