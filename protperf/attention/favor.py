@@ -68,12 +68,10 @@ def causal_linear_attention(
     weights are formed exactly; across chunks a state S = sum_j exp(s_j - e) k'_j [v_j, 1]^T
     of size m x (dv+1), referenced to the running max e at the previous chunk end, is carried
     and rescaled by exp(e_old - e_new) <= 1 (``causal.py``, with a hand-written reverse-scan
-    backward). Time O(L C m + L m dv); memory O(L (m + dv + C)) for activations plus the L/C
-    per-chunk states kept for backward (L m (dv+1) / C floats, at most L (m+1) for C >= dv).
-    L need not be a multiple of C.
+    backward). Time O(L C m + L m dv); memory O(L (m + dv + C)) for activations; the L/C
+    per-chunk states (L m (dv+1) / C floats) are saved for backward only when they are small,
+    otherwise rebuilt a group of heads at a time. L need not be a multiple of C.
     """
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
     b, h, length, _ = q_prime.shape
     if key_log_scale is None:
         key_log_scale = q_prime.new_zeros(b, h, length)
@@ -104,35 +102,6 @@ def linear_attention_reference(
     return (weights @ v) / weights.sum(-1, keepdim=True)
 
 
-def _favor_plus_features(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    projection: torch.Tensor,
-    key_mask: torch.Tensor | None,
-    causal_keys: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """FAVOR+ features of scaled q, k with the fewest passes over (B, H, L, m) tensors.
-
-    Same values as ``positive_features(softmax_feature_logits(...), stabilizer)`` up to
-    constants that cancel: per query row the |q|^2/2 term and the stabilizer are one per-row
-    constant, so q' = exp(Wq - max_r (Wq)_r) / sqrt(m); per key the logit max is
-    max_r (Wk)_r - |k|^2/2. A fixed projection (the usual buffer) takes the hand-written
-    backward of ``fused.softmax_features``; a trainable one the autograd reference.
-    """
-    if not projection.requires_grad:
-        q_prime, _ = softmax_features(q, projection, "row", subtract_half_sq=False)
-        k_prime, key_log_scale = softmax_features(
-            k, projection, "causal" if causal_keys else "global", key_mask=key_mask)
-        return q_prime, k_prime, key_log_scale
-    q_logits = softmax_feature_logits(q, projection)
-    k_logits = softmax_feature_logits(k, projection)
-    q_prime = positive_features(q_logits, query_stabilizer(q_logits))
-    if causal_keys:
-        key_log_scale = causal_key_stabilizer(k_logits, key_mask)
-        return q_prime, positive_features(k_logits, key_log_scale.unsqueeze(-1)), key_log_scale
-    return q_prime, positive_features(k_logits, global_key_stabilizer(k_logits, key_mask)), None
-
-
 def performer_feature_maps(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -156,22 +125,25 @@ def performer_feature_maps(
     key_log_scale = None
     if kernel == "softmax":
         q, k = scale_for_softmax(q), scale_for_softmax(k)
-        a = favorpp_parameter(q, k, key_mask) if favorpp else None
         proj = projection.to(work_dtype)
-        if favorpp:
-            q_logits = softmax_feature_logits(q, proj, a)
-            k_logits = softmax_feature_logits(k, proj, a)
-            q_prime = positive_features(q_logits, query_stabilizer(q_logits))
-            if causal_keys:
-                key_log_scale = causal_key_stabilizer(k_logits, key_mask)
-                k_prime = positive_features(k_logits, key_log_scale.unsqueeze(-1))
-            else:
-                k_prime = positive_features(k_logits, global_key_stabilizer(k_logits, key_mask))
+        if not favorpp and not proj.requires_grad:
+            # FAVOR+ with the usual fixed projection: hand-written backward, fewest passes over
+            # (B, H, L, m). Queries drop |q|^2/2 (one per-row constant, it cancels like the
+            # stabilizer); padding keys already get zero features.
+            q_prime, _ = softmax_features(q, proj, "row", subtract_half_sq=False)
+            k_prime, key_log_scale = softmax_features(
+                k, proj, "causal" if causal_keys else "global", key_mask=key_mask)
+            return q_prime, k_prime, key_log_scale
+        # FAVOR++ or a trainable projection: autograd of the reference formulas
+        a = favorpp_parameter(q, k, key_mask) if favorpp else None
+        q_logits = softmax_feature_logits(q, proj, a)
+        k_logits = softmax_feature_logits(k, proj, a)
+        q_prime = positive_features(q_logits, query_stabilizer(q_logits))
+        if causal_keys:
+            key_log_scale = causal_key_stabilizer(k_logits, key_mask)
+            k_prime = positive_features(k_logits, key_log_scale.unsqueeze(-1))
         else:
-            q_prime, k_prime, key_log_scale = _favor_plus_features(
-                q, k, proj, key_mask, causal_keys)
-            if not proj.requires_grad:
-                return q_prime, k_prime, key_log_scale  # padding keys are already zero
+            k_prime = positive_features(k_logits, global_key_stabilizer(k_logits, key_mask))
     elif kernel == "relu":
         proj = None if projection is None else projection.to(work_dtype)
         q, k = scale_for_softmax(q), scale_for_softmax(k)

@@ -198,14 +198,6 @@ def causal_key_stabilizer(
     per_key = logits.detach().amax(dim=-1)
     if key_mask is not None:
         per_key = per_key.masked_fill(~key_mask[:, None, :], float("-inf"))
-    return running_max_stabilizer(per_key)
-
-
-def running_max_stabilizer(per_key: torch.Tensor) -> torch.Tensor:
-    """(B, H, L) per-key maxima (-inf at padding) -> non-decreasing running max, finite.
-
-    Leading padding takes the first real key's value; a row of padding only gives 0.
-    """
     running = torch.cummax(per_key, dim=-1).values
     finite = torch.isfinite(running)
     first = running.masked_fill(~finite, float("inf")).amin(dim=-1, keepdim=True)

@@ -20,7 +20,7 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from protperf.attention.features import running_max_stabilizer
+from protperf.attention.features import causal_key_stabilizer, global_key_stabilizer
 
 STABILIZERS = ("row", "global", "causal")
 
@@ -34,13 +34,11 @@ def _stabilizer_shift(
     """
     if stabilizer == "row":
         return row_max, None
-    if key_mask is not None:
-        row_max = row_max.masked_fill(~key_mask[:, None, :, None], float("-inf"))
+    # the stabilizers of features.py, on the per-row maxima (a feature axis of size 1)
     if stabilizer == "global":
-        shift = row_max.amax(dim=-2, keepdim=True)  # (B, H, 1, 1)
-        return torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift)), None
+        return global_key_stabilizer(row_max, key_mask), None  # (B, H, 1, 1)
     if stabilizer == "causal":
-        log_scale = running_max_stabilizer(row_max.squeeze(-1))
+        log_scale = causal_key_stabilizer(row_max, key_mask)  # (B, H, L)
         return log_scale.unsqueeze(-1), log_scale
     raise ValueError(f"stabilizer must be one of {STABILIZERS}, got {stabilizer!r}")
 

@@ -149,6 +149,15 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
             close()
 
 
+def _prepare_in_process(chunks: Iterator[tuple[int, bytearray]], source: Path, out_dir: Path,
+                        cfg: PrepareConfig) -> tuple[Counter, dict]:
+    """All ``(start, data)`` chunks in this process: a thread produces chunk k + 1 and another
+    writes chunk k - 1's shards while chunk k is parsed; returns ``_merge``'s result."""
+    with ShardWriter(background=True) as writer:
+        return _merge(_prepare_chunk(data, source, start, f"{i:05d}", out_dir, cfg, writer)
+                      for i, (start, data) in enumerate(read_ahead(chunks)))
+
+
 def _bounded_map(pool, function, tasks: Iterator, ahead: int) -> Iterator:
     """``pool.imap(function, tasks)`` that takes at most ``ahead`` tasks ahead of the results
     (``imap`` would read the whole input into memory)."""
@@ -209,10 +218,7 @@ def prepare(
                     stats, shards = _merge(_bounded_map(pool, _prepare_data, tasks, workers))
             else:
                 hasher.start()
-                with ShardWriter(background=True) as writer:
-                    stats, shards = _merge(
-                        _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg, writer)
-                        for i, (start, data) in enumerate(read_ahead(chunks)))
+                stats, shards = _prepare_in_process(chunks, source, tmp, cfg)
         else:
             starts = chunk_starts(source, cfg.chunk_bytes)
             ends = starts[1:] + [source.stat().st_size]
@@ -231,10 +237,7 @@ def prepare(
                 digest = hashlib.sha256()
                 chunks = ((s, _read_range(source, s, e, digest))
                           for s, e in zip(starts, ends, strict=True))
-                with ShardWriter(background=True) as writer:
-                    stats, shards = _merge(
-                        _prepare_chunk(data, source, start, f"{i:05d}", tmp, cfg, writer)
-                        for i, (start, data) in enumerate(read_ahead(chunks)))
+                stats, shards = _prepare_in_process(chunks, source, tmp, cfg)
                 checksum["sha256"] = digest.hexdigest()
         if hasher.ident is not None:  # started
             hasher.join()
