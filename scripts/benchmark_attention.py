@@ -55,10 +55,10 @@ class PerformerPytorchLayer(torch.nn.Module):
         return self.inner.out_proj(out)
 
 
-def build_layer(method: str, causal: bool) -> torch.nn.Module:
+def build_layer(method: str, causal: bool, chunk_size: int | None = None) -> torch.nn.Module:
     if method == "performer_pytorch":
         return PerformerPytorchLayer(causal)
-    cfg = AttentionConfig(kind=METHODS[method][0], num_features=FEATURES)
+    cfg = AttentionConfig(kind=METHODS[method][0], num_features=FEATURES, chunk_size=chunk_size)
     return MultiHeadAttention(DIM, HEADS, cfg, causal)
 
 
@@ -66,10 +66,11 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def worker(method: str, causal: bool, length: int, min_repeats: int = 0) -> dict:
+def worker(method: str, causal: bool, length: int, min_repeats: int = 0,
+           chunk_size: int | None = None) -> dict:
     """Runs in a fresh process: first fwd+bwd (warm-up, peak memory), then timed repeats."""
     torch.manual_seed(0)
-    layer = build_layer(method, causal)
+    layer = build_layer(method, causal, chunk_size)
     x = torch.randn(1, length, DIM, requires_grad=True)
     baseline = max_rss_mib()
 
@@ -89,10 +90,13 @@ def worker(method: str, causal: bool, length: int, min_repeats: int = 0) -> dict
 
 
 def run_worker(
-    method: str, causal: bool, length: int, timeout: float, min_repeats: int = 0
+    method: str, causal: bool, length: int, timeout: float, min_repeats: int = 0,
+    chunk_size: int | None = None,
 ) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, "--causal", str(int(causal)),
            "--length", str(length), "--min-repeats", str(min_repeats)]
+    if chunk_size is not None:
+        cmd += ["--chunk-size", str(chunk_size)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -113,7 +117,7 @@ def performer_pytorch_available() -> bool:
 
 def timing_table(
     lengths: list[int], budget_s: float, budget_mib: float, only: list[str] | None = None,
-    min_repeats: int = 0,
+    min_repeats: int = 0, chunk_size: int | None = None,
 ) -> list[dict]:
     methods = [m for m in METHODS if m != "performer_pytorch" or performer_pytorch_available()]
     methods = [m for m in methods if only is None or m in only]
@@ -139,7 +143,7 @@ def timing_table(
                         print(row, flush=True)
                         continue
                 result = run_worker(method, causal, length, timeout=3 * budget_s,
-                                    min_repeats=min_repeats)
+                                    min_repeats=min_repeats, chunk_size=chunk_size)
                 row.update(result)
                 rows.append(row)
                 print(row, flush=True)
@@ -246,20 +250,23 @@ def main() -> None:
                         help="only these methods (default: all)")
     parser.add_argument("--min-repeats", type=int, default=0,
                         help="timed repeats after the warm-up at least (median reported)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="causal Performer chunk size (default: the config's)")
     parser.add_argument("--skip-approx", action="store_true")
     parser.add_argument("--approx-length", type=int, default=1024)
     parser.add_argument("--approx-seeds", type=int, default=3)
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats)))
+        print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats,
+                                args.chunk_size)))
         return
     header = (f"protperf attention benchmark: torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(header, flush=True)
     rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods,
-                        args.min_repeats)
+                        args.min_repeats, args.chunk_size)
     approx = [] if args.skip_approx else approximation_table(args.approx_length, args.approx_seeds)
     write_outputs(rows, approx, args.out_dir, header)
     print(f"wrote {args.out_dir}/attention_cpu.csv, .md, .png", flush=True)
