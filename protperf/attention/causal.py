@@ -26,6 +26,8 @@ with r_i = exp(e_{n-1} - s_i) and G the output gradient. The stabilizer s is a c
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
@@ -51,30 +53,47 @@ def _unchunked(x: torch.Tensor, length: int) -> torch.Tensor:
 STATE_GROUP_BYTES = 32 * 2**20
 
 
-def _accumulate_matmul(target: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-    """target += a @ b inside the matmul (beta = 1); (G, N, C, k) @ (G, N, k, n), per head."""
-    for target_head, a_head, b_head in zip(target, a, b, strict=True):
-        target_head.baddbmm_(a_head, b_head)
+def _intra_rescale(sc: torch.Tensor | None, chunk_size: int, like: torch.Tensor) -> torch.Tensor:
+    """Factors exp(s_j - s_i) for j <= i, 0 above: (G, N, C, C), or (C, C) without stabilizer.
+
+    The exponent is clamped to [log(tiny), 0] before exp: the allowed pairs are <= 0 anyway,
+    the future ones are zeroed by the lower-triangular mask afterwards (no -inf or underflow
+    reaches exp, whose slow path for those is several times slower on CPU).
+    """
+    lower = torch.ones(chunk_size, chunk_size, dtype=like.dtype, device=like.device).tril()
+    if sc is None:
+        return lower
+    rescale = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).clamp_(math.log(torch.finfo(sc.dtype).tiny), 0)
+    return rescale.exp_().mul_(lower)
 
 
-def _intra_rescale(sc: torch.Tensor) -> torch.Tensor:
-    """(G, N, C) log-scales -> (G, N, C, C) factors exp(s_j - s_i) for j <= i, 0 above."""
-    chunk_size = sc.shape[-1]
-    future = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=sc.device).triu(1)
-    rescale = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).masked_fill_(future, float("-inf"))
-    return rescale.exp_()
+def _chunk_scales(sc: torch.Tensor):
+    """Per-chunk factors of the cross-chunk recurrence, from the log-scales sc: (G, N, C).
+
+    Returns value_scale exp(s_j - e_n) (G, N, C, 1), decay exp(e_{n-1} - e_n) (G, N-1, 1, 1)
+    and read_scale exp(e_{n-1} - s_i) (G, N-1, C, 1) for chunks 1..N-1 (e_n: chunk end).
+    """
+    chunk_end = sc[..., -1]
+    value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
+    decay = torch.exp(chunk_end[:, :-1] - chunk_end[:, 1:])[..., None, None]
+    read_scale = torch.exp(chunk_end[:, :-1, None] - sc[:, 1:]).unsqueeze(-1)
+    return value_scale, decay, read_scale
 
 
 def _inclusive_states(kc, vc_scaled, decay):
     """P_n = sum_{j<=n} exp(e_j - e_n) U_j, U_j = k'_j^T (scaled v_j); (G, N, m, e), in place.
 
-    kc: (G, N, C, m), vc_scaled: (G, N, C, e), decay: (G, N-1, 1, 1) = exp(e_n - e_{n+1}).
-    The state read by chunk n is P_{n-1}.
+    kc: (G, N, C, m), vc_scaled: (G, N, C, e), decay: (G, N-1, 1, 1) = exp(e_n - e_{n+1}),
+    or None without stabilizer (a plain cumulative sum). The state read by chunk n is P_{n-1}.
     """
     states = kc.transpose(-2, -1) @ vc_scaled
-    rows, decays = states.unbind(1), decay.unbind(1)  # views made once, not per step
-    for n in range(1, len(rows)):
-        rows[n].addcmul_(rows[n - 1], decays[n - 1])
+    rows = states.unbind(1)  # views made once, not per step
+    decays = None if decay is None else decay.unbind(1)
+    for n in range(1, len(rows)):  # (faster than cumsum over the chunk axis)
+        if decays is None:
+            rows[n].add_(rows[n - 1])
+        else:
+            rows[n].addcmul_(rows[n - 1], decays[n - 1])
     return states
 
 
@@ -84,8 +103,17 @@ def _head_groups(num_heads: int, num_chunks: int, m: int, e: int, itemsize: int)
     return [slice(start, min(start + size, num_heads)) for start in range(0, num_heads, size)]
 
 
+def _scaled(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """x * scale, or x itself without a stabilizer (scale None)."""
+    return x if scale is None else x * scale
+
+
 class _CausalLinearAttention(torch.autograd.Function):
-    """Unnormalized causal linear attention sum_{j<=i} w_ij v_aug_j; see module docstring."""
+    """Unnormalized causal linear attention sum_{j<=i} w_ij v_aug_j; see module docstring.
+
+    Products over chunk slices run one (batch x head) at a time: a slice such as chunks
+    1..N-1 of several heads is not one strided batch, and a batched matmul would copy it.
+    """
 
     @staticmethod
     def forward(ctx, q_prime, k_prime, v_aug, key_log_scale, chunk_size):
@@ -96,71 +124,85 @@ class _CausalLinearAttention(torch.autograd.Function):
         qc = _chunked(q_prime, num_chunks, chunk_size).reshape(b * h, num_chunks, chunk_size, m)
         kc = _chunked(k_prime, num_chunks, chunk_size).reshape(b * h, num_chunks, chunk_size, m)
         vc = _chunked(v_aug, num_chunks, chunk_size).reshape(b * h, num_chunks, chunk_size, e)
-        pad = num_chunks * chunk_size - length
-        s = F.pad(key_log_scale, (0, pad), mode="replicate") if pad else key_log_scale
-        sc = s.reshape(b * h, num_chunks, chunk_size)
+        sc = None
+        if key_log_scale is not None:
+            pad = num_chunks * chunk_size - length
+            s = F.pad(key_log_scale, (0, pad), mode="replicate") if pad else key_log_scale
+            sc = s.reshape(b * h, num_chunks, chunk_size)
 
-        weights = (qc @ kc.transpose(-2, -1)).mul_(_intra_rescale(sc))  # (G, N, C, C)
+        rescale = _intra_rescale(sc, chunk_size, qc)  # kept for backward
+        weights = (qc @ kc.transpose(-2, -1)).mul_(rescale)  # (G, N, C, C)
         out = weights @ vc
 
+        saved_states = None
         if num_chunks > 1:
-            chunk_end = sc[..., -1]  # (G, N)
-            value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)  # (G, N, C, 1)
-            decay = torch.exp(chunk_end[:, :-1] - chunk_end[:, 1:])[..., None, None]
-            read_scale = torch.exp(chunk_end[:, :-1, None] - sc[:, 1:]).unsqueeze(-1)
+            value_scale, decay, read_scale = (None,) * 3 if sc is None else _chunk_scales(sc)
             groups = _head_groups(b * h, num_chunks, m, e, q_prime.element_size())
             for g in groups:
-                states = _inclusive_states(kc[g], vc[g] * value_scale[g], decay[g])
-                out[g, 1:].addcmul_(read_scale[g], qc[g, 1:] @ states[:, :-1])
+                states = _inclusive_states(kc[g], _scaled(vc[g], _pick(value_scale, g)),
+                                           _pick(decay, g))
+                for head in range(g.start, g.stop):
+                    cross = qc[head, 1:] @ states[head - g.start, :-1]  # (N-1, C, e)
+                    if read_scale is None:
+                        out[head, 1:].add_(cross)
+                    else:
+                        out[head, 1:].addcmul_(read_scale[head], cross)
             # states of all heads under the group budget: keep them for backward (no rebuild)
             saved_states = states if len(groups) == 1 else None
-        else:
-            saved_states = None
-        ctx.save_for_backward(qc, kc, vc, sc, weights, saved_states)
+        ctx.save_for_backward(qc, kc, vc, sc, rescale, weights, saved_states)
         ctx.shape = (b, h, length)
         return _unchunked(out.view(b, h, num_chunks, chunk_size, e), length)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        qc, kc, vc, sc, weights, saved_states = ctx.saved_tensors
+        qc, kc, vc, sc, rescale, weights, saved_states = ctx.saved_tensors
         b, h, length = ctx.shape
         num_chunks, chunk_size, m = qc.shape[1:]
         e = vc.shape[-1]
         grad = _chunked(grad_out.contiguous(), num_chunks, chunk_size).reshape(vc.shape)
 
         # Inside chunks.
-        grad_weights = (grad @ vc.transpose(-2, -1)).mul_(_intra_rescale(sc))
+        grad_weights = (grad @ vc.transpose(-2, -1)).mul_(rescale)
         grad_q = grad_weights @ kc
         grad_k = grad_weights.transpose(-2, -1) @ qc
         grad_v = weights.transpose(-2, -1) @ grad
         del grad_weights
 
         if num_chunks > 1:
-            chunk_end = sc[..., -1]
-            value_scale = torch.exp(sc - chunk_end.unsqueeze(-1)).unsqueeze(-1)
-            decay = torch.exp(chunk_end[:, :-1] - chunk_end[:, 1:])[..., None, None]
-            read_scale = torch.exp(chunk_end[:, :-1, None] - sc[:, 1:]).unsqueeze(-1)
+            value_scale, decay, read_scale = (None,) * 3 if sc is None else _chunk_scales(sc)
             for g in _head_groups(b * h, num_chunks, m, e, qc.element_size()):
-                v_scaled = vc[g] * value_scale[g]
+                v_scaled = _scaled(vc[g], _pick(value_scale, g))
                 if saved_states is None:  # rebuilt; its buffer then takes the reverse scan
-                    states = _inclusive_states(kc[g], v_scaled, decay[g])
+                    states = _inclusive_states(kc[g], v_scaled, _pick(decay, g))
                     scan = states
                 else:
                     states, scan = saved_states, torch.empty_like(saved_states)
-                grad_read = grad[g, 1:] * read_scale[g]  # (G', N-1, C, e)
-                _accumulate_matmul(grad_q[g, 1:], grad_read, states[:, :-1].transpose(-2, -1))
-                # Reverse scan, in the same buffer: T_n = dS_{n+1} + exp(e_n - e_{n+1}) T_{n+1}
-                # is the gradient of chunk n's summary (n = 0 .. N-2; the last one has none).
-                for head, (q_head, grad_head) in enumerate(zip(qc[g, 1:], grad_read, strict=True)):
-                    torch.bmm(q_head.transpose(-2, -1), grad_head, out=scan[head, :-1])
+                for head in range(g.start, g.stop):
+                    local = head - g.start
+                    grad_read = _scaled(grad[head, 1:], _pick(read_scale, head))  # (N-1, C, e)
+                    grad_q[head, 1:].baddbmm_(grad_read, states[local, :-1].transpose(-2, -1))
+                    # T_n = dS_{n+1} + exp(e_n - e_{n+1}) T_{n+1}: the gradient of chunk n's
+                    # summary (n = 0 .. N-2; the last chunk has none), scanned in place
+                    torch.bmm(qc[head, 1:].transpose(-2, -1), grad_read, out=scan[local, :-1])
                 grad_summaries = scan[:, :-1]
-                rows, decays = grad_summaries.unbind(1), decay[g].unbind(1)
+                rows = grad_summaries.unbind(1)
+                decays = None if decay is None else decay[g].unbind(1)
                 for n in range(num_chunks - 3, -1, -1):
-                    rows[n].addcmul_(rows[n + 1], decays[n])
-                _accumulate_matmul(grad_k[g, :-1], v_scaled[:, :-1],
-                                   grad_summaries.transpose(-2, -1))
-                grad_v[g, :-1].add_((kc[g, :-1] @ grad_summaries).mul_(value_scale[g, :-1]))
+                    if decays is None:
+                        rows[n].add_(rows[n + 1])
+                    else:
+                        rows[n].addcmul_(rows[n + 1], decays[n])
+                for head in range(g.start, g.stop):
+                    local = head - g.start
+                    summary_grad = grad_summaries[local]  # (N-1, m, e)
+                    grad_k[head, :-1].baddbmm_(v_scaled[local, :-1],
+                                               summary_grad.transpose(-2, -1))
+                    grad_v_cross = kc[head, :-1] @ summary_grad
+                    if value_scale is None:
+                        grad_v[head, :-1].add_(grad_v_cross)
+                    else:
+                        grad_v[head, :-1].addcmul_(value_scale[head, :-1], grad_v_cross)
 
         def unflatten(x: torch.Tensor) -> torch.Tensor:
             return _unchunked(x.view(b, h, num_chunks, chunk_size, x.shape[-1]), length)
@@ -168,14 +210,22 @@ class _CausalLinearAttention(torch.autograd.Function):
         return unflatten(grad_q), unflatten(grad_k), unflatten(grad_v), None, None
 
 
+def _pick(x: torch.Tensor | None, index):
+    """x[index], or None for a missing (stabilizer-free) factor."""
+    return None if x is None else x[index]
+
+
 def causal_linear_attention_unnormalized(
     q_prime: torch.Tensor,
     k_prime: torch.Tensor,
     v_aug: torch.Tensor,
-    key_log_scale: torch.Tensor,
+    key_log_scale: torch.Tensor | None,
     chunk_size: int,
 ) -> torch.Tensor:
     """sum_{j<=i} q'_i.k'_j exp(s_j - s_i) v_aug_j, chunked; (B, H, L, e) -> (B, H, L, e).
+
+    key_log_scale s: (B, H, L), non-decreasing, or None for unstabilized features (s = 0,
+    e.g. ReLU features): then no exponentials are taken and the scans are plain sums.
 
     Time O(L C m + L m e); memory O(L (m + e + C)) plus the L/C chunk states (L m e / C).
     Gradients flow to q', k' and v_aug (not to the detached stabilizer s).

@@ -73,11 +73,10 @@ def causal_linear_attention(
     otherwise rebuilt a group of heads at a time. L need not be a multiple of C.
     """
     b, h, length, _ = q_prime.shape
-    if key_log_scale is None:
-        key_log_scale = q_prime.new_zeros(b, h, length)
+    if key_log_scale is not None:
+        key_log_scale = key_log_scale.detach()
     v_aug = torch.cat([v, v.new_ones(b, h, length, 1)], dim=-1)  # last column: normalizer
-    out = causal_linear_attention_unnormalized(
-        q_prime, k_prime, v_aug, key_log_scale.detach(), chunk_size)
+    out = causal_linear_attention_unnormalized(q_prime, k_prime, v_aug, key_log_scale, chunk_size)
     return _safe_divide(out[..., :-1], out[..., -1:])
 
 
@@ -147,9 +146,11 @@ def performer_feature_maps(
     elif kernel == "relu":
         proj = None if projection is None else projection.to(work_dtype)
         q, k = scale_for_softmax(q), scale_for_softmax(k)
-        features = relu_features if proj is None or proj.requires_grad else relu_features_fused
-        q_prime = features(q, proj, relu_eps)
-        k_prime = features(k, proj, relu_eps)
+        if proj is not None and not proj.requires_grad:  # hand-written backward, masks keys
+            q_prime = relu_features_fused(q, proj, relu_eps)
+            return q_prime, relu_features_fused(k, proj, relu_eps, key_mask), None
+        q_prime = relu_features(q, proj, relu_eps)
+        k_prime = relu_features(k, proj, relu_eps)
     else:
         raise ValueError(f"kernel must be 'softmax' or 'relu', got {kernel!r}")
     if key_mask is not None:

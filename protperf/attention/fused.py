@@ -105,30 +105,45 @@ def softmax_features(
 
 
 class _ReluFeatures(torch.autograd.Function):
-    """F = relu(x W^T) + eps, formed in place; backward keeps a boolean mask, not F."""
+    """F = relu(x W^T) + eps (padding rows 0), in place; backward reads F, not a mask.
+
+    F > eps exactly where x W^T > 0 (up to x W^T below eps times the float epsilon, where
+    x W^T + eps rounds to eps: those get gradient 0, as relu gives at 0), so one fused
+    ``threshold_backward`` pass gives dF * [F > eps]. F is kept alive by the attention
+    anyway, so saving it costs no memory.
+    """
 
     @staticmethod
-    def forward(ctx, x, projection, eps):
+    def forward(ctx, x, projection, eps, key_mask):
         features = x @ projection.transpose(0, 1)
-        positive = features > 0
         features.clamp_min_(0.0).add_(eps)
-        ctx.save_for_backward(projection, positive)
+        if key_mask is not None:  # padding keys: zero features, zero gradient
+            features.mul_(key_mask[:, None, :, None].to(features.dtype))
+        ctx.eps = eps
+        ctx.save_for_backward(projection, features)
         return features
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_features):
-        projection, positive = ctx.saved_tensors
-        return (grad_features * positive) @ projection, None, None
+        projection, features = ctx.saved_tensors
+        grad_logits = torch.ops.aten.threshold_backward(grad_features, features, ctx.eps)
+        return grad_logits @ projection, None, None, None
 
 
-def relu_features_fused(x: torch.Tensor, projection: torch.Tensor, eps: float) -> torch.Tensor:
-    """relu(x W^T) + eps with a hand-written backward; x: (..., L, d), W: (m, d) fixed.
+def relu_features_fused(
+    x: torch.Tensor,
+    projection: torch.Tensor,
+    eps: float,
+    key_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """relu(x W^T) + eps with a hand-written backward; x: (B, H, L, d), W: (m, d) fixed.
 
-    Same values and gradients as ``features.relu_features``; keeps a (..., L, m) boolean
-    mask for backward instead of the float features.
+    Same values and gradients as ``features.relu_features`` followed by zeroing the rows of
+    padding keys (key_mask: (B, L) bool, True = real token); no extra (B, H, L, m) tensor is
+    kept for backward.
     """
     if projection.requires_grad:
         raise ValueError("relu_features_fused takes a fixed random projection "
                          "(requires_grad=False)")
-    return _ReluFeatures.apply(x, projection, eps)
+    return _ReluFeatures.apply(x, projection, eps, key_mask)

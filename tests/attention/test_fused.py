@@ -122,18 +122,19 @@ def quadratic_unnormalized(q, k, v, s):
     return ((q @ k.transpose(-2, -1)) * rescale) @ v
 
 
+@pytest.mark.parametrize("stabilized", [True, False])  # False: s = None (ReLU features)
 @pytest.mark.parametrize("group_bytes", [None, 1])  # 1: one head per state group
 @pytest.mark.parametrize("chunk_size", [1, 3, 4, 13, 64])
 def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(
-    chunk_size, group_bytes, monkeypatch
+    chunk_size, group_bytes, stabilized, monkeypatch
 ):
     if group_bytes is not None:
         monkeypatch.setattr(causal, "STATE_GROUP_BYTES", group_bytes)
     q, k, v, s = causal_inputs(13)  # 13 = 3 chunks of 4 + 1, or 4 of 3 + 1
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-    out = causal_linear_attention_unnormalized(*leaves, s, chunk_size)
-    expected = quadratic_unnormalized(*ref_leaves, s)
+    out = causal_linear_attention_unnormalized(*leaves, s if stabilized else None, chunk_size)
+    expected = quadratic_unnormalized(*ref_leaves, s if stabilized else torch.zeros_like(s))
     torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
     upstream = torch.randn(out.shape, dtype=torch.float64,
                            generator=torch.Generator().manual_seed(3))
@@ -141,6 +142,20 @@ def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(
     (expected * upstream).sum().backward()
     for got, want in zip(leaves, ref_leaves, strict=True):
         torch.testing.assert_close(got.grad, want.grad, atol=1e-10, rtol=1e-10)
+
+
+def test_causal_scan_stays_finite_across_huge_stabilizer_jumps():
+    """Jumps of 1000 inside a chunk: exp(s_j - s_i) of future pairs would overflow to inf
+    (and inf * 0 = NaN) without the clamp; past pairs underflow to ~0 as in the reference."""
+    q, k, v, _ = causal_inputs(8)
+    s = torch.tensor([0.0, 0.0, 1000.0, 1000.0, 1000.5, 2000.0, 2000.0, 2001.0], dtype=q.dtype)
+    s = s.expand(2, 3, 8)
+    leaves = [t.float().requires_grad_() for t in (q, k, v)]
+    out = causal_linear_attention_unnormalized(*leaves, s.float(), 4)
+    out.sum().backward()
+    assert all(torch.isfinite(t).all() for t in (out, *(leaf.grad for leaf in leaves)))
+    expected = quadratic_unnormalized(q, k, v, s)  # float64: exp(-1000) = 0 exactly
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_causal_scan_gradcheck():
@@ -171,3 +186,19 @@ def test_relu_features_match_the_reference_values_and_gradients():
     assert torch.autograd.gradcheck(lambda t: relu_features_fused(t, w, 1e-3), (x,))
     with pytest.raises(ValueError, match="fixed random projection"):
         relu_features_fused(x, w.clone().requires_grad_(), 1e-3)
+
+
+def test_relu_features_zero_padding_keys_and_their_gradients():
+    w, mask = projection(), key_mask()
+    x_ref = heads().requires_grad_()
+    x = x_ref.detach().clone().requires_grad_()
+    expected = relu_features(x_ref, w, 1e-3) * mask[:, None, :, None]
+    got = relu_features_fused(x, w, 1e-3, mask)
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    assert (got[1, :, :2] == 0).all() and (got[1, :, -3:] == 0).all()
+    upstream = torch.randn(got.shape, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(5))
+    (expected * upstream).sum().backward()
+    (got * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-12, rtol=1e-12)
+    assert (x.grad[1, :, :2] == 0).all()
