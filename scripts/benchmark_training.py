@@ -5,7 +5,8 @@
    the same small architecture with exact, FAVOR+ softmax, FAVOR+ ReLU and identity attention
    at windows 1024, 4096, 8192 (batch 1), bidirectional and causal, each in a fresh process,
    all in one run; ratios to exact attention and to identity (no attention), computed from
-   tokens per CPU-second on CPU (robust to other users of a shared machine), wall time on GPU.
+   tokens per CPU-second on CPU (robust to other users of a shared machine), wall time on GPU;
+   ``--repeats N`` reports the median of N interleaved rounds.
 2. Quality: every model x direction trained for the same number of steps on the bundled sample
    through the real Hydra config, val perplexity next to the unigram (amino-acid frequency)
    perplexity and the ratio to the exact Transformer.
@@ -98,20 +99,25 @@ def throughput_worker(model: str, objective: str, window: int, warmup: int, step
 def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
     rows = []
     context = mp.get_context("spawn")
-    for window in args.windows:
-        for objective in args.objectives:
-            for model in args.models:
-                with context.Pool(1) as pool:
-                    row = pool.apply(throughput_worker, (
-                        model, objective, window, args.warmup, args.steps, args.device,
-                        args.num_features, args.threads, args.chunk_size))
-                print(f"  {model:18s} {objective} L={window:5d}: "
-                      f"{row['tokens_per_s']:9.0f} tok/s "
-                      f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), "
-                      f"+{row['step_mem_mib']:7.0f} MiB",
-                      flush=True)
-                rows.append(row)
-    table = pd.DataFrame(rows)
+    for repeat in range(args.repeats):  # whole rounds, so drift of the machine hits every cell
+        for window in args.windows:
+            for objective in args.objectives:
+                for model in args.models:
+                    with context.Pool(1) as pool:
+                        row = pool.apply(throughput_worker, (
+                            model, objective, window, args.warmup, args.steps, args.device,
+                            args.num_features, args.threads, args.chunk_size))
+                    print(f"  [{repeat + 1}/{args.repeats}] {model:18s} {objective} "
+                          f"L={window:5d}: {row['tokens_per_s']:9.0f} tok/s "
+                          f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), "
+                          f"+{row['step_mem_mib']:7.0f} MiB",
+                          flush=True)
+                    rows.append(row)
+    # one row per cell: the median over the repeats
+    table = (pd.DataFrame(rows)
+             .groupby(["model", "attention", "objective", "window"], sort=False, as_index=False)
+             .median())
+    table.insert(4, "repeats", args.repeats)
     # On a shared CPU, wall time depends on other users' load; CPU time of the process is the
     # work done, so ratios use it there (wall time on GPU).
     speed = "tokens_per_s" if args.device == "cuda" else "tokens_per_cpu_s"
@@ -184,6 +190,9 @@ def main() -> None:
                         choices=["mlm", "clm"])
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every cell this many times (fresh processes, whole rounds "
+                             "interleaved) and report the median")
     parser.add_argument("--num-features", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=None,
