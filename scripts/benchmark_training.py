@@ -6,7 +6,8 @@
    at windows 1024, 4096, 8192 (batch 1), bidirectional and causal, each in a fresh process,
    all in one run; ratios to exact attention and to identity (no attention), computed from
    tokens per CPU-second on CPU (robust to other users of a shared machine), wall time on GPU;
-   ``--repeats N`` reports the median of N interleaved rounds.
+   ``--repeats N`` reports the median of N rounds of fresh processes; ``--interleaved`` runs
+   all models of a cell in one process, a step of each in turn (speed only, steadier ratios).
 2. Quality: every model x direction trained for the same number of steps on the bundled sample
    through the real Hydra config, val perplexity next to the unigram (amino-acid frequency)
    perplexity and the ratio to the exact Transformer.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import platform
+import statistics
 import resource
 import tempfile
 import time
@@ -43,11 +45,9 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def throughput_worker(model: str, objective: str, window: int, warmup: int, steps: int,
-                      device: str, num_features: int, threads: int,
-                      chunk_size: int | None = None) -> dict:
-    """One configuration in a fresh process: tokens/s and peak memory of training steps."""
-    torch.set_num_threads(threads)
+def training_step(model: str, objective: str, window: int, device: str, num_features: int,
+                  chunk_size: int | None = None):
+    """A closure running one full training step (forward, backward, AdamW) of one model."""
     from protperf.model.lightning import ProteinLMModule
     from protperf.model.loss import token_loss_and_accuracy
 
@@ -69,20 +69,27 @@ def throughput_worker(model: str, objective: str, window: int, warmup: int, step
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
 
+    return step
+
+
+def throughput_worker(model: str, objective: str, window: int, warmup: int, steps: int,
+                      device: str, num_features: int, threads: int,
+                      chunk_size: int | None = None) -> dict:
+    """One configuration in a fresh process: tokens/s and peak memory of training steps."""
+    torch.set_num_threads(threads)
+    step = training_step(model, objective, window, device, num_features, chunk_size)
     before = rss_mib()  # model, optimizer and inputs exist; no step taken yet
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated() / 2**20
     for _ in range(warmup):
         step()
-    if device == "cuda":
-        torch.cuda.synchronize()
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
-    if device == "cuda":
-        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
     if device == "cuda":
@@ -96,10 +103,51 @@ def throughput_worker(model: str, objective: str, window: int, warmup: int, step
             "step_s": seconds / steps, "step_mem_mib": peak - before}
 
 
+def interleaved_worker(models: list[str], objective: str, window: int, warmup: int,
+                       steps: int, device: str, num_features: int, threads: int,
+                       chunk_size: int | None = None) -> list[dict]:
+    """All models in one process, one step of each in turn: medians of per-step times.
+
+    Drift of a shared machine (other jobs, clock changes) then hits every model alike, so the
+    ratios are steadier than across processes; no per-model memory (one process holds all).
+    """
+    torch.set_num_threads(threads)
+    step_of = {model: training_step(model, objective, window, device, num_features, chunk_size)
+               for model in models}
+    for _ in range(warmup):
+        for step in step_of.values():
+            step()
+    wall = {model: [] for model in models}
+    cpu = {model: [] for model in models}
+    for _ in range(steps):
+        for model, step in step_of.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            step()
+            wall[model].append(time.perf_counter() - start)
+            cpu[model].append(time.process_time() - cpu_start)
+    return [{"model": model, "attention": KINDS[model], "objective": objective,
+             "window": window, "tokens_per_s": window / statistics.median(wall[model]),
+             "tokens_per_cpu_s": window / statistics.median(cpu[model]),
+             "step_s": statistics.median(wall[model]), "step_mem_mib": float("nan")}
+            for model in models]
+
+
 def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
     rows = []
     context = mp.get_context("spawn")
-    for repeat in range(args.repeats):  # whole rounds, so drift of the machine hits every cell
+    if args.interleaved:
+        for window in args.windows:
+            for objective in args.objectives:
+                with context.Pool(1) as pool:
+                    cells = pool.apply(interleaved_worker, (
+                        args.models, objective, window, args.warmup, args.steps, args.device,
+                        args.num_features, args.threads, args.chunk_size))
+                for row in cells:
+                    print(f"  {row['model']:18s} {objective} L={window:5d}: "
+                          f"{row['tokens_per_s']:9.0f} tok/s "
+                          f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), interleaved", flush=True)
+                rows.extend(cells)
+    for repeat in range(0 if args.interleaved else args.repeats):  # whole rounds, so drift of the machine hits every cell
         for window in args.windows:
             for objective in args.objectives:
                 for model in args.models:
@@ -117,7 +165,7 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
     table = (pd.DataFrame(rows)
              .groupby(["model", "attention", "objective", "window"], sort=False, as_index=False)
              .median())
-    table.insert(4, "repeats", args.repeats)
+    table.insert(4, "repeats", "interleaved" if args.interleaved else args.repeats)
     # On a shared CPU, wall time depends on other users' load; CPU time of the process is the
     # work done, so ratios use it there (wall time on GPU).
     speed = "tokens_per_s" if args.device == "cuda" else "tokens_per_cpu_s"
@@ -190,6 +238,9 @@ def main() -> None:
                         choices=["mlm", "clm"])
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--interleaved", action="store_true",
+                        help="speed only: all models of a (window, direction) in one process, "
+                             "one step of each in turn, medians of --steps per-step times")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run every cell this many times (fresh processes, whole rounds "
                              "interleaved) and report the median")

@@ -21,7 +21,8 @@ in backward, which runs the transposed recurrence in place from the last chunk:
     dU_{N-1} = 0,  dU_n = exp(e_n - e_{n+1}) dU_{n+1} + dS_{n+1},   dS_n = q'_n^T (r_n * G_n)
 
 with r_i = exp(e_{n-1} - s_i) and G the output gradient. The stabilizer s is a constant
-(detached), exactly as in the autograd formulation.
+(detached), exactly as in the autograd formulation; s = None (features without a
+stabilizer, e.g. ReLU) drops every exponential factor.
 """
 
 from __future__ import annotations
@@ -87,14 +88,25 @@ def _inclusive_states(kc, vc_scaled, decay):
     or None without stabilizer (a plain cumulative sum). The state read by chunk n is P_{n-1}.
     """
     states = kc.transpose(-2, -1) @ vc_scaled
-    rows = states.unbind(1)  # views made once, not per step
-    decays = None if decay is None else decay.unbind(1)
-    for n in range(1, len(rows)):  # (faster than cumsum over the chunk axis)
-        if decays is None:
-            rows[n].add_(rows[n - 1])
-        else:
-            rows[n].addcmul_(rows[n - 1], decays[n - 1])
+    _decayed_scan_(states, decay)
     return states
+
+
+def _decayed_scan_(x: torch.Tensor, decay: torch.Tensor | None, reverse: bool = False) -> None:
+    """In place along axis 1 of x (G, K, ...): a running sum with decay factors.
+
+    Forward: x_n += decay[:, n-1] x_{n-1} for n = 1 .. K-1; reverse: x_n += decay[:, n] x_{n+1}
+    for n = K-2 .. 0; decay None: plain sums. One small op per step on views made once (faster
+    than cumsum over the chunk axis, and the decayed form has no cumsum).
+    """
+    rows = x.unbind(1)
+    decays = None if decay is None else decay.unbind(1)
+    for n in range(len(rows) - 2, -1, -1) if reverse else range(1, len(rows)):
+        previous, factor = (n + 1, n) if reverse else (n - 1, n - 1)
+        if decays is None:
+            rows[n].add_(rows[previous])
+        else:
+            rows[n].addcmul_(rows[previous], decays[factor])
 
 
 def _head_groups(num_heads: int, num_chunks: int, m: int, e: int, itemsize: int):
@@ -186,13 +198,7 @@ class _CausalLinearAttention(torch.autograd.Function):
                     # summary (n = 0 .. N-2; the last chunk has none), scanned in place
                     torch.bmm(qc[head, 1:].transpose(-2, -1), grad_read, out=scan[local, :-1])
                 grad_summaries = scan[:, :-1]
-                rows = grad_summaries.unbind(1)
-                decays = None if decay is None else decay[g].unbind(1)
-                for n in range(num_chunks - 3, -1, -1):
-                    if decays is None:
-                        rows[n].add_(rows[n + 1])
-                    else:
-                        rows[n].addcmul_(rows[n + 1], decays[n])
+                _decayed_scan_(grad_summaries, _pick(decay, g), reverse=True)
                 for head in range(g.start, g.stop):
                     local = head - g.start
                     summary_grad = grad_summaries[local]  # (N-1, m, e)
