@@ -109,8 +109,9 @@ class _ReluFeatures(torch.autograd.Function):
 
     F > eps exactly where x W^T > 0 (up to x W^T below eps times the float epsilon, where
     x W^T + eps rounds to eps: those get gradient 0, as relu gives at 0), so one fused
-    ``threshold_backward`` pass gives dF * [F > eps]. F is kept alive by the attention
-    anyway, so saving it costs no memory.
+    ``threshold_backward`` pass gives dF * [F > eps], against three for a boolean mask
+    (compare, bool-to-float copy, multiply). The price: F (4 bytes per entry, not 1) stays
+    alive until this backward runs, after the attention's own backward has let go of it.
     """
 
     @staticmethod
@@ -140,8 +141,7 @@ def relu_features_fused(
     """relu(x W^T) + eps with a hand-written backward; x: (B, H, L, d), W: (m, d) fixed.
 
     Same values and gradients as ``features.relu_features`` followed by zeroing the rows of
-    padding keys (key_mask: (B, L) bool, True = real token); no extra (B, H, L, m) tensor is
-    kept for backward.
+    padding keys (key_mask: (B, L) bool, True = real token); keeps F itself for backward.
     """
     if projection.requires_grad:
         raise ValueError("relu_features_fused takes a fixed random projection "
