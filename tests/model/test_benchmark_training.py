@@ -1,0 +1,42 @@
+"""scripts/benchmark_training.py on a tiny window: the tables it builds, not timings (speeds
+are only checked to be positive)."""
+
+import importlib.util
+import math
+
+import pandas as pd
+
+from tests.model.conftest import REPO, run_script
+
+
+def load_benchmark_module():
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_training", REPO / "scripts" / "benchmark_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_repeats_give_one_median_row_per_cell(tmp_path):
+    result = run_script("benchmark_training.py", [
+        "--skip", "quality", "--windows", "32", "--steps", "2", "--warmup", "0",
+        "--threads", "1", "--models", "identity", "--objectives", "clm", "--repeats", "2",
+        "--out-dir", str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[1/2] identity" in result.stdout and "[2/2] identity" in result.stdout
+    table = pd.read_csv(tmp_path / "training_throughput.csv")
+    assert len(table) == 1 and table.repeats[0] == 2
+    assert table.tokens_per_cpu_s[0] > 0 and table.step_mem_mib.notna().all()
+    assert table.x_identity[0] == 1.0
+
+
+def test_interleaved_worker_times_every_model_in_one_process():
+    benchmark = load_benchmark_module()
+    rows = benchmark.interleaved_worker(
+        ["identity", "performer_relu"], "clm", window=32, warmup=0, steps=3, device="cpu",
+        num_features=16, threads=1)
+    assert [row["model"] for row in rows] == ["identity", "performer_relu"]
+    for row in rows:
+        assert row["tokens_per_s"] > 0 and row["tokens_per_cpu_s"] > 0
+        assert math.isclose(row["step_s"], 32 / row["tokens_per_s"])
+        assert math.isnan(row["step_mem_mib"])  # one process: no per-model memory
