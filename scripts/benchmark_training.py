@@ -23,8 +23,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import platform
-import statistics
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -147,7 +147,8 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
                           f"{row['tokens_per_s']:9.0f} tok/s "
                           f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), interleaved", flush=True)
                 rows.extend(cells)
-    for repeat in range(0 if args.interleaved else args.repeats):  # whole rounds, so drift of the machine hits every cell
+    # whole rounds, so drift of the machine hits every cell alike
+    for repeat in range(0 if args.interleaved else args.repeats):
         for window in args.windows:
             for objective in args.objectives:
                 for model in args.models:
