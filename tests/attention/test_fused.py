@@ -172,18 +172,19 @@ def test_causal_scan_refuses_a_bad_chunk_size():
         causal_linear_attention_unnormalized(q, k, v, s, 0)
 
 
-def test_relu_features_match_the_reference_values_and_gradients():
+@pytest.mark.parametrize("eps", [1e-3, 0.0])  # 0: the backward's threshold is 0 itself
+def test_relu_features_match_the_reference_values_and_gradients(eps):
     w = projection()
     x_ref = heads().requires_grad_()
     x = x_ref.detach().clone().requires_grad_()
-    expected, got = relu_features(x_ref, w, 1e-3), relu_features_fused(x, w, 1e-3)
+    expected, got = relu_features(x_ref, w, eps), relu_features_fused(x, w, eps)
     torch.testing.assert_close(got, expected, atol=0, rtol=0)
     upstream = torch.randn(got.shape, dtype=torch.float64,
                            generator=torch.Generator().manual_seed(4))
     (expected * upstream).sum().backward()
     (got * upstream).sum().backward()
     torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-12, rtol=1e-12)
-    assert torch.autograd.gradcheck(lambda t: relu_features_fused(t, w, 1e-3), (x,))
+    assert torch.autograd.gradcheck(lambda t: relu_features_fused(t, w, eps), (x,))
     with pytest.raises(ValueError, match="fixed random projection"):
         relu_features_fused(x, w.clone().requires_grad_(), 1e-3)
 
