@@ -18,6 +18,7 @@ from protperf.attention.features import (
     softmax_feature_logits,
 )
 from protperf.attention.fused import relu_features_fused, softmax_features
+from tests.attention.test_favor import random_features  # q', k', v, causal s
 
 
 def heads(length=11, d=4, seed=0, scale=1.0):
@@ -104,16 +105,6 @@ def test_softmax_features_refuse_bad_arguments():
         softmax_features(x, w.clone().requires_grad_(), "row")
 
 
-def causal_inputs(length, m=5, e=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.rand(2, 3, length, m, generator=gen, dtype=torch.float64)
-    k = torch.rand(2, 3, length, m, generator=gen, dtype=torch.float64)
-    v = torch.randn(2, 3, length, e, generator=gen, dtype=torch.float64)
-    # non-decreasing with large jumps, as the causal key stabilizer produces
-    s = torch.cummax(5.0 * torch.randn(2, 3, length, generator=gen, dtype=torch.float64), -1)
-    return q, k, v, s.values
-
-
 def quadratic_unnormalized(q, k, v, s):
     """O(L^2) autograd reference: sum_{j<=i} q_i.k_j exp(s_j - s_i) v_j."""
     length = q.shape[2]
@@ -130,7 +121,7 @@ def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(
 ):
     if group_bytes is not None:
         monkeypatch.setattr(causal, "STATE_GROUP_BYTES", group_bytes)
-    q, k, v, s = causal_inputs(13)  # 13 = 3 chunks of 4 + 1, or 4 of 3 + 1
+    q, k, v, s = random_features(13, m=5, dv=4)  # 13 = 3 chunks of 4 + 1, or 4 of 3 + 1
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = causal_linear_attention_unnormalized(*leaves, s if stabilized else None, chunk_size)
@@ -147,7 +138,7 @@ def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(
 def test_causal_scan_stays_finite_across_huge_stabilizer_jumps():
     """Jumps of 1000 inside a chunk: exp(s_j - s_i) of future pairs would overflow to inf
     (and inf * 0 = NaN) without the clamp; past pairs underflow to ~0 as in the reference."""
-    q, k, v, _ = causal_inputs(8)
+    q, k, v, _ = random_features(8, m=5, dv=4)
     s = torch.tensor([0.0, 0.0, 1000.0, 1000.0, 1000.5, 2000.0, 2000.0, 2001.0], dtype=q.dtype)
     s = s.expand(2, 3, 8)
     leaves = [t.float().requires_grad_() for t in (q, k, v)]
@@ -159,7 +150,7 @@ def test_causal_scan_stays_finite_across_huge_stabilizer_jumps():
 
 
 def test_causal_scan_gradcheck():
-    q, k, v, s = causal_inputs(10, m=3, e=2)
+    q, k, v, s = random_features(10, m=3, dv=2)
     q, k, v = (t[:1, :2].clone().requires_grad_() for t in (q, k, v))
     assert torch.autograd.gradcheck(
         lambda a, b, c: causal_linear_attention_unnormalized(a, b, c, s[:1, :2], 3), (q, k, v)
@@ -167,7 +158,7 @@ def test_causal_scan_gradcheck():
 
 
 def test_causal_scan_refuses_a_bad_chunk_size():
-    q, k, v, s = causal_inputs(4)
+    q, k, v, s = random_features(4, m=5, dv=4)
     with pytest.raises(ValueError, match="chunk_size must be > 0"):
         causal_linear_attention_unnormalized(q, k, v, s, 0)
 
