@@ -8,14 +8,20 @@
    tokens per CPU-second on CPU (robust to other users of a shared machine), wall time on GPU;
    ``--repeats N`` reports the median of N rounds of fresh processes; ``--interleaved`` runs
    all models of a cell in one process, a step of each in turn (speed only, steadier ratios).
+   The architecture is ARCH (D 256, 8 heads, 2 layers, ff 1024; the paper's proportions)
+   unless ``--dim --num-heads --num-layers --ffn-dim`` say otherwise (the tables name it in
+   their ``arch`` column).
 2. Quality: every model x direction trained for the same number of steps on the bundled sample
    through the real Hydra config, val perplexity next to the unigram (amino-acid frequency)
    perplexity and the ratio to the exact Transformer.
 
     flock /tmp/protperf-bench.lock python scripts/benchmark_training.py
     python scripts/benchmark_training.py --windows 1024 --quality-steps 50   # quick look
+    python scripts/benchmark_training.py --skip quality --windows 8192 --interleaved \
+        --dim 128 --num-heads 4 --ffn-dim 512 --name training_throughput_8192_4heads
 
-Writes benchmarks/training_throughput.{csv,md} and benchmarks/training_quality.{csv,md}.
+Writes benchmarks/training_throughput.{csv,md} (or ``--name``) and
+benchmarks/training_quality.{csv,md}.
 """
 
 from __future__ import annotations
@@ -35,7 +41,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 KINDS = {"identity": "identity", "transformer": "exact", "performer_softmax": "favor_softmax",
          "performer_relu": "favor_relu"}
-ARCH = {"dim": 128, "num_heads": 4, "num_layers": 2, "ffn_dim": 512, "dropout": 0.0,
+# A small model with the proportions of the paper's protein Performers ((heads, d_ff, d) =
+# (8, 2048, 512), m = 256 for head dim 64): 8 heads, d_ff = 4 d, m = 4 x head dim (with
+# --num-features 128). What a Performer adds over no attention, relative to the rest of a
+# layer, depends on those proportions and falls with the head count (README, Models and
+# training); --dim 128 --num-heads 4 --ffn-dim 512 is the 4-head variant.
+ARCH = {"dim": 256, "num_heads": 8, "num_layers": 2, "ffn_dim": 1024, "dropout": 0.0,
         "max_position": 8192}
 
 
@@ -45,20 +56,41 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def training_step(model: str, objective: str, window: int, device: str, num_features: int,
-                  chunk_size: int | None = None):
-    """A closure running one full training step (forward, backward, AdamW) of one model."""
+def architecture(arch: dict | None, window: int) -> dict:
+    """ARCH with the given overrides; the positional table covers the window."""
+    full = {**ARCH, **(arch or {})}
+    full["max_position"] = max(full["max_position"], window)
+    return full
+
+
+def arch_label(arch: dict | None, num_features: int) -> str:
+    """'D=128 H=4 layers=2 ff=512 m=128': the architecture column of the tables."""
+    full = {**ARCH, **(arch or {})}
+    return (f"D={full['dim']} H={full['num_heads']} layers={full['num_layers']} "
+            f"ff={full['ffn_dim']} m={num_features}")
+
+
+def build_module(model: str, objective: str, window: int, num_features: int,
+                 chunk_size: int | None = None, arch: dict | None = None):
+    """The ProteinLMModule of one benchmark model (seed 0); arch: overrides of ARCH."""
     from protperf.model.lightning import ProteinLMModule
-    from protperf.model.loss import token_loss_and_accuracy
 
     torch.manual_seed(0)
-    module = ProteinLMModule(
-        model={**ARCH, "name": model,
+    return ProteinLMModule(
+        model={**architecture(arch, window), "name": model,
                "attention": {"kind": KINDS[model], "num_features": num_features,
                              "redraw_interval": 0,
                              **({"chunk_size": chunk_size} if chunk_size else {})}},
         task={"objective": objective},
-    ).to(device)
+    )
+
+
+def training_step(model: str, objective: str, window: int, device: str, num_features: int,
+                  chunk_size: int | None = None, arch: dict | None = None):
+    """A closure running one full training step (forward, backward, AdamW) of one model."""
+    from protperf.model.loss import token_loss_and_accuracy
+
+    module = build_module(model, objective, window, num_features, chunk_size, arch).to(device)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
     ids = torch.randint(5, 25, (1, window), device=device)
     labels = ids.clone() if objective == "mlm" else torch.roll(ids, -1, dims=1)
@@ -77,10 +109,10 @@ def training_step(model: str, objective: str, window: int, device: str, num_feat
 
 def throughput_worker(model: str, objective: str, window: int, warmup: int, steps: int,
                       device: str, num_features: int, threads: int,
-                      chunk_size: int | None = None) -> dict:
+                      chunk_size: int | None = None, arch: dict | None = None) -> dict:
     """One configuration in a fresh process: tokens/s and peak memory of training steps."""
     torch.set_num_threads(threads)
-    step = training_step(model, objective, window, device, num_features, chunk_size)
+    step = training_step(model, objective, window, device, num_features, chunk_size, arch)
     before = rss_mib()  # model, optimizer and inputs exist; no step taken yet
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -105,14 +137,15 @@ def throughput_worker(model: str, objective: str, window: int, warmup: int, step
 
 def interleaved_worker(models: list[str], objective: str, window: int, warmup: int,
                        steps: int, device: str, num_features: int, threads: int,
-                       chunk_size: int | None = None) -> list[dict]:
+                       chunk_size: int | None = None, arch: dict | None = None) -> list[dict]:
     """All models in one process, one step of each in turn: medians of per-step times.
 
     Drift of a shared machine (other jobs, clock changes) then hits every model alike, so the
     ratios are steadier than across processes; no per-model memory (one process holds all).
     """
     torch.set_num_threads(threads)
-    step_of = {model: training_step(model, objective, window, device, num_features, chunk_size)
+    step_of = {model: training_step(model, objective, window, device, num_features, chunk_size,
+                                    arch)
                for model in models}
     for _ in range(warmup):
         for step in step_of.values():
@@ -132,6 +165,12 @@ def interleaved_worker(models: list[str], objective: str, window: int, warmup: i
             for model in models]
 
 
+def arch_overrides(args: argparse.Namespace) -> dict:
+    """The architecture options of the command line, as ARCH overrides."""
+    return {"dim": args.dim, "num_heads": args.num_heads, "num_layers": args.num_layers,
+            "ffn_dim": args.ffn_dim}
+
+
 def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
     rows = []
     context = mp.get_context("spawn")
@@ -141,7 +180,7 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
                 with context.Pool(1) as pool:
                     cells = pool.apply(interleaved_worker, (
                         args.models, objective, window, args.warmup, args.steps, args.device,
-                        args.num_features, args.threads, args.chunk_size))
+                        args.num_features, args.threads, args.chunk_size, arch_overrides(args)))
                 for row in cells:
                     print(f"  {row['model']:18s} {objective} L={window:5d}: "
                           f"{row['tokens_per_s']:9.0f} tok/s "
@@ -155,7 +194,8 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
                     with context.Pool(1) as pool:
                         row = pool.apply(throughput_worker, (
                             model, objective, window, args.warmup, args.steps, args.device,
-                            args.num_features, args.threads, args.chunk_size))
+                            args.num_features, args.threads, args.chunk_size,
+                            arch_overrides(args)))
                     print(f"  [{repeat + 1}/{args.repeats}] {model:18s} {objective} "
                           f"L={window:5d}: {row['tokens_per_s']:9.0f} tok/s "
                           f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), "
@@ -167,6 +207,7 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
              .groupby(["model", "attention", "objective", "window"], sort=False, as_index=False)
              .median())
     table.insert(4, "repeats", "interleaved" if args.interleaved else args.repeats)
+    table.insert(4, "arch", arch_label(arch_overrides(args), args.num_features))
     # On a shared CPU, wall time depends on other users' load; CPU time of the process is the
     # work done, so ratios use it there (wall time on GPU).
     speed = "tokens_per_s" if args.device == "cuda" else "tokens_per_cpu_s"
@@ -246,6 +287,10 @@ def main() -> None:
                         help="run every cell this many times (fresh processes, whole rounds "
                              "interleaved) and report the median")
     parser.add_argument("--num-features", type=int, default=128)
+    parser.add_argument("--dim", type=int, default=ARCH["dim"], help="model width D")
+    parser.add_argument("--num-heads", type=int, default=ARCH["num_heads"])
+    parser.add_argument("--num-layers", type=int, default=ARCH["num_layers"])
+    parser.add_argument("--ffn-dim", type=int, default=ARCH["ffn_dim"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="causal Performer chunk size (default: the config's)")
@@ -256,6 +301,8 @@ def main() -> None:
                         help="extra Hydra overrides for the quality runs")
     parser.add_argument("--skip", choices=["throughput", "quality"], nargs="*", default=[])
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks")
+    parser.add_argument("--name", default="training_throughput",
+                        help="file name (without suffix) of the throughput table")
     args = parser.parse_args()
 
     from protperf.model.report import write_table
@@ -265,7 +312,7 @@ def main() -> None:
     if "throughput" not in args.skip:
         print(f"throughput ({machine}):", flush=True)
         table = run_throughput(args)
-        paths = write_table(table, args.out_dir / "training_throughput")
+        paths = write_table(table, args.out_dir / args.name)
         print(table.to_string(index=False), "\nwrote", *paths)
     if "quality" not in args.skip:
         print(f"quality, {args.quality_steps} steps each:", flush=True)

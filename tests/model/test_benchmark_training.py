@@ -21,11 +21,14 @@ def test_repeats_give_one_median_row_per_cell(tmp_path):
     result = run_script("benchmark_training.py", [
         "--skip", "quality", "--windows", "32", "--steps", "2", "--warmup", "0",
         "--threads", "1", "--models", "identity", "--objectives", "clm", "--repeats", "2",
-        "--out-dir", str(tmp_path)], tmp_path)
+        "--dim", "32", "--num-heads", "2", "--num-layers", "1", "--ffn-dim", "64",
+        "--num-features", "8", "--out-dir", str(tmp_path), "--name", "custom"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[1/2] identity" in result.stdout and "[2/2] identity" in result.stdout
-    table = pd.read_csv(tmp_path / "training_throughput.csv")
+    assert not (tmp_path / "training_throughput.csv").exists()
+    table = pd.read_csv(tmp_path / "custom.csv")
     assert len(table) == 1 and table.repeats[0] == 2
+    assert table.arch[0] == "D=32 H=2 layers=1 ff=64 m=8"
     assert table.tokens_per_cpu_s[0] > 0 and table.step_mem_mib.notna().all()
     assert table.x_identity[0] == 1.0
 
@@ -40,3 +43,21 @@ def test_interleaved_worker_times_every_model_in_one_process():
         assert row["tokens_per_s"] > 0 and row["tokens_per_cpu_s"] > 0
         assert math.isclose(row["step_s"], 32 / row["tokens_per_s"])
         assert math.isnan(row["step_mem_mib"])  # one process: no per-model memory
+
+
+def test_architecture_options_build_that_model():
+    benchmark = load_benchmark_module()
+    arch = {"dim": 32, "num_heads": 2, "num_layers": 1, "ffn_dim": 64}
+    module = benchmark.build_module("performer_relu", "clm", window=16, num_features=8,
+                                    arch=arch)
+    blocks = module.model.blocks
+    assert len(blocks) == 1
+    assert (blocks[0].attn.num_heads, blocks[0].attn.dim) == (2, 32)
+    assert blocks[0].ffn.fc_in.out_features == 64
+    assert blocks[0].attn.feature_projection.shape == (8, 16)  # m x head dim
+    default = benchmark.build_module("identity", "mlm", window=16, num_features=8)
+    assert len(default.model.blocks) == benchmark.ARCH["num_layers"]
+    assert default.model.blocks[0].attn.dim == benchmark.ARCH["dim"]
+    # windows beyond the default positional table get a table that covers them
+    assert benchmark.architecture(None, 16384)["max_position"] == 16384
+    assert benchmark.architecture(None, 1024)["max_position"] == benchmark.ARCH["max_position"]
