@@ -287,7 +287,9 @@ def main() -> None:
                         help="run every cell this many times (fresh processes, whole rounds "
                              "interleaved) and report the median")
     parser.add_argument("--num-features", type=int, default=128)
-    parser.add_argument("--dim", type=int, default=ARCH["dim"], help="model width D")
+    # the throughput model; the quality runs train the Hydra config's models (--override)
+    parser.add_argument("--dim", type=int, default=ARCH["dim"],
+                        help="throughput model width D (quality runs: see --override)")
     parser.add_argument("--num-heads", type=int, default=ARCH["num_heads"])
     parser.add_argument("--num-layers", type=int, default=ARCH["num_layers"])
     parser.add_argument("--ffn-dim", type=int, default=ARCH["ffn_dim"])
