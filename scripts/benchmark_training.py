@@ -63,11 +63,10 @@ def architecture(arch: dict | None, window: int) -> dict:
     return full
 
 
-def arch_label(arch: dict | None, num_features: int) -> str:
-    """'D=128 H=4 layers=2 ff=512 m=128': the architecture column of the tables."""
-    full = {**ARCH, **(arch or {})}
-    return (f"D={full['dim']} H={full['num_heads']} layers={full['num_layers']} "
-            f"ff={full['ffn_dim']} m={num_features}")
+def arch_label(arch: dict, num_features: int) -> str:
+    """'D=128 H=4 layers=2 ff=512 m=128' from ``arch_overrides``: the tables' arch column."""
+    return (f"D={arch['dim']} H={arch['num_heads']} layers={arch['num_layers']} "
+            f"ff={arch['ffn_dim']} m={num_features}")
 
 
 def build_module(model: str, objective: str, window: int, num_features: int,
@@ -172,7 +171,7 @@ def arch_overrides(args: argparse.Namespace) -> dict:
 
 
 def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
-    rows = []
+    rows, arch = [], arch_overrides(args)
     context = mp.get_context("spawn")
     if args.interleaved:
         for window in args.windows:
@@ -180,7 +179,7 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
                 with context.Pool(1) as pool:
                     cells = pool.apply(interleaved_worker, (
                         args.models, objective, window, args.warmup, args.steps, args.device,
-                        args.num_features, args.threads, args.chunk_size, arch_overrides(args)))
+                        args.num_features, args.threads, args.chunk_size, arch))
                 for row in cells:
                     print(f"  {row['model']:18s} {objective} L={window:5d}: "
                           f"{row['tokens_per_s']:9.0f} tok/s "
@@ -194,8 +193,7 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
                     with context.Pool(1) as pool:
                         row = pool.apply(throughput_worker, (
                             model, objective, window, args.warmup, args.steps, args.device,
-                            args.num_features, args.threads, args.chunk_size,
-                            arch_overrides(args)))
+                            args.num_features, args.threads, args.chunk_size, arch))
                     print(f"  [{repeat + 1}/{args.repeats}] {model:18s} {objective} "
                           f"L={window:5d}: {row['tokens_per_s']:9.0f} tok/s "
                           f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), "
@@ -207,7 +205,7 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
              .groupby(["model", "attention", "objective", "window"], sort=False, as_index=False)
              .median())
     table.insert(4, "repeats", "interleaved" if args.interleaved else args.repeats)
-    table.insert(4, "arch", arch_label(arch_overrides(args), args.num_features))
+    table.insert(4, "arch", arch_label(arch, args.num_features))
     # On a shared CPU, wall time depends on other users' load; CPU time of the process is the
     # work done, so ratios use it there (wall time on GPU).
     speed = "tokens_per_s" if args.device == "cuda" else "tokens_per_cpu_s"

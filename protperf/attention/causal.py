@@ -120,6 +120,19 @@ def _scaled(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     return x if scale is None else x * scale
 
 
+def _add_scaled_(out: torch.Tensor, scale: torch.Tensor | None, x: torch.Tensor) -> None:
+    """out += scale * x in place, or out += x without a stabilizer (scale None)."""
+    if scale is None:
+        out.add_(x)
+    else:
+        out.addcmul_(scale, x)
+
+
+def _pick(x: torch.Tensor | None, index):
+    """x[index], or None for a missing (stabilizer-free) factor."""
+    return None if x is None else x[index]
+
+
 class _CausalLinearAttention(torch.autograd.Function):
     """Unnormalized causal linear attention sum_{j<=i} w_ij v_aug_j; see module docstring.
 
@@ -155,10 +168,7 @@ class _CausalLinearAttention(torch.autograd.Function):
                                            _pick(decay, g))
                 for head in range(g.start, g.stop):
                     cross = qc[head, 1:] @ states[head - g.start, :-1]  # (N-1, C, e)
-                    if read_scale is None:
-                        out[head, 1:].add_(cross)
-                    else:
-                        out[head, 1:].addcmul_(read_scale[head], cross)
+                    _add_scaled_(out[head, 1:], _pick(read_scale, head), cross)
             # states of all heads under the group budget: keep them for backward (no rebuild)
             saved_states = states if len(groups) == 1 else None
         ctx.save_for_backward(qc, kc, vc, sc, rescale, weights, saved_states)
@@ -204,21 +214,13 @@ class _CausalLinearAttention(torch.autograd.Function):
                     summary_grad = grad_summaries[local]  # (N-1, m, e)
                     grad_k[head, :-1].baddbmm_(v_scaled[local, :-1],
                                                summary_grad.transpose(-2, -1))
-                    grad_v_cross = kc[head, :-1] @ summary_grad
-                    if value_scale is None:
-                        grad_v[head, :-1].add_(grad_v_cross)
-                    else:
-                        grad_v[head, :-1].addcmul_(value_scale[head, :-1], grad_v_cross)
+                    _add_scaled_(grad_v[head, :-1], _pick(value_scale, (head, slice(0, -1))),
+                                 kc[head, :-1] @ summary_grad)
 
         def unflatten(x: torch.Tensor) -> torch.Tensor:
             return _unchunked(x.view(b, h, num_chunks, chunk_size, x.shape[-1]), length)
 
         return unflatten(grad_q), unflatten(grad_k), unflatten(grad_v), None, None
-
-
-def _pick(x: torch.Tensor | None, index):
-    """x[index], or None for a missing (stabilizer-free) factor."""
-    return None if x is None else x[index]
 
 
 def causal_linear_attention_unnormalized(

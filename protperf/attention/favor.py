@@ -122,8 +122,8 @@ def performer_feature_maps(
     work_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
     q, k = q.to(work_dtype), k.to(work_dtype)
     key_log_scale = None
+    q, k = scale_for_softmax(q), scale_for_softmax(k)
     if kernel == "softmax":
-        q, k = scale_for_softmax(q), scale_for_softmax(k)
         proj = projection.to(work_dtype)
         if not favorpp and not proj.requires_grad:
             # FAVOR+ with the usual fixed projection: hand-written backward, fewest passes over
@@ -145,7 +145,6 @@ def performer_feature_maps(
             k_prime = positive_features(k_logits, global_key_stabilizer(k_logits, key_mask))
     elif kernel == "relu":
         proj = None if projection is None else projection.to(work_dtype)
-        q, k = scale_for_softmax(q), scale_for_softmax(k)
         if proj is not None and not proj.requires_grad:  # hand-written backward, masks keys
             q_prime = relu_features_fused(q, proj, relu_eps)
             return q_prime, relu_features_fused(k, proj, relu_eps, key_mask), None
