@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protperf.attention import ATTENTION_KINDS, AttentionConfig
+from protperf.errors import ConfigError
 
 POSITION_KINDS = ("learned", "rotary", "none")
 OBJECTIVES = ("mlm", "clm")
@@ -131,10 +132,6 @@ class TrainConfig:
     run_name: str = "${model.name}-${task.objective}"
     output_dir: str = "outputs/run"  # conf/train.yaml sets ${hydra:runtime.output_dir}
     test_after_fit: bool = False
-
-
-class ConfigError(ValueError):
-    """An invalid combination of configuration values; the message names the key(s)."""
 
 
 def sequence_length(data: Any) -> int:

@@ -1,0 +1,1 @@
+"""Thin applications over the library: train, evaluate, analyze, embed, score, generate."""
