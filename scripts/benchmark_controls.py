@@ -59,7 +59,8 @@ def controls(args: argparse.Namespace):
         for heads in args.vig_heads:
             for gamma in args.gammas:
                 yield "key_preference", PlantedConfig(
-                    beta=0.0, gamma=gamma, num_heads=heads, seed=seed)
+                    beta=0.0, gamma=gamma, sigma=2.0, position_rank=8, num_heads=heads,
+                    seed=seed)
 
 
 def run_control(family: str, config: PlantedConfig, args, workdir: Path) -> dict:
@@ -76,7 +77,8 @@ def run_control(family: str, config: PlantedConfig, args, workdir: Path) -> dict
         "family": family, "kind": config.attention_kind,
         "m": config.num_features if config.attention_kind != "exact" else None,
         "beta": config.beta, "plant_diagonal": config.plant_diagonal, "gamma": config.gamma,
-        "sigma": config.sigma, "heads": config.num_heads, "seed": config.seed,
+        "sigma": config.sigma, "position_rank": config.position_rank,
+        "heads": config.num_heads, "seed": config.seed,
         "similarity_r": pooled["pearson_offdiag"], "similarity_p": pooled["pearson_offdiag_p"],
         "best_head_r": summary["similarity"]["best_heads"][0]["pearson_offdiag"],
         "vig_r": summary["vig"].get("pearson_offdiag"),
@@ -132,7 +134,7 @@ def main() -> None:
     parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0])
     parser.add_argument("--features", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.5, 1.0])
-    parser.add_argument("--vig-heads", type=int, nargs="+", default=[4, 20])
+    parser.add_argument("--vig-heads", type=int, nargs="+", default=[4, 8, 20, 40])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sequences", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=256)
