@@ -114,7 +114,8 @@ def markdown(frame: pd.DataFrame) -> str:
             title = "BLOSUM62" if diagonal else "BLOSUM62 off-diagonal only (diagonal 0)"
             lines += [f"Planted logits beta x {title}: pooled `log_odds` Pearson r (off-diagonal)"
                       " with BLOSUM62, median over seeds (largest permutation p)", "",
-                      markdown_table(table.rename(columns=lambda b: f"beta={b:g}"), "attention"), ""]
+                      markdown_table(table.rename(columns=lambda b: f"beta={b:g}"),
+                                     "attention"), ""]
     vig = frame[frame["family"] == "key_preference"]
     if len(vig):
         grouped = vig.groupby(["heads", "gamma"]).agg(

@@ -15,13 +15,16 @@ nbformat = pytest.importorskip("nbformat")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def execute(name: str, workdir: Path) -> None:
+def execute(name: str, workdir: Path) -> str:
+    """Run the notebook; returns the text of its printed outputs."""
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
     )
     client.execute()
+    return "".join(output.get("text", "") for cell in notebook.cells
+                   for output in cell.get("outputs", []))
 
 
 def test_notebooks_execute_and_write_figures(tmp_path, monkeypatch):
@@ -30,7 +33,9 @@ def test_notebooks_execute_and_write_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("PROTPERF_CHECKPOINT", raising=False)
-    execute("attention_heads.ipynb", tmp_path)
+    printed = execute("attention_heads.ipynb", tmp_path)
+    assert "favor_relu 4 layers x 3 heads" in printed  # the blog's figure: 4 x 3 heads
+    assert "BPT1_BOVIN_mature 58 residues" in printed
     checkpoint = tmp_path / "work" / "tiny-model" / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file()
     for suffix in ("png", "svg"):
