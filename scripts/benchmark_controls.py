@@ -144,13 +144,14 @@ def main() -> None:
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "blosum_controls.csv"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    stamp = provenance(args)  # the commit and date the sweep ran at
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for family, config in controls(args):
             row = run_control(family, config, args, Path(tmp))
             print(row, flush=True)
             rows.append(row)
-    frame = pd.DataFrame(rows).assign(**provenance(args))
+    frame = pd.DataFrame(rows).assign(**stamp)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output, index=False)
