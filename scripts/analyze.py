@@ -2,7 +2,8 @@
 
 Writes figures (PNG + SVG), ``head_correlations.csv``, ``matrices.npz`` and ``summary.json``
 into the run directory.  Options: ``conf/analyze.yaml`` (e.g. ``data.path=my.fasta``,
-``attention_kind=favor_relu``, ``methods=[vig]``, ``order=clustered``).
+``attention_kind=favor_relu``, ``methods=[vig]``, ``methods=[embedding]``, ``order=clustered``;
+``run_dir=outputs/run`` or ``checkpoints=[a.ckpt,b.ckpt]`` for a learning curve).
 """
 
 from __future__ import annotations
