@@ -21,7 +21,7 @@ norm, so the pre-attention LayerNorm is the same scalar factor for every positio
   up to the same value; so the cosine similarity of two amino-acid embeddings is exactly
   B[a, b] / const off the diagonal (the positive control of ``methods=[embedding]``);
 * other tokens (specials, X B Z U O): the same norm in a dedicated pair of dimensions;
-* learned position i: ``r * [c_i, -c_i]`` in its own dimensions, c_i a random unit vector;
+* learned position i: ``[c_i, -c_i]`` in its own dimensions, c_i a random unit vector;
 * q/k projections: the amino-acid block is mapped by U^{-1} to one-hot and then to the rows of
   V |L|^(1/2) (queries) and V |L|^(1/2) sign(L) (keys), with B = V L V^T, so that
   q_a . k_b = B[a, b]; a constant query component (the q bias) against the key component
@@ -46,6 +46,7 @@ from protperf.analysis.residues import ALPHABET, AMINO_ACIDS, NUM_AMINO_ACIDS
 
 SHIFT = 24.0  # BLOSUM62's smallest eigenvalue is -22.92: B + 24 I is positive definite
 SPECIAL_BLOCK = 4 * NUM_AMINO_ACIDS  # first of the two dimensions of non-amino-acid tokens
+POSITION_BLOCK = SPECIAL_BLOCK + 2  # first of the 2 R dimensions of the positions
 
 
 @dataclass
@@ -121,17 +122,14 @@ def blosum_factors(
     return chol, root, root * np.sign(values)
 
 
-def planted_state(config: PlantedConfig, state: dict[str, torch.Tensor]) -> dict:
-    """Overwrite embeddings, LayerNorm and q/k projections of layer 0 in ``state`` (a
-    ``ProteinLanguageModel`` state dict, keys without the ``model.`` prefix); returns it."""
-    config.validate()
-    rng = np.random.default_rng(config.seed)
-    n, dim, dh, rank = NUM_AMINO_ACIDS, config.dim, config.head_dim, config.position_rank
-    chol, query_rows, key_rows = blosum_factors(config.plant_diagonal)
+def token_embeddings(chol: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
+    """(vocab, dim) token embeddings, all of mean 0 and squared norm 2 * target; returns them
+    and target.  Amino acid a: ``[u_a, w_a e_a, -u_a, -w_a e_a]`` (u_a = chol[a], w_a filling
+    |u_a|^2 up to target); every other token: +-sqrt(target) in the two SPECIAL_BLOCK dims."""
+    n = NUM_AMINO_ACIDS
     norms = (chol**2).sum(1)
     target = float(norms.max()) + 1.0
     private = np.sqrt(target - norms)
-    # token embeddings: amino acids [u, w e_a, -u, -w e_a]; every other token a +-sqrt(target) pair
     embedding = np.zeros((ALPHABET.vocab_size, dim))
     for index, token_id in enumerate(ALPHABET.standard_ids):
         embedding[token_id, :n] = chol[index]
@@ -140,41 +138,53 @@ def planted_state(config: PlantedConfig, state: dict[str, torch.Tensor]) -> dict
     others = [i for i in range(ALPHABET.vocab_size) if i not in ALPHABET.standard_ids]
     embedding[others, SPECIAL_BLOCK] = np.sqrt(target)
     embedding[others, SPECIAL_BLOCK + 1] = -np.sqrt(target)
-    # positions: r [c_i, -c_i] with unit c_i, r fixed so that every |x|^2 is 2 target + 2 r^2
-    position_start = SPECIAL_BLOCK + 2
-    radius = 1.0
+    return embedding, target
+
+
+def position_embeddings(config: PlantedConfig, rng: np.random.Generator) -> np.ndarray:
+    """(max_position, dim): ``[c_i, -c_i]`` after SPECIAL_BLOCK + 2, c_i random unit
+    R-vectors (mean 0, squared norm 2)."""
+    rank, start = config.position_rank, POSITION_BLOCK
     directions = rng.standard_normal((config.max_position, rank))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    positions = np.zeros((config.max_position, dim))
-    positions[:, position_start : position_start + rank] = radius * directions
-    positions[:, position_start + rank : position_start + 2 * rank] = -radius * directions
-    # LayerNorm(x) = x * scale for every token + position (mean 0, constant norm)
-    eps = 1e-5
-    scale = 1.0 / np.sqrt((2 * target + 2 * radius**2) / dim + eps)
+    positions = np.zeros((config.max_position, config.dim))
+    positions[:, start : start + rank] = directions
+    positions[:, start + rank : start + 2 * rank] = -directions
+    return positions
+
+
+def planted_state(config: PlantedConfig, state: dict[str, torch.Tensor]) -> dict:
+    """Overwrite embeddings, LayerNorm and q/k projections of layer 0 in ``state`` (a
+    ``ProteinLanguageModel`` state dict, keys without the ``model.`` prefix); returns it."""
+    from protperf.model.config import ModelConfig
+
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    n, dim, dh, rank = NUM_AMINO_ACIDS, config.dim, config.head_dim, config.position_rank
+    chol, query_rows, key_rows = blosum_factors(config.plant_diagonal)
+    embedding, target = token_embeddings(chol, dim)
+    positions = position_embeddings(config, rng)
+    # every token + position has mean 0 and |x|^2 = 2 target + 2: LayerNorm(x) = x * scale
+    scale = 1.0 / np.sqrt((2 * target + 2) / dim + ModelConfig().layer_norm_eps)
     to_one_hot = np.linalg.inv(chol).T  # (20, 20): to_one_hot @ u_a = one-hot(a)
     weight_q, weight_k = np.zeros((dim, dim)), np.zeros((dim, dim))
     bias_q = np.zeros(dim)
     matrix = blosum62().to_numpy()
-    pair = np.sqrt(config.beta * np.sqrt(dh))  # (pair q).(pair k) / sqrt(dh) = beta
+    pair = np.sqrt(config.beta * np.sqrt(dh))  # (pair Q[a]).(pair K[b]) / sqrt(dh) = beta P_ab
     prefer = np.sqrt(config.gamma * np.sqrt(dh))
+    # (noise G c_i).(noise H c_j) / sqrt(dh), G, H standard normal R x R: std sigma
     noise = np.sqrt(config.sigma * np.sqrt(dh) / np.sqrt(rank))
+    position_cols = slice(POSITION_BLOCK, POSITION_BLOCK + rank)
     for head in range(config.num_heads):
-        rows = slice(head * dh, head * dh + n)
-        # q = pair * Q[a], k = pair * K[b]: from the u block, through U^{-1} to one-hot
+        rows = slice(head * dh, head * dh + n)  # q = pair Q[a], k = pair K[b]
         weight_q[rows, :n] = pair * query_rows.T @ to_one_hot / scale
         weight_k[rows, :n] = pair * key_rows.T @ to_one_hot / scale
-        prototype = head % n
-        column = head * dh + n
+        column = head * dh + n  # constant query . B[c_h, b]
         bias_q[column] = prefer
-        weight_k[column, :n] = prefer * matrix[prototype] @ to_one_hot / scale
+        weight_k[column, :n] = prefer * matrix[head % n] @ to_one_hot / scale
         noise_rows = slice(head * dh + n + 1, head * dh + n + 1 + rank)
-        position_cols = slice(position_start, position_start + rank)
-        weight_q[noise_rows, position_cols] = (
-            noise * rng.standard_normal((rank, rank)) / (radius * scale)
-        )
-        weight_k[noise_rows, position_cols] = (
-            noise * rng.standard_normal((rank, rank)) / (radius * scale)
-        )
+        weight_q[noise_rows, position_cols] = noise * rng.standard_normal((rank, rank)) / scale
+        weight_k[noise_rows, position_cols] = noise * rng.standard_normal((rank, rank)) / scale
     updates = {
         "token_embedding.weight": embedding,
         "position_embedding.weight": positions,
