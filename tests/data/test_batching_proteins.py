@@ -1,4 +1,4 @@
-"""Batching proteins for analysis: specials added, cropping and packing counted."""
+"""Proteins read one by one and batched (analysis, inference): specials, crop, packing counted."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from protperf.analysis.sequences import Protein, protein_batches, window_batches
+from protperf.data.alphabet import Alphabet
+from protperf.data.batching import protein_batches, window_batches
+from protperf.data.proteins import Protein
 
-from .conftest import ALPHABET, encode
+ALPHABET = Alphabet()
+
+
+def encode(text: str) -> list[int]:
+    return ALPHABET.encode(text).tolist()
 
 CLS, EOS, PAD = ALPHABET.cls_id, ALPHABET.eos_id, ALPHABET.pad_id
 
@@ -48,9 +54,9 @@ def test_window_batches_pack_every_token_once():
 
 
 def test_read_proteins_from_fasta_and_prepared_split(tmp_path):
-    from protperf.analysis.sequences import read_proteins
     from protperf.data.config import PrepareConfig
     from protperf.data.prepare import prepare
+    from protperf.data.proteins import read_proteins
 
     fasta = tmp_path / "small.fasta"
     fasta.write_text(">a desc\nMKTXAY*\n>b\nacdef\n>c\nGGW\n")
