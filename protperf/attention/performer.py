@@ -1,0 +1,73 @@
+"""Performer attention of projected heads: a feature map, then a linear-attention kernel.
+
+Built once per layer (kernel kind, direction and causal backend fixed at construction);
+called with q, k, v: (B, H, L, d) -> (B, H, L, d) in v's dtype.
+
+Precision policy (bf16/fp16 autocast): feature exponents, stabilizers, exp, the scan states,
+the decay factors and the final division by the normalizer run in float32; the feature
+tensors, values and the attention matmuls take the autocast dtype (fp32 accumulation inside
+the matmuls and fla's kernels). float64 inputs run in float64 throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from protperf.attention.backends import CausalKernel
+from protperf.attention.ops.feature_maps import performer_feature_maps
+from protperf.attention.ops.linear import (
+    augment_values,
+    bidirectional_unnormalized,
+    normalize,
+    segmented_bidirectional_unnormalized,
+)
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype active for a device type, or None when autocast is off."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+@dataclass(frozen=True)
+class PerformerAttention:
+    """FAVOR+ softmax or ReLU attention with a fixed direction and causal kernel."""
+
+    kernel: str
+    causal: bool
+    relu_eps: float = 1e-3
+    favorpp: bool = False
+    causal_kernel: CausalKernel | None = None
+
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        projection: torch.Tensor | None,
+        key_mask: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """q, k: (B, H, L, d), v: (B, H, L, dv); key_mask, segment_ids: (B, L) or None."""
+        out_dtype = v.dtype
+        low = autocast_dtype(v.device.type) if v.dtype != torch.float64 else None
+        q_prime, k_prime, log_scale = performer_feature_maps(
+            q, k, projection, self.kernel, key_mask, causal_keys=self.causal,
+            relu_eps=self.relu_eps, favorpp=self.favorpp, segment_ids=segment_ids,
+        )
+        wide = q_prime.dtype
+        with torch.autocast(device_type=v.device.type, enabled=False):
+            v_aug = augment_values(v.to(low or wide))
+            if self.causal:
+                out = self.causal_kernel(q_prime, k_prime, v_aug, log_scale, segment_ids,
+                                         compute_dtype=low)
+            else:
+                q_low, k_low = q_prime.to(v_aug.dtype), k_prime.to(v_aug.dtype)
+                if segment_ids is None:
+                    out = bidirectional_unnormalized(q_low, k_low, v_aug)
+                else:
+                    out = segmented_bidirectional_unnormalized(q_low, k_low, v_aug, segment_ids)
+            return normalize(out).to(out_dtype)
