@@ -3,7 +3,7 @@
 Built once per layer (kernel kind, direction and causal backend fixed at construction);
 called with q, k, v: (B, H, L, d) -> (B, H, L, d) in v's dtype.
 
-Precision policy (bf16/fp16 autocast): feature exponents, stabilizers, exp, the scan states,
+Precision policy (bf16 autocast; fp16 autocast runs all of it in float32): feature exponents, stabilizers, exp, the scan states,
 the decay factors and the final division by the normalizer run in float32; the feature
 tensors, values and the attention matmuls take the autocast dtype (fp32 accumulation inside
 the matmuls and fla's kernels). float64 inputs run in float64 throughout.
@@ -25,11 +25,16 @@ from protperf.attention.ops.linear import (
 )
 
 
-def autocast_dtype(device_type: str) -> torch.dtype | None:
-    """The autocast dtype active for a device type, or None when autocast is off."""
+def low_precision_dtype(device_type: str) -> torch.dtype | None:
+    """bfloat16 when bf16 autocast is active for the device type, else None (float32).
+
+    float16 autocast keeps Performer attention in float32: the gradient of the division by
+    a small normalizer (num / D^2) overflows float16's range (max 65504), not bfloat16's.
+    """
     if not torch.is_autocast_enabled(device_type):
         return None
-    return torch.get_autocast_dtype(device_type)
+    dtype = torch.get_autocast_dtype(device_type)
+    return dtype if dtype == torch.bfloat16 else None
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class PerformerAttention:
     ) -> torch.Tensor:
         """q, k: (B, H, L, d), v: (B, H, L, dv); key_mask, segment_ids: (B, L) or None."""
         out_dtype = v.dtype
-        low = autocast_dtype(v.device.type) if v.dtype != torch.float64 else None
+        low = low_precision_dtype(v.device.type) if v.dtype != torch.float64 else None
         q_prime, k_prime, log_scale = performer_feature_maps(
             q, k, projection, self.kernel, key_mask, causal_keys=self.causal,
             relu_eps=self.relu_eps, favorpp=self.favorpp, segment_ids=segment_ids,

@@ -38,8 +38,12 @@ def fla_available() -> bool:
 
 
 def gates_from_log_scale(log_scale: torch.Tensor) -> torch.Tensor:
-    """Per-position log-gates g_t = s_{t-1} - s_t (g_0 = 0), float32: (B, H, L) -> same."""
-    s = log_scale.detach().float()
+    """Per-position log-gates g_t = s_{t-1} - s_t <= 0 (g_0 = 0): (B, H, L) -> same.
+
+    float32 (float64 stays float64): the gates are exponent arguments.
+    """
+    s = log_scale.detach()
+    s = s if s.dtype == torch.float64 else s.float()
     return F.pad(s[..., :-1] - s[..., 1:], (1, 0))
 
 
@@ -57,7 +61,7 @@ def gated_causal_attention_unnormalized(
     q_prime, k_prime: (B, H, L, m); v_aug: (B, H, L, e); log_scale: (B, H, L) or None;
     segment_ids: (B, L) or None. kernel: a function with fla's ``chunk_simple_gla``
     signature (q, k, v, g, scale, cu_seqlens) on (B, T, H, .) tensors; default fla's own.
-    Returns (B, H, L, e) in float32.
+    Returns (B, H, L, e) in float32 (float64 for float64 input).
     """
     kernel = kernel or _fla_chunk_simple_gla
     if kernel is None:
@@ -80,4 +84,5 @@ def gated_causal_attention_unnormalized(
     out, _ = kernel(q.contiguous(), k.contiguous(), v.contiguous(),
                     g=None if g is None else g.contiguous(), scale=1.0, cu_seqlens=cu_seqlens)
     out = out.reshape(b, length, h, -1)[..., :e]
-    return out.transpose(1, 2).float()
+    wide = torch.float64 if q_prime.dtype == torch.float64 else torch.float32
+    return out.transpose(1, 2).to(wide)
