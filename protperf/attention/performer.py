@@ -3,10 +3,11 @@
 Built once per layer (kernel kind, direction and causal backend fixed at construction);
 called with q, k, v: (B, H, L, d) -> (B, H, L, d) in v's dtype.
 
-Precision policy (bf16 autocast; fp16 autocast runs all of it in float32): feature exponents, stabilizers, exp, the scan states,
+Precision policy under bf16 autocast: feature exponents, stabilizers, exp, the scan states,
 the decay factors and the final division by the normalizer run in float32; the feature
-tensors, values and the attention matmuls take the autocast dtype (fp32 accumulation inside
-the matmuls and fla's kernels). float64 inputs run in float64 throughout.
+tensors, values and the attention matmuls take bfloat16 (fp32 accumulation inside the
+matmuls and fla's kernels). fp16 autocast runs all of it in float32; float64 inputs run in
+float64 throughout.
 """
 
 from __future__ import annotations

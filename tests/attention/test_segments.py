@@ -40,10 +40,14 @@ def test_segment_tiles_cover_every_position_once_within_one_segment():
     flat = positions[positions >= 0]
     assert sorted(flat.tolist()) == list(range(30))
     flat_ids = (ids - ids[:, :1]).flatten() + torch.tensor([0, 3]).repeat_interleave(15)
+    segment_of_owner = {}
     for tile, segment in zip(positions, owner, strict=True):
         members = tile[tile >= 0]
         assert (flat_ids[members] == flat_ids[members[0]]).all() and len(members) <= 4
-    assert len(set(owner.tolist())) == 4  # three segments in row 0, one in row 1
+        # one owner index per segment, the same for all of its tiles
+        assert segment_of_owner.setdefault(int(segment), int(flat_ids[members[0]])) == int(
+            flat_ids[members[0]])
+    assert len(segment_of_owner) == 4  # three segments in row 0, one in row 1
 
 
 def test_cu_seqlens_start_every_segment_and_every_row():

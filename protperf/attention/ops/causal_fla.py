@@ -37,6 +37,11 @@ def fla_available() -> bool:
     return _fla_chunk_simple_gla is not None
 
 
+def fla_chunk_simple_gla() -> GatedKernel | None:
+    """fla's chunk_simple_gla itself (benchmarks time it alone), or None without fla."""
+    return _fla_chunk_simple_gla
+
+
 def gates_from_log_scale(log_scale: torch.Tensor) -> torch.Tensor:
     """Per-position log-gates g_t = s_{t-1} - s_t <= 0 (g_0 = 0): (B, H, L) -> same.
 
