@@ -70,3 +70,21 @@ def test_exact_sdpa_against_float64(causal, dtype):
     reference = exact_attention(q, k, v, causal)
     out = exact_attention(*(t.to(dtype) for t in (q, k, v)), causal)
     assert relative_error(out, reference) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("kernel", ["softmax", "relu"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_segments_on_gpu_match_float64(backend, kernel):
+    """Causal attention with 3 proteins per row (fla: cu_seqlens on the flattened batch)."""
+    if backend == "fla" and not fla_available():
+        pytest.skip("flash-linear-attention not installed")
+    q, k, v = (torch.cat([t, t.flip(2)]) for t in heads(1000))  # B = 2
+    ids = torch.tensor([[0] * 300 + [1] * 450 + [2] * 250, [0] * 100 + [1] * 900]).cuda()
+    w = draw_projection("orthogonal", 256, 64, generator=torch.Generator().manual_seed(1))
+    w = w.double().cuda()
+    reference = PerformerAttention(kernel, True, causal_kernel=causal_kernel("torch", 64))
+    expected = reference(q, k, v, w, segment_ids=ids)
+    performer = PerformerAttention(kernel, True, causal_kernel=causal_kernel(backend, 64))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = performer(*(t.float() for t in (q, k, v)), w.float(), segment_ids=ids)
+    assert relative_error(out, expected) < TOLERANCE[torch.bfloat16]

@@ -51,6 +51,8 @@ def segmented_bidirectional_unnormalized(
     Every segment is cut into tiles of at most SEGMENT_TILE positions (``segment_tiles``):
     per-tile K'^T V sums are added per segment (index_add), read back per tile and
     multiplied by the tile's queries. Time O(L m e), memory O((L / T + S) m e): linear in L.
+    The segment sums accumulate in float32 (float64 for float64 input) whatever the input
+    dtype; the matmuls take the input dtype.
     """
     b, h, length, m = q_prime.shape
     e = v_aug.shape[-1]
@@ -63,10 +65,11 @@ def segmented_bidirectional_unnormalized(
         return (flat[index] * valid.to(x.dtype)).transpose(1, 2)
 
     q_tiles, k_tiles, v_tiles = tiles(q_prime), tiles(k_prime), tiles(v_aug)
-    tile_sums = k_tiles.transpose(-2, -1) @ v_tiles  # (T, H, m, e)
+    wide = torch.float64 if q_prime.dtype == torch.float64 else torch.float32
+    tile_sums = (k_tiles.transpose(-2, -1) @ v_tiles).to(wide)  # (T, H, m, e)
     num_segments = int(owner.max()) + 1
     segment_sums = tile_sums.new_zeros(num_segments, h, m, e).index_add(0, owner, tile_sums)
-    out_tiles = q_tiles @ segment_sums[owner]  # (T, H, tile, e)
+    out_tiles = q_tiles @ segment_sums[owner].to(q_tiles.dtype)  # (T, H, tile, e)
     out = out_tiles.new_zeros(b * length, h, e)
     flat_out = out_tiles.transpose(1, 2).reshape(-1, h, e)
     keep = positions.flatten() >= 0
