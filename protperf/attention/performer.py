@@ -12,12 +12,18 @@ float64 throughout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
 from protperf.attention.backends import CausalKernel
-from protperf.attention.ops.feature_maps import performer_feature_maps
+from protperf.attention.ops.feature_maps import (
+    KERNELS,
+    relu_feature_maps,
+    softmax_feature_maps,
+)
 from protperf.attention.ops.linear import (
     augment_values,
     bidirectional_unnormalized,
@@ -47,6 +53,19 @@ class PerformerAttention:
     relu_eps: float = 1e-3
     favorpp: bool = False
     causal_kernel: CausalKernel | None = None
+    feature_map: Callable[..., tuple] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be 'softmax' or 'relu', got {self.kernel!r}")
+        if self.causal and self.causal_kernel is None:
+            raise ValueError("causal Performer attention needs a causal kernel")
+        # (q, k, projection, key_mask, segment_ids) -> (q', k', s or None), fixed here
+        if self.kernel == "softmax":
+            feature_map = partial(_softmax_maps, causal_keys=self.causal, favorpp=self.favorpp)
+        else:
+            feature_map = partial(_relu_maps, relu_eps=self.relu_eps)
+        object.__setattr__(self, "feature_map", feature_map)
 
     def __call__(
         self,
@@ -60,10 +79,7 @@ class PerformerAttention:
         """q, k: (B, H, L, d), v: (B, H, L, dv); key_mask, segment_ids: (B, L) or None."""
         out_dtype = v.dtype
         low = low_precision_dtype(v.device.type) if v.dtype != torch.float64 else None
-        q_prime, k_prime, log_scale = performer_feature_maps(
-            q, k, projection, self.kernel, key_mask, causal_keys=self.causal,
-            relu_eps=self.relu_eps, favorpp=self.favorpp, segment_ids=segment_ids,
-        )
+        q_prime, k_prime, log_scale = self.feature_map(q, k, projection, key_mask, segment_ids)
         wide = q_prime.dtype
         with torch.autocast(device_type=v.device.type, enabled=False):
             v_aug = augment_values(v.to(low or wide))
@@ -77,3 +93,11 @@ class PerformerAttention:
                 else:
                     out = segmented_bidirectional_unnormalized(q_low, k_low, v_aug, segment_ids)
             return normalize(out).to(out_dtype)
+
+
+def _softmax_maps(q, k, projection, key_mask, segment_ids, causal_keys, favorpp):
+    return softmax_feature_maps(q, k, projection, key_mask, causal_keys, favorpp, segment_ids)
+
+
+def _relu_maps(q, k, projection, key_mask, segment_ids, relu_eps):
+    return (*relu_feature_maps(q, k, projection, key_mask, relu_eps), None)

@@ -51,19 +51,31 @@ def performer_feature_maps(
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be 'softmax' or 'relu', got {kernel!r}")
-    work_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        return _feature_maps(q.to(work_dtype), k.to(work_dtype), projection, kernel, key_mask,
-                             causal_keys, relu_eps, favorpp, segment_ids)
-
-
-def _feature_maps(q, k, projection, kernel, key_mask, causal_keys, relu_eps, favorpp,
-                  segment_ids):
-    work_dtype = q.dtype
-    key_log_scale = None
-    q, k = scale_for_softmax(q), scale_for_softmax(k)
     if kernel == "softmax":
-        proj = projection.to(work_dtype)
+        return softmax_feature_maps(q, k, projection, key_mask, causal_keys, favorpp,
+                                    segment_ids)
+    q_prime, k_prime = relu_feature_maps(q, k, projection, key_mask, relu_eps)
+    return q_prime, k_prime, None
+
+
+def _work_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def softmax_feature_maps(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    projection: torch.Tensor,
+    key_mask: torch.Tensor | None = None,
+    causal_keys: bool = False,
+    favorpp: bool = False,
+    segment_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """FAVOR+ (or FAVOR++) softmax features (q', k', s) in float32; see performer_feature_maps."""
+    work = _work_dtype(q)
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        q, k = scale_for_softmax(q.to(work)), scale_for_softmax(k.to(work))
+        proj = projection.to(work)
         if not favorpp and not proj.requires_grad:
             # FAVOR+ with the usual fixed projection: hand-written backward, fewest passes over
             # (B, H, L, m). Queries drop |q|^2/2 (one per-row constant, it cancels like the
@@ -78,19 +90,37 @@ def _feature_maps(q, k, projection, kernel, key_mask, causal_keys, relu_eps, fav
         q_logits = softmax_feature_logits(q, proj, a)
         k_logits = softmax_feature_logits(k, proj, a)
         q_prime = positive_features(q_logits, query_stabilizer(q_logits))
+        key_log_scale = None
         if causal_keys:
             key_log_scale = causal_key_stabilizer(k_logits, key_mask, segment_ids)
             k_prime = positive_features(k_logits, key_log_scale.unsqueeze(-1))
         else:
             stabilizer = global_key_stabilizer(k_logits, key_mask, segment_ids)
             k_prime = positive_features(k_logits, stabilizer)
-    else:
-        proj = None if projection is None else projection.to(work_dtype)
+        return q_prime, _masked_keys(k_prime, key_mask), key_log_scale
+
+
+def relu_feature_maps(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    projection: torch.Tensor | None,
+    key_mask: torch.Tensor | None = None,
+    relu_eps: float = 1e-3,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized-attention ReLU features (q', k') in float32; see performer_feature_maps."""
+    work = _work_dtype(q)
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        q, k = scale_for_softmax(q.to(work)), scale_for_softmax(k.to(work))
+        proj = None if projection is None else projection.to(work)
         if proj is not None and not proj.requires_grad:  # hand-written backward, masks keys
             q_prime = relu_features_fused(q, proj, relu_eps)
-            return q_prime, relu_features_fused(k, proj, relu_eps, key_mask), None
-        q_prime = relu_features(q, proj, relu_eps)
-        k_prime = relu_features(k, proj, relu_eps)
-    if key_mask is not None:
-        k_prime = k_prime * key_mask[:, None, :, None].to(k_prime.dtype)
-    return q_prime, k_prime, key_log_scale
+            return q_prime, relu_features_fused(k, proj, relu_eps, key_mask)
+        q_prime, k_prime = relu_features(q, proj, relu_eps), relu_features(k, proj, relu_eps)
+        return q_prime, _masked_keys(k_prime, key_mask)
+
+
+def _masked_keys(k_prime: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero features for padding keys (key_mask False)."""
+    if key_mask is None:
+        return k_prime
+    return k_prime * key_mask[:, None, :, None].to(k_prime.dtype)
