@@ -126,16 +126,18 @@ def test_gates_are_the_negated_stabilizer_increments():
     torch.testing.assert_close(cumulative[..., 3] - cumulative[..., 1], s[..., 1] - s[..., 3])
 
 
-def test_fla_mapping_pads_values_and_uses_scale_one():
+def test_fla_mapping_pads_features_and_values_and_uses_scale_one():
     seen = {}
 
     def spy(q, k, v, g=None, scale=None, cu_seqlens=None):
-        seen.update(v_shape=tuple(v.shape), scale=scale, g=g, cu_seqlens=cu_seqlens)
+        seen.update(q_shape=tuple(q.shape), v_shape=tuple(v.shape), scale=scale, g=g,
+                    cu_seqlens=cu_seqlens)
         return simple_gla_reference(q, k, v, g, scale, cu_seqlens)
 
-    q, k, v, s = random_features(13, m=5, dv=4)  # e = 5 value columns -> padded to 16
+    q, k, v, s = random_features(13, m=5, dv=4)  # m = 5, e = 5 columns -> padded to 16
     gated_causal_attention_unnormalized(q, k, v, s, segments(), kernel=spy)
-    assert seen["v_shape"] == (1, 2 * 13, 3, 16) and seen["scale"] == 1.0
+    assert seen["q_shape"] == (1, 2 * 13, 3, 16) and seen["v_shape"] == (1, 2 * 13, 3, 16)
+    assert seen["scale"] == 1.0
     assert seen["cu_seqlens"].tolist() == [0, 5, 6, 13, 26]
     assert (seen["g"] <= 0).all()
 

@@ -9,9 +9,13 @@ attention with one scalar log-gate per position:
 with g_t = s_{t-1} - s_t <= 0 (g_0 = 0; ReLU features: g = None), which is fla's
 ``chunk_simple_gla(q, k, v, g, scale=1)`` (its ``naive_chunk_simple_gla`` takes the cumsum of
 g inside each chunk and multiplies pairs by exp(G_i - G_j), states by exp(G_last)). fla's
-layout is (B, T, H, K); the value carries the normalizer as an extra column of ones and is
-zero-padded to a multiple of 16 columns (aligned rows for the Triton block loads). Segments
-go through ``cu_seqlens`` on the flattened (1, B L) batch: each protein a sequence of its own.
+layout is (B, T, H, K); the value carries the normalizer as an extra column of ones. Values
+and features are zero-padded to a multiple of 16 columns (zeros change no dot product): fla
+0.6.0 asserts even K and V for 16-bit inputs in ``chunk_bwd_dv`` (a Triton miscompile of odd
+tails), and aligned rows suit its block loads. Segments go through ``cu_seqlens`` on the
+flattened (1, B L) batch: each protein a sequence of its own. fla 0.6.0 refuses the gated
+backward on Hopper GPUs with Triton >= 3.4, < 3.7.1 (wrong results there, its issue #640):
+upgrade Triton or install tilelang.
 """
 
 from __future__ import annotations
@@ -74,9 +78,9 @@ def gated_causal_attention_unnormalized(
     b, h, length, _ = q_prime.shape
     e = v_aug.shape[-1]
     low = compute_dtype or q_prime.dtype
-    pad = -e % VALUE_ALIGN
-    q, k = (x.to(low).transpose(1, 2) for x in (q_prime, k_prime))  # (B, L, H, m)
-    v = F.pad(v_aug.to(low), (0, pad)).transpose(1, 2)  # (B, L, H, e + pad)
+    pad_k, pad_v = -q_prime.shape[-1] % VALUE_ALIGN, -e % VALUE_ALIGN
+    q, k = (F.pad(x.to(low), (0, pad_k)).transpose(1, 2) for x in (q_prime, k_prime))
+    v = F.pad(v_aug.to(low), (0, pad_v)).transpose(1, 2)  # (B, L, H, e + pad_v)
     g = None if log_scale is None else gates_from_log_scale(log_scale).transpose(1, 2)
     cu_seqlens = None
     if segment_ids is not None:  # one sequence per segment, rows flattened into one
