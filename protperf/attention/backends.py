@@ -17,7 +17,11 @@ from collections.abc import Callable
 import torch
 
 from protperf.attention.config import BACKENDS
-from protperf.attention.ops.causal_fla import fla_available, gated_causal_attention_unnormalized
+from protperf.attention.ops.causal_fla import (
+    GATED_BACKWARD_SUPPORTED,
+    fla_available,
+    gated_causal_attention_unnormalized,
+)
 from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
 from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
 
@@ -51,15 +55,22 @@ class FlaCausalKernel:
 
 
 class AutoCausalKernel:
-    """fla for CUDA tensors when it imports, else the torch kernel."""
+    """fla for CUDA tensors when it imports, else the torch kernel.
+
+    Softmax (gated) attention stays on torch where fla refuses its gated backward (Hopper
+    with Triton 3.4 <= v < 3.7.1 and no tilelang; ``causal_fla.GATED_BACKWARD_SUPPORTED``).
+    """
 
     def __init__(self, chunk_size: int) -> None:
         self.torch_kernel = TorchCausalKernel(chunk_size)
         self.fla_kernel = FlaCausalKernel() if fla_available() else None
 
-    def __call__(self, q_prime, *args, **kwargs):
-        use_fla = self.fla_kernel is not None and q_prime.is_cuda
-        return (self.fla_kernel if use_fla else self.torch_kernel)(q_prime, *args, **kwargs)
+    def __call__(self, q_prime, k_prime, v_aug, log_scale, segment_ids=None,
+                 compute_dtype=None):
+        use_fla = (self.fla_kernel is not None and q_prime.is_cuda
+                   and (log_scale is None or GATED_BACKWARD_SUPPORTED))
+        kernel = self.fla_kernel if use_fla else self.torch_kernel
+        return kernel(q_prime, k_prime, v_aug, log_scale, segment_ids, compute_dtype)
 
 
 def causal_kernel(backend: str, chunk_size: int) -> CausalKernel:

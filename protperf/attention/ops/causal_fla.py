@@ -20,6 +20,7 @@ upgrade Triton or install tilelang.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import torch
@@ -33,6 +34,22 @@ except Exception:  # ImportError, or Triton failing to initialize without a GPU
     _fla_chunk_simple_gla = None
 
 VALUE_ALIGN = 16
+
+
+def _gated_backward_supported() -> bool:
+    """False where fla 0.6.0 refuses its gated backward (Hopper, Triton 3.4 <= v < 3.7.1,
+    no tilelang); True elsewhere, and when fla is absent (nothing to refuse)."""
+    if _fla_chunk_simple_gla is None:
+        return True
+    try:
+        from fla.utils import IS_NVIDIA_HOPPER, TRITON_ABOVE_3_4_0, TRITON_ABOVE_3_7_1
+    except ImportError:  # other fla versions: trust the kernel
+        return True
+    broken = IS_NVIDIA_HOPPER and TRITON_ABOVE_3_4_0 and not TRITON_ABOVE_3_7_1
+    return not broken or importlib.util.find_spec("tilelang") is not None
+
+
+GATED_BACKWARD_SUPPORTED = _gated_backward_supported()
 GatedKernel = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 
