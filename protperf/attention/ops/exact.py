@@ -1,7 +1,7 @@
-"""Exact softmax attention (torch scaled_dot_product_attention) and its O(L^2) reference.
+"""Exact softmax attention (torch scaled_dot_product_attention) and its pair masks.
 
 Shapes: ``q, k: (B, H, L, d)``, ``v: (B, H, L, dv)``, ``key_mask: (B, L)`` bool with True at
-real tokens. Scores are q.k / sqrt(d).
+real tokens, ``segment_ids: (B, L)`` (pairs across segments masked). Scores are q.k / sqrt(d).
 """
 
 from __future__ import annotations
@@ -9,9 +9,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from protperf.attention.ops.segments import same_segment
+
 
 def allowed_pairs(
-    length: int, causal: bool, key_mask: torch.Tensor | None, device: torch.device
+    length: int,
+    causal: bool,
+    key_mask: torch.Tensor | None,
+    device: torch.device,
+    segment_ids: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """Boolean (B or 1, 1, L, L) mask of the (query, key) pairs attention may use, or None.
 
@@ -19,13 +25,15 @@ def allowed_pairs(
     mode) is allowed everything, so the softmax stays finite; such rows are padding and the
     module zeroes their output.
     """
-    if key_mask is None and not causal:
+    if key_mask is None and not causal and segment_ids is None:
         return None
     allowed = torch.ones(1, 1, length, length, dtype=torch.bool, device=device)
     if causal:
         allowed = allowed.tril()
     if key_mask is not None:
         allowed = allowed & key_mask[:, None, None, :]
+    if segment_ids is not None:  # block-diagonal: one block per protein
+        allowed = allowed & same_segment(segment_ids, segment_ids)[:, None]
     empty_rows = ~allowed.any(dim=-1, keepdim=True)
     return allowed | empty_rows
 
@@ -36,27 +44,14 @@ def exact_attention(
     v: torch.Tensor,
     causal: bool,
     key_mask: torch.Tensor | None = None,
+    segment_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + mask) v via scaled_dot_product_attention -> (B, H, L, dv).
 
-    Without a padding mask the causal case uses SDPA's ``is_causal`` (fused kernels); with
-    one, a boolean (B, 1, L, L) mask.
+    Without a padding mask or segments the causal case uses SDPA's ``is_causal`` (fused
+    kernels); otherwise a boolean (B, 1, L, L) mask.
     """
-    if key_mask is None:
+    if key_mask is None and segment_ids is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    mask = allowed_pairs(q.shape[-2], causal, key_mask, q.device)
+    mask = allowed_pairs(q.shape[-2], causal, key_mask, q.device, segment_ids)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-
-
-def softmax_attention_matrix(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    causal: bool,
-    key_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The (B, H, L, L) row-stochastic softmax attention matrix (O(L^2); reference/plots)."""
-    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    mask = allowed_pairs(q.shape[-2], causal, key_mask, q.device)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1)

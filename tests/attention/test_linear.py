@@ -3,24 +3,15 @@
 import pytest
 import torch
 
-from protperf.attention.favor import (
+from protperf.attention.ops.feature_maps import performer_feature_maps
+from protperf.attention.ops.features import draw_projection
+from protperf.attention.reference import linear_attention_reference
+from tests.attention.helpers import (
     bidirectional_linear_attention,
     causal_linear_attention,
     favor_attention,
-    linear_attention_reference,
-    performer_feature_maps,
+    random_features,
 )
-from protperf.attention.features import draw_projection
-
-
-def random_features(length=37, m=16, dv=8, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.rand(2, 3, length, m, generator=gen, dtype=torch.float64)
-    k = torch.rand(2, 3, length, m, generator=gen, dtype=torch.float64)
-    v = torch.randn(2, 3, length, dv, generator=gen, dtype=torch.float64)
-    # a running max, as the causal key stabilizer produces (non-decreasing, large jumps)
-    s = torch.cummax(5.0 * torch.randn(2, 3, length, generator=gen, dtype=torch.float64), -1)
-    return q, k, v, s.values
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 37])

@@ -1,15 +1,11 @@
-"""Hand-written backwards (fused FAVOR+ features, causal reverse scan) against autograd of
-the reference formulas, in float64."""
+"""Hand-written backwards of the fused FAVOR+ features against autograd of the reference
+formulas, in float64."""
 
-import math
 
 import pytest
 import torch
 
-from protperf.attention import causal
-from protperf.attention.causal import causal_linear_attention_unnormalized
-from protperf.attention.favor import favor_attention
-from protperf.attention.features import (
+from protperf.attention.ops.features import (
     causal_key_stabilizer,
     draw_projection,
     global_key_stabilizer,
@@ -17,8 +13,8 @@ from protperf.attention.features import (
     relu_features,
     softmax_feature_logits,
 )
-from protperf.attention.fused import relu_features_fused, softmax_features
-from tests.attention.test_favor import random_features  # q', k', v, causal s
+from protperf.attention.ops.fused_features import relu_features_fused, softmax_features
+from tests.attention.helpers import favor_attention
 
 
 def heads(length=11, d=4, seed=0, scale=1.0):
@@ -103,64 +99,6 @@ def test_softmax_features_refuse_bad_arguments():
         softmax_features(x, w, "rows")
     with pytest.raises(ValueError, match="fixed random projection"):
         softmax_features(x, w.clone().requires_grad_(), "row")
-
-
-def quadratic_unnormalized(q, k, v, s):
-    """O(L^2) autograd reference: sum_{j<=i} q_i.k_j exp(s_j - s_i) v_j."""
-    length = q.shape[2]
-    future = ~torch.ones(length, length, dtype=torch.bool).tril()
-    rescale = (s.unsqueeze(-2) - s.unsqueeze(-1)).masked_fill(future, -math.inf).exp()
-    return ((q @ k.transpose(-2, -1)) * rescale) @ v
-
-
-@pytest.mark.parametrize("stabilized", [True, False])  # False: s = None (ReLU features)
-@pytest.mark.parametrize("group_bytes", [None, 1])  # 1: one head per state group
-@pytest.mark.parametrize("chunk_size", [1, 3, 4, 13, 64])
-def test_causal_scan_matches_the_quadratic_reference_and_its_gradients(
-    chunk_size, group_bytes, stabilized, monkeypatch
-):
-    if group_bytes is not None:
-        monkeypatch.setattr(causal, "STATE_GROUP_BYTES", group_bytes)
-    q, k, v, s = random_features(13, m=5, dv=4)  # 13 = 3 chunks of 4 + 1, or 4 of 3 + 1
-    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-    ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-    out = causal_linear_attention_unnormalized(*leaves, s if stabilized else None, chunk_size)
-    expected = quadratic_unnormalized(*ref_leaves, s if stabilized else torch.zeros_like(s))
-    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
-    upstream = torch.randn(out.shape, dtype=torch.float64,
-                           generator=torch.Generator().manual_seed(3))
-    (out * upstream).sum().backward()
-    (expected * upstream).sum().backward()
-    for got, want in zip(leaves, ref_leaves, strict=True):
-        torch.testing.assert_close(got.grad, want.grad, atol=1e-10, rtol=1e-10)
-
-
-def test_causal_scan_stays_finite_across_huge_stabilizer_jumps():
-    """Jumps of 1000 inside a chunk: exp(s_j - s_i) of future pairs would overflow to inf
-    (and inf * 0 = NaN) without the clamp; past pairs underflow to ~0 as in the reference."""
-    q, k, v, _ = random_features(8, m=5, dv=4)
-    s = torch.tensor([0.0, 0.0, 1000.0, 1000.0, 1000.5, 2000.0, 2000.0, 2001.0], dtype=q.dtype)
-    s = s.expand(2, 3, 8)
-    leaves = [t.float().requires_grad_() for t in (q, k, v)]
-    out = causal_linear_attention_unnormalized(*leaves, s.float(), 4)
-    out.sum().backward()
-    assert all(torch.isfinite(t).all() for t in (out, *(leaf.grad for leaf in leaves)))
-    expected = quadratic_unnormalized(q, k, v, s)  # float64: exp(-1000) = 0 exactly
-    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
-
-
-def test_causal_scan_gradcheck():
-    q, k, v, s = random_features(10, m=3, dv=2)
-    q, k, v = (t[:1, :2].clone().requires_grad_() for t in (q, k, v))
-    assert torch.autograd.gradcheck(
-        lambda a, b, c: causal_linear_attention_unnormalized(a, b, c, s[:1, :2], 3), (q, k, v)
-    )
-
-
-def test_causal_scan_refuses_a_bad_chunk_size():
-    q, k, v, s = random_features(4, m=5, dv=4)
-    with pytest.raises(ValueError, match="chunk_size must be > 0"):
-        causal_linear_attention_unnormalized(q, k, v, s, 0)
 
 
 @pytest.mark.parametrize("eps", [1e-3, 0.0])  # 0: the backward's threshold is 0 itself

@@ -8,7 +8,7 @@ keys already scaled by d^-1/4 (``scale_for_softmax``):
 
 where the stabilizer c is a constant that cancels in the attention ratio (one per query row;
 for keys one per (batch, head), or a per-position running max that the causal algorithm
-undoes exactly, see ``favor.causal_linear_attention``).
+undoes exactly, see ``ops/causal_scan.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from protperf.attention.ops.segments import dense_segment_ids, segment_max, segmented_running_max
 
 
 def _haar_orthogonal(num_blocks: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -171,34 +173,50 @@ def query_stabilizer(logits: torch.Tensor) -> torch.Tensor:
 
 
 def global_key_stabilizer(
-    logits: torch.Tensor, key_mask: torch.Tensor | None = None
+    logits: torch.Tensor,
+    key_mask: torch.Tensor | None = None,
+    segment_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One constant per (batch, head): max over real keys and features -> (B, H, 1, 1).
 
-    For bidirectional attention and analysis only: in causal attention it would depend on
-    future keys. Detached (it cancels in the ratio).
+    With ``segment_ids`` (B, L): one constant per (batch, head, segment), returned per
+    position (B, H, L, 1), so no key's scale depends on another protein. For bidirectional
+    attention and analysis only: in causal attention it would depend on future keys.
+    Detached (it cancels in the ratio).
     """
     logits = logits.detach()
     if key_mask is not None:
         logits = logits.masked_fill(~key_mask[:, None, :, None], float("-inf"))
-    stab = logits.amax(dim=(-2, -1), keepdim=True)
+    if segment_ids is None:
+        stab = logits.amax(dim=(-2, -1), keepdim=True)
+    else:
+        dense, num_segments = dense_segment_ids(segment_ids)
+        per_segment = segment_max(logits.amax(dim=-1), dense, num_segments)  # (B, H, S)
+        index = dense[:, None, :].expand(*logits.shape[:-1])
+        stab = per_segment.gather(-1, index).unsqueeze(-1)
     return torch.where(torch.isfinite(stab), stab, torch.zeros_like(stab))
 
 
 def causal_key_stabilizer(
-    logits: torch.Tensor, key_mask: torch.Tensor | None = None
+    logits: torch.Tensor,
+    key_mask: torch.Tensor | None = None,
+    segment_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Running max over positions j' <= j of the per-key feature max -> (B, H, L), detached.
 
     Key j is stabilized by s_j, which only depends on keys at or before j, so nothing of the
-    future enters key j's features; ``favor.causal_linear_attention`` multiplies pairs by
-    exp(s_j - s_i) <= 1 to put all keys seen by query i on a common scale. Padding keys are
-    skipped; leading padding takes the first real key's value (keeps s non-decreasing).
+    future enters key j's features; the causal kernels multiply pairs by exp(s_j - s_i) <= 1
+    to put all keys seen by query i on a common scale. Padding keys are skipped; leading
+    padding takes the first real key's value (keeps s non-decreasing). With ``segment_ids``
+    (B, L) the running max restarts at every segment start.
     """
     per_key = logits.detach().amax(dim=-1)
     if key_mask is not None:
         per_key = per_key.masked_fill(~key_mask[:, None, :], float("-inf"))
-    running = torch.cummax(per_key, dim=-1).values
+    if segment_ids is None:
+        running = torch.cummax(per_key, dim=-1).values
+    else:
+        running = segmented_running_max(per_key, segment_ids)
     finite = torch.isfinite(running)
     first = running.masked_fill(~finite, float("inf")).amin(dim=-1, keepdim=True)
     first = torch.where(torch.isfinite(first), first, torch.zeros_like(first))

@@ -1,8 +1,11 @@
-"""Chunked causal linear attention with a hand-written reverse-scan backward.
+"""Chunked causal linear attention with a hand-written reverse-scan backward (CPU kernel).
+
+The fastest causal kernel on CPU in float32 (in-place scans, states saved or rebuilt by head
+groups); it loops over (batch x head) and chunks, so GPUs get ``causal_scan.py`` instead.
 
 Shapes: ``q_prime, k_prime: (B, H, L, m)`` non-negative features, ``v_aug: (B, H, L, e)``
 values with the normalizer column of ones appended (e = dv + 1), ``key_log_scale s:
-(B, H, L)`` the non-decreasing causal key stabilizer (see ``favor.causal_linear_attention``).
+(B, H, L)`` the non-decreasing causal key stabilizer (see ``features.causal_key_stabilizer``).
 
 The sequence is cut into N chunks of C positions. Inside a chunk the masked C x C weights
 A_ij = q'_i.k'_j exp(s_j - s_i) (j <= i) are formed exactly. Across chunks a state carries
