@@ -10,6 +10,11 @@ memory budget (from the previous length, with the method's complexity) are "skip
 It also writes a table of approximation error vs exact attention per feature type.
 
     flock /tmp/protperf-bench.lock env PYTHONPATH=. python scripts/benchmark_attention.py
+
+``--compare-causal-kernels`` instead times the two torch causal kernels side by side in one
+process (the in-place loop kernel used on CPU, the loop-free scan used on GPUs and in bf16)
+on the layer's shapes, fwd+bwd, median of ``--min-repeats`` runs, and prints their ratio;
+``--precision --approx-length 4096`` prints the fp32 and bf16-autocast errors vs float64.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from pathlib import Path
 import torch
 
 from protperf.attention import AttentionConfig, MultiHeadAttention
+from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
+from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
 
 DIM, HEADS, FEATURES = 512, 8, 256
 # name -> (attention kind or "performer_pytorch", causal, time exponent in L)
@@ -181,6 +188,68 @@ def approximation_table(length: int, seeds: int) -> list[dict]:
     return rows
 
 
+def compare_causal_kernels(lengths: list[int], repeats: int, chunk_size: int) -> list[dict]:
+    """Loop vs scan causal kernel, fwd+bwd on (1, 8, L, 256) features, in this process."""
+    kernels = {
+        "loop": lambda q, k, v, s: causal_linear_attention_unnormalized(q, k, v, s, chunk_size),
+        "scan": lambda q, k, v, s: causal_scan_attention_unnormalized(q, k, v, s, chunk_size),
+    }
+    rows = []
+    for length in lengths:
+        gen = torch.Generator().manual_seed(0)
+        q, k = (torch.rand(1, HEADS, length, FEATURES, generator=gen) / FEATURES**0.5
+                for _ in range(2))
+        v = torch.randn(1, HEADS, length, DIM // HEADS + 1, generator=gen)
+        s = torch.cummax(torch.randn(1, HEADS, length, generator=gen), dim=-1).values
+        for kernel_kind, log_scale in (("softmax", s), ("relu", None)):
+            times = {name: [] for name in kernels}
+            for _ in range(repeats):  # interleaved, so load changes hit both alike
+                for name, kernel in kernels.items():
+                    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+                    start = time.perf_counter()
+                    kernel(*leaves, log_scale).sum().backward()
+                    times[name].append(time.perf_counter() - start)
+            medians = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+            row = {"length": length, "kernel": kernel_kind, "repeats": repeats,
+                   **{f"{name}_s": round(t, 4) for name, t in medians.items()},
+                   "scan_over_loop": round(medians["scan"] / medians["loop"], 3)}
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+def precision_table(length: int) -> list[dict]:
+    """Relative error of fp32 and bf16-autocast attention against float64, same weights.
+
+    The layer's attention (8 heads, head dim 64, m = 256) of one (1, L, 512) input, against
+    the same layer run in float64 (exact: float64 SDPA).
+    """
+    rows = []
+    for kind in ("exact", "favor_softmax", "favor_relu"):
+        for causal in (False, True):
+            torch.manual_seed(0)
+            layer = MultiHeadAttention(DIM, HEADS, AttentionConfig(kind=kind,
+                                                                   num_features=FEATURES),
+                                       causal).eval()
+            x = torch.randn(1, length, DIM, generator=torch.Generator().manual_seed(1))
+            with torch.no_grad():
+                q, k, v = layer.project(x)
+                reference = layer.double().attend(q.double(), k.double(), v.double())
+                layer.float()
+                errors = {}
+                for name, dtype in (("float32", None), ("bf16_autocast", torch.bfloat16)):
+                    with torch.autocast("cpu", dtype=dtype or torch.float32,
+                                        enabled=dtype is not None):
+                        out = layer.attend(q, k, v)
+                    error = (out.double() - reference).norm() / reference.norm()
+                    errors[name] = float(error)
+                    assert torch.isfinite(out).all()
+            rows.append({"method": kind, "mode": "causal" if causal else "bidirectional",
+                         "length": length, **errors})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def markdown_table(frame, corner: str) -> str:
     """A pandas frame of strings as a GitHub markdown table (no tabulate dependency)."""
     header = [corner] + [str(c) for c in frame.columns]
@@ -252,6 +321,10 @@ def main() -> None:
                         help="timed repeats after the warm-up at least (median reported)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="causal Performer chunk size (default: the config's)")
+    parser.add_argument("--compare-causal-kernels", action="store_true",
+                        help="time the loop and scan causal kernels side by side and exit")
+    parser.add_argument("--precision", action="store_true",
+                        help="print the fp32 / bf16-autocast error vs float64 at --approx-length")
     parser.add_argument("--skip-approx", action="store_true")
     parser.add_argument("--approx-length", type=int, default=1024)
     parser.add_argument("--approx-seeds", type=int, default=3)
@@ -260,6 +333,13 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats,
                                 args.chunk_size)))
+        return
+    if args.precision:
+        precision_table(args.approx_length)
+        return
+    if args.compare_causal_kernels:
+        lengths = args.lengths if args.lengths != parser.get_default("lengths") else [4096, 8192]
+        compare_causal_kernels(lengths, max(3, args.min_repeats), args.chunk_size or 64)
         return
     header = (f"protperf attention benchmark: torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "

@@ -3,7 +3,8 @@
 Every control is a one-layer model whose exact attention logits are beta x BLOSUM62 (+ a
 per-head key preference gamma x BLOSUM62[c_h, .] and positional noise; see
 ``protperf.analysis.controls``), saved as a checkpoint and analysed with the configuration of
-``scripts/analyze.py`` (``protperf.analysis.pipeline.compose_config`` + ``analyze``), as exact
+``scripts/analyze.py`` (``protperf.app.compose.compose_config`` + ``resolve_config`` +
+``analyze``), as exact
 attention and as FAVOR+ softmax / ReLU with m random features (linear-time aggregate).
 
     python scripts/benchmark_controls.py                      # the README table (~10 min, 1 CPU)
@@ -28,7 +29,9 @@ import pandas as pd
 import torch
 
 from protperf.analysis.controls import PlantedConfig, save_planted_checkpoint
-from protperf.analysis.pipeline import analyze, compose_config
+from protperf.analysis.pipeline import resolve_config
+from protperf.analysis.report import analyze
+from protperf.app.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,11 +69,11 @@ def controls(args: argparse.Namespace):
 def run_control(family: str, config: PlantedConfig, args, workdir: Path) -> dict:
     checkpoint = save_planted_checkpoint(config, workdir / "planted.ckpt")
     methods = "[similarity,vig,embedding]"
-    analysis = compose_config([
+    analysis = resolve_config(compose_config("analyze", [
         f"checkpoint={checkpoint}", f"output_dir={workdir / 'analysis'}", f"methods={methods}",
         f"data.max_sequences={args.sequences}", f"data.max_length={args.max_length}",
         f"permutations={args.permutations}", "figures=false", "progress=false",
-    ])
+    ]))
     summary = analyze(analysis).summary
     pooled = summary["similarity"]["pooled"]
     return {

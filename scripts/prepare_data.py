@@ -12,21 +12,21 @@ import time
 from pathlib import Path
 
 from protperf.data.cache import prepared_dir_for
-from protperf.data.config import SAMPLE_FASTA, DataConfig, default_cache_dir
+from protperf.data.config import SAMPLE_FASTA, DataConfig, PrepareConfig, default_cache_dir
 from protperf.data.fasta import FastaFormatError
 from protperf.data.prepare import prepare
 from protperf.data.shards import MANIFEST, read_manifest
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    defaults = DataConfig()
+    defaults = PrepareConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("fasta", nargs="?", default=str(SAMPLE_FASTA),
                    help="FASTA file, plain or .gz (default: the bundled sample)")
     p.add_argument("--out", help="output directory (default: the cache directory the data "
                    "module uses, keyed by the file's checksum and the settings)")
     p.add_argument("--cache-dir", default=None, help=f"default: {default_cache_dir()}")
-    p.add_argument("--workers", type=int, default=defaults.prepare_workers)
+    p.add_argument("--workers", type=int, default=DataConfig().prepare_workers)
     p.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction)
     p.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
     p.add_argument("--min-residues", type=int, default=defaults.min_residues)
@@ -61,15 +61,17 @@ def summary(manifest: dict, out: Path, seconds: float | None) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     config = DataConfig(
-        path=args.fasta, cache_dir=args.cache_dir, valid_fraction=args.valid_fraction,
-        test_fraction=args.test_fraction, min_residues=args.min_residues,
-        max_residues=args.max_residues, long_policy=args.long_policy,
-        on_invalid=args.on_invalid, prepare_workers=args.workers,
-        chunk_bytes=int(args.chunk_mb * 2**20),
+        path=args.fasta, cache_dir=args.cache_dir, prepare_workers=args.workers,
+        prepare=PrepareConfig(
+            valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
+            min_residues=args.min_residues, max_residues=args.max_residues,
+            long_policy=args.long_policy, on_invalid=args.on_invalid,
+            chunk_bytes=int(args.chunk_mb * 2**20),
+        ),
     )
     try:
         config.validate()
-        cfg = config.prepare_config()
+        cfg = config.prepare
         out = Path(args.out) if args.out else prepared_dir_for(
             args.fasta, cfg, config.resolved_cache_dir())
         if (out / MANIFEST).exists() and not args.force:

@@ -2,8 +2,7 @@
 
 The logic behind ``scripts/analyze.py`` (config: ``conf/analyze.yaml`` mirrors
 :class:`AnalyzeConfig`).  :func:`analyze_model` works on any in-memory model (notebooks);
-:func:`analyze` loads a checkpoint first; :func:`protperf.analysis.report.write_outputs` writes
-the files.
+:func:`protperf.analysis.report.analyze` loads a checkpoint first and writes the files.
 """
 
 from __future__ import annotations
@@ -26,16 +25,10 @@ from protperf.analysis.attention_maps import attention_maps
 from protperf.analysis.blosum import head_correlations
 from protperf.analysis.collect import ModelAttentionCollector
 from protperf.analysis.embedding import embedding_similarity
-from protperf.analysis.sequences import (
-    ALPHABET,
-    Protein,
-    protein_batches,
-    read_proteins,
-    window_batches,
-    with_specials,
-)
 from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
 from protperf.analysis.vig import vig_similarity
+from protperf.data.batching import ALPHABET, protein_batches, window_batches, with_specials
+from protperf.data.proteins import Protein, read_proteins
 
 log = logging.getLogger(__name__)
 METHODS = ("similarity", "vig", "embedding")
@@ -67,8 +60,8 @@ class AnalysisDataConfig:
 class AnalyzeConfig:
     """Root of ``conf/analyze.yaml``.
 
-    checkpoint: a training checkpoint (``.ckpt``); :func:`analyze` needs it or ``checkpoints``
-        or ``run_dir``.
+    checkpoint: a training checkpoint (``.ckpt``); ``report.analyze`` needs it (or ``checkpoints``
+        / ``run_dir``: :func:`protperf.analysis.curve.analyze_checkpoints`).
     checkpoints / run_dir: several checkpoints of one run (or every ``*.ckpt`` of
         ``<run_dir>/checkpoints``): each is analyzed into ``<output_dir>/step<NNNNNN>/`` and the
         correlations per step go to ``learning_curve.csv`` + a figure
@@ -84,7 +77,7 @@ class AnalyzeConfig:
     grid_max_length: crop that protein to this many tokens for the grid.
     figures: write the PNG/SVG figures (false: tables, matrices and summary only).
     wandb: also log the PNG figures to a wandb run in ``<output_dir>/wandb`` (offline unless
-        ``WANDB_MODE`` says otherwise; :mod:`protperf.cluster.wandb_figures`).
+        ``WANDB_MODE`` says otherwise; :mod:`protperf.app.wandb_figures`).
     """
 
     checkpoint: str | None = None
@@ -309,39 +302,6 @@ def _clean(record: dict) -> dict:
             value = None
         out[key] = value
     return out
-
-
-def analyze(config: AnalyzeConfig) -> AnalysisResult:
-    """Load ``config.checkpoint``, analyze, write everything to ``config.output_dir``.
-
-    With ``checkpoints`` or ``run_dir``: the learning curve (:func:`protperf.analysis.curve.
-    analyze_checkpoints`); returns the analysis of the last checkpoint.
-    """
-    from protperf.analysis.report import write_outputs
-
-    config.validate()
-    if config.checkpoints or config.run_dir:
-        from protperf.analysis.curve import analyze_checkpoints
-
-        return analyze_checkpoints(config)[-1]
-    result = analyze_model(load_model(config), config)
-    write_outputs(result, config)
-    return result
-
-
-def compose_config(overrides: list[str], config_dir: str | Path | None = None) -> AnalyzeConfig:
-    """The :class:`AnalyzeConfig` that ``scripts/analyze.py <overrides>`` runs with (Hydra
-    compose of ``conf/analyze.yaml``); ``output_dir=...`` must be among the overrides."""
-    from hydra import compose, initialize_config_dir
-
-    if not any(o.startswith("output_dir=") for o in overrides):
-        raise ValueError("compose_config needs an output_dir=... override")
-    register_config()
-    directory = Path(config_dir) if config_dir else Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(version_base="1.3", config_dir=str(directory)):
-        cfg = compose("analyze", overrides=list(overrides))
-    return resolve_config(cfg)
-
 
 
 def register_config() -> None:

@@ -1,4 +1,7 @@
-"""Write an analysis: figures (PNG + SVG), per-head CSV, matrices (.npz), JSON summary."""
+"""Write an analysis: figures (PNG + SVG), per-head CSV, matrices (.npz), JSON summary.
+
+:func:`analyze` is what ``scripts/analyze.py`` runs for one checkpoint: load, analyze, write.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig
+from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig, analyze_model, load_model
 from protperf.analysis.plots import (
     plot_attention_grid,
     plot_head_correlations,
@@ -94,3 +97,18 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
     written.append(out / "summary.json")
     plt.close("all")
     return written
+
+
+def analyze(config: AnalyzeConfig) -> AnalysisResult:
+    """Load ``config.checkpoint``, analyze, write everything to ``config.output_dir``.
+
+    (``checkpoints`` / ``run_dir``: :func:`protperf.analysis.curve.analyze_checkpoints`.)
+    """
+    config.validate()
+    if config.checkpoints or config.run_dir:
+        raise ValueError(
+            "checkpoints / run_dir are analyzed by protperf.analysis.curve.analyze_checkpoints"
+        )
+    result = analyze_model(load_model(config), config)
+    write_outputs(result, config)
+    return result

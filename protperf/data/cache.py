@@ -67,7 +67,7 @@ def ensure_prepared(config: DataConfig) -> tuple[Path, bool]:
                 f"data.path={path} is a directory without {MANIFEST}: not a prepared dataset"
             )
         return path, False
-    cfg = config.prepare_config()
+    cfg = config.prepare
     out = prepared_dir_for(path, cfg, config.resolved_cache_dir())
     if (out / MANIFEST).is_file():
         return out, False

@@ -48,8 +48,10 @@ class Block(nn.Module):
         x: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         rotary: RotaryEmbedding | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary)
+        x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary,
+                          segment_ids=segment_ids)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -88,9 +90,14 @@ class ProteinLanguageModel(nn.Module):
             nn.init.zeros_(module.bias)
 
     def hidden_states(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """input_ids: (B, L) int64; attention_mask: (B, L) bool (True at real tokens).
+        """input_ids: (B, L) int64; attention_mask: (B, L) bool (True at real tokens);
+        segment_ids: (B, L) int or None, attention stays within a segment (one protein of a
+        packed window, e.g. ``protperf.attention.segment_ids_from_bos``).
 
         Returns the final-LayerNorm hidden states (B, L, D)."""
         length = input_ids.shape[1]
@@ -104,14 +111,19 @@ class ProteinLanguageModel(nn.Module):
             x = x + self.position_embedding(torch.arange(length, device=input_ids.device))
         x = self.embedding_dropout(x)
         for block in self.blocks:
-            x = block(x, attention_mask=attention_mask, rotary=self.rotary)
+            x = block(x, attention_mask=attention_mask, rotary=self.rotary,
+                      segment_ids=segment_ids)
         return self.final_norm(x)
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """input_ids: (B, L) int64; attention_mask: (B, L) bool -> logits (B, L, vocab_size)."""
-        return self.lm_head(self.hidden_states(input_ids, attention_mask))
+        """input_ids: (B, L) int64; attention_mask: (B, L) bool; segment_ids: (B, L) or None
+        -> logits (B, L, vocab_size)."""
+        return self.lm_head(self.hidden_states(input_ids, attention_mask, segment_ids))
 
     def attention_modules(self) -> Iterator[MultiHeadAttention]:
         """The multi-head attention module of every block, first to last."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from protperf.analysis.controls import PlantedConfig, planted_module, save_checkpoint
-from protperf.analysis.curve import checkpoints_by_step, find_checkpoints
-from protperf.analysis.pipeline import analyze, compose_config
+from protperf.analysis.curve import analyze_checkpoints, checkpoints_by_step, find_checkpoints
+from protperf.analysis.pipeline import resolve_config
+from protperf.analysis.report import analyze
+from protperf.app.compose import compose_config
 
 
 @pytest.fixture
@@ -31,10 +31,11 @@ def test_checkpoints_by_step_sorts_and_prefers_named_over_last(run_dir):
 
 def test_learning_curve_over_a_run_directory(run_dir, tmp_path):
     out = tmp_path / "curve"
-    config = compose_config([f"run_dir={run_dir}", f"output_dir={out}", "figures=false",
-                             "methods=[similarity,embedding]", "data.max_sequences=8",
-                             "data.max_length=256", "permutations=200", "progress=false"])
-    analyze(config)
+    config = resolve_config(compose_config("analyze", [
+        f"run_dir={run_dir}", f"output_dir={out}", "figures=false",
+        "methods=[similarity,embedding]", "data.max_sequences=8", "data.max_length=256",
+        "permutations=200", "progress=false"]))
+    analyze_checkpoints(config)
     curve = pd.read_csv(out / "learning_curve.csv")
     assert list(curve["step"].unique()) == [0, 100]
     assert set(curve["method"]) == {"similarity", "similarity_best_head", "embedding"}
@@ -55,21 +56,22 @@ def test_run_dir_without_checkpoints_is_named(tmp_path):
 def test_checkpoints_and_run_dir_together_are_rejected(tmp_path):
     message = r"give checkpoints=\[\.\.\.\] or run_dir=\.\.\., not both"
     with pytest.raises(ValueError, match=message):
-        compose_config(["checkpoints=[a.ckpt]", "run_dir=run", f"output_dir={tmp_path}"])
+        resolve_config(compose_config("analyze", ["checkpoints=[a.ckpt]", "run_dir=run",
+                                                  f"output_dir={tmp_path}"]))
+
+
+def test_library_analyze_points_checkpoint_lists_to_the_curve(tmp_path):
+    config = resolve_config(compose_config("analyze", ["checkpoints=[a.ckpt]",
+                                                       f"output_dir={tmp_path}"]))
+    with pytest.raises(ValueError, match="analyzed by protperf.analysis.curve.analyze_checkpoints"):
+        analyze(config)
 
 
 def test_paper_blosum_experiment_keeps_curve_checkpoints():
-    from hydra import compose, initialize_config_dir
+    from protperf.app.train import resolve_config as resolve_train
 
-    from protperf.model.schema import register_configs
-    from protperf.model.train import resolve_config
-
-    register_configs()
-    conf = Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
-        cfg = compose("train", overrides=["experiment=paper_blosum_performer_relu",
-                                          "output_dir=o", "data.path=/data/uniref50"])
-    config = resolve_config(cfg)
+    config = resolve_train(compose_config("train", [
+        "experiment=paper_blosum_performer_relu", "output_dir=o", "data.path=/data/uniref50"]))
     assert config.model.attention.kind == "favor_relu" and config.task.objective == "mlm"
     assert (config.model.num_layers, config.model.num_heads, config.model.dim) == (36, 8, 512)
     curve = config.callbacks["curve_checkpoints"]
