@@ -8,7 +8,6 @@ a kernel, ``backends.py`` picks the causal kernel, ``layer.py`` is the multi-hea
 
 from protperf.attention.config import ATTENTION_KINDS, BACKENDS, FEATURE_TYPES, AttentionConfig
 from protperf.attention.layer import MultiHeadAttention
-from protperf.attention.ops.segments import segment_ids_from_bos
 
 __all__ = [
     "ATTENTION_KINDS",
@@ -16,5 +15,4 @@ __all__ = [
     "FEATURE_TYPES",
     "AttentionConfig",
     "MultiHeadAttention",
-    "segment_ids_from_bos",
 ]

@@ -83,6 +83,9 @@ class DataConfig:
     #: Pack proteins (``... eos bos ...``) into fixed windows of ``window`` tokens.
     concatenate: bool = False
     window: int = 8192
+    #: In packed windows, attention may cross protein boundaries (the paper's setting). ``False``
+    #: restarts it at every protein (batches carry ``segment_ids``; linear time either way).
+    cross_protein_attention: bool = True
     num_workers: int = 2
     mask_prob: float = 0.15
     #: How the FASTA file is prepared (``data.prepare.*``; part of the cache key).

@@ -97,7 +97,7 @@ class ProteinLanguageModel(nn.Module):
     ) -> torch.Tensor:
         """input_ids: (B, L) int64; attention_mask: (B, L) bool (True at real tokens);
         segment_ids: (B, L) int or None, attention stays within a segment (one protein of a
-        packed window, e.g. ``protperf.attention.segment_ids_from_bos``).
+        packed window, e.g. ``protperf.data.batching.segment_ids_from_bos``).
 
         Returns the final-LayerNorm hidden states (B, L, D)."""
         length = input_ids.shape[1]

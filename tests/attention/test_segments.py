@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from protperf.attention import AttentionConfig, MultiHeadAttention, segment_ids_from_bos
+from protperf.attention import AttentionConfig, MultiHeadAttention
 from protperf.attention.ops.linear import (
     augment_values,
     bidirectional_unnormalized,
@@ -15,6 +15,7 @@ from protperf.attention.ops.segments import (
     segmented_running_max,
 )
 from protperf.attention.reference import linear_attention_weights
+from protperf.data.batching import segment_ids_from_bos
 from tests.attention.helpers import random_features
 
 ALL_KINDS = ["exact", "favor_softmax", "favor_relu", "identity"]

@@ -1,6 +1,7 @@
 """Segments of packed windows: attention that never crosses a protein boundary.
 
-A window of concatenated proteins carries ``segment_ids: (B, L)`` int64, non-decreasing
+A window of concatenated proteins carries ``segment_ids: (B, L)`` int64 (from
+``protperf.data.batching.segment_ids_from_bos``), non-decreasing
 along each row (one id per protein; padding may keep the last id). Attention between
 positions i and j is allowed only when ``segment_ids[b, i] == segment_ids[b, j]``.
 Everything here is integer bookkeeping or a per-segment reduction, linear in L.
@@ -9,18 +10,6 @@ Everything here is integer bookkeeping or a per-segment reduction, linear in L.
 from __future__ import annotations
 
 import torch
-
-
-def segment_ids_from_bos(tokens: torch.Tensor, bos_id: int) -> torch.Tensor:
-    """(B, L) token ids -> (B, L) int64 segment ids: a new segment starts at every bos.
-
-    Positions before the first bos of a row belong to segment 0, the first bos opens segment 1
-    (or segment 0 when the row starts with bos), so ids count bos tokens seen so far.
-    """
-    starts = (tokens == bos_id).to(torch.int64)
-    ids = starts.cumsum(dim=-1)
-    # a row that starts with bos opens segment 0 rather than 1 (ids are only compared)
-    return ids - starts[:, :1]
 
 
 def same_segment(ids_a: torch.Tensor, ids_b: torch.Tensor) -> torch.Tensor:
