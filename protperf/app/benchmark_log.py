@@ -19,7 +19,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,14 +39,32 @@ OUTPUT_OPTIONS = ("--out-dir", "--tmp-dir")
 
 
 @dataclass(frozen=True)
+class Pivot:
+    """A run shown as a grid: one row per value of ``rows``, one column per value of ``column``."""
+
+    rows: tuple[str, ...]
+    column: str
+    cell: Callable[[pd.Series], str]  # a CSV row (text cells) -> what the grid shows
+
+
+@dataclass(frozen=True)
 class BenchmarkSpec:
     """How the README presents one benchmark's CSV."""
 
     title: str
     rerun: str  # the command that appends a new run
     about: str  # one paragraph: what is measured, units
-    columns: tuple[str, ...]  # result columns shown, in this order
+    columns: tuple[str, ...]  # result columns shown, in this order (without a pivot)
     figure: str | None = None  # a PNG beside the CSV, shown when present
+    pivot: Pivot | None = None
+
+
+def time_and_memory(row: pd.Series) -> str:
+    """'3.32 s / 0.83 GiB' (and its note) for a measured attention row, else its status."""
+    if row["status"] != "ok":
+        return row["status"]
+    note = f" ({row['note']})" if row.get("note") else ""
+    return f"{float(row['time_s']):.3g} s / {float(row['peak_mib']) / 1024:.3g} GiB{note}"
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -59,13 +77,18 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "`peak_mib` the peak RSS above the process's baseline.",
         columns=("method", "mode", "length", "status", "time_s", "peak_mib", "repeats", "note"),
         figure="attention.png",
+        pivot=Pivot(rows=("method", "mode"), column="length", cell=time_and_memory),
     ),
     "attention_approx_error": BenchmarkSpec(
         title="FAVOR+ approximation error by feature type and m",
         rerun="python scripts/benchmark_attention.py --lengths 512",
         about="Relative Frobenius error of bidirectional Performer-softmax outputs against "
-              "exact softmax attention (same projections), mean over `seeds`.",
+              "exact softmax attention (same projections), mean over `seeds`; measured by the "
+              "attention benchmark unless `--skip-approx` (`--lengths 512` keeps its timing "
+              "part short).",
         columns=("feature_type", "num_features", "length", "seeds", "rel_error_mean"),
+        pivot=Pivot(rows=("feature_type", "length", "seeds"), column="num_features",
+                    cell=lambda row: f"{float(row['rel_error_mean']):.4f}"),
     ),
     "training_throughput": BenchmarkSpec(
         title="Training throughput and memory",
@@ -223,6 +246,18 @@ def describe_run(run: pd.DataFrame) -> str:
     return ", ".join(parts) + f"; arguments: `{first['args'] or '(defaults)'}`"
 
 
+def pivot_table(run: pd.DataFrame, pivot: Pivot) -> pd.DataFrame:
+    """The run as a grid of ``pivot.cell`` texts, columns in numeric order if they are numbers."""
+    cells = run.assign(_cell=run.apply(pivot.cell, axis=1))
+    grid = cells.pivot_table(index=list(pivot.rows), columns=pivot.column, values="_cell",
+                             aggfunc="last", sort=False)
+    numeric = pd.to_numeric(pd.Series(grid.columns), errors="coerce")
+    if numeric.notna().all():
+        grid = grid[[grid.columns[i] for i in numeric.argsort()]]
+    grid.columns = [f"{pivot.column} {c}" for c in grid.columns]
+    return grid.reset_index().fillna("")
+
+
 def benchmark_section(name: str, frame: pd.DataFrame, directory: Path) -> list[str]:
     """The README lines of one benchmark: title, how to rerun, one table per latest run."""
     spec = BENCHMARKS.get(name)
@@ -233,9 +268,13 @@ def benchmark_section(name: str, frame: pd.DataFrame, directory: Path) -> list[s
         if spec.figure and (directory / spec.figure).exists():
             lines += ["", f"![{title}]({spec.figure})"]
     for run in latest_runs(frame):
-        shown = [c for c in (spec.columns if spec else run.columns)
-                 if c in run.columns and c not in PROVENANCE and (run[c] != "").any()]
-        lines += ["", describe_run(run) + ":", "", markdown_table(_numeric(run[shown])).rstrip()]
+        if spec and spec.pivot:
+            table = pivot_table(run, spec.pivot)
+        else:
+            shown = [c for c in (spec.columns if spec else run.columns)
+                     if c in run.columns and c not in PROVENANCE and (run[c] != "").any()]
+            table = _numeric(run[shown])
+        lines += ["", describe_run(run) + ":", "", markdown_table(table).rstrip()]
     return lines + [""]
 
 
