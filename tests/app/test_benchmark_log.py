@@ -116,3 +116,16 @@ def test_the_committed_benchmark_logs_parse_and_the_readme_is_current():
         frame = read_log(path)
         assert (frame["date"] != "").all() and (frame["machine"] != "").all(), path
     assert (directory / "README.md").read_text() == render_report(directory)
+
+
+def test_attention_runs_are_shown_as_a_grid_of_time_and_memory(tmp_path):
+    rows = pd.DataFrame({
+        "method": ["exact", "exact", "favor_relu"], "mode": ["causal"] * 3,
+        "length": [1024, 512, 512], "status": ["skipped", "ok", "ok"],
+        "time_s": [float("nan"), 0.5, 0.25], "peak_mib": [float("nan"), 1024.0, 512.0],
+        "note": ["predicted 200s, 9MiB", "", "shared cores"]})
+    append_rows("attention", rows, run("--lengths 512 1024", "2026-01-01"), tmp_path)
+    lines = render_report(tmp_path).splitlines()
+    assert "| method | mode | length 512 | length 1024 |" in lines  # lengths in numeric order
+    assert "| exact | causal | 0.5 s / 1 GiB | skipped |" in lines
+    assert "| favor_relu | causal | 0.25 s / 0.5 GiB (shared cores) |  |" in lines
