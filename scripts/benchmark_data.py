@@ -32,8 +32,8 @@ import psutil
 
 from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.app.report import markdown_table
-from protperf.data.config import SAMPLE_FASTA
 from protperf.data.fasta import read_fasta
+from protperf.resources import SAMPLE_FASTA
 
 ROOT = Path(__file__).resolve().parents[1]
 

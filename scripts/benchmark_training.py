@@ -40,8 +40,8 @@ import pandas as pd
 import torch
 
 from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
+from protperf.conf import CONF_DIR
 
-REPO = Path(__file__).resolve().parents[1]
 KINDS = {"identity": "identity", "transformer": "exact", "performer_softmax": "favor_softmax",
          "performer_relu": "favor_relu"}
 # A small model with the proportions of the paper's protein Performers ((heads, d_ff, d) =
@@ -233,7 +233,7 @@ def run_quality(args: argparse.Namespace) -> pd.DataFrame:
     register_configs()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(
-        version_base="1.3", config_dir=str(REPO / "conf")
+        version_base="1.3", config_dir=str(CONF_DIR)
     ):
         for objective in args.objectives:
             unigram = None
