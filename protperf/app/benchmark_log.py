@@ -135,14 +135,16 @@ def cpu_model() -> str:
 
 
 def git_commit(repo: Path = REPO) -> str:
-    """Short hash of ``repo``'s HEAD, with ``+dirty`` when tracked files differ; "" outside git."""
+    """Short hash of ``repo``'s HEAD, with ``+dirty`` when tracked files differ (other than the
+    benchmark logs themselves, which earlier runs may just have appended to); "" outside git."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                               check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":(exclude)benchmarks")
     except (OSError, subprocess.CalledProcessError):
         return ""
     return commit + ("+dirty" if dirty else "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pandas as pd
 import pytest
 import torch
@@ -44,6 +46,25 @@ def test_provenance_has_every_column():
 
 def test_git_commit_is_empty_outside_a_repository(tmp_path):
     assert git_commit(tmp_path) == ""
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_appended_benchmark_rows(tmp_path):
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t",
+                               "-c", "user.email=t@example.org", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "data.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    head = git("rev-parse", "--short", "HEAD")
+    (tmp_path / "benchmarks" / "data.csv").write_text("a\n1\n")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == head + "+dirty"
 
 
 def test_append_keeps_earlier_cells_verbatim_and_adds_new_columns(tmp_path):
