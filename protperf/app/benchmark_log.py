@@ -111,6 +111,17 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         columns=("model", "objective", "steps", "val_ppl", "val_acc_pct", "unigram_ppl",
                  "unigram_acc_pct", "ppl_vs_exact", "train_s"),
     ),
+    "gpu": BenchmarkSpec(
+        title="GPU: attention, training throughput and the longest trainable length",
+        rerun="python scripts/benchmark_gpu.py",
+        about="`table=attention`: fwd+bwd of one attention call in bf16 (H 8, d 64, m 256, "
+              "B x L = 131072), ms and peak CUDA GiB, for SDPA (flash) and protperf's torch and "
+              "fla paths; `table=training`: tokens/s and peak GiB of the paper's concatenated "
+              "model (8 heads, 6 layers, d_ff 2048, D 512, m 256) in bf16-mixed; "
+              "`table=longest`: the longest L that trains at batch 1. `device` names the GPU.",
+        columns=("table", "method", "length", "batch", "status", "ms", "tokens_per_s",
+                 "peak_gib", "device", "fla"),
+    ),
     "data": BenchmarkSpec(
         title="FASTA preparation throughput",
         rerun="python scripts/benchmark_data.py",
