@@ -97,8 +97,10 @@ class Embedder:
         self.alphabet = Alphabet()
         cfg = model.config
         self.max_residues = cfg.max_position - 2 if cfg.position == "learned" else None
+        self.cropped: list[str] = []  # ids of the proteins embedded in part (too_long=crop)
 
     def _tokens(self, record_id: str, residues: str, source: str) -> np.ndarray:
+        residues = residues[:-1] if residues.endswith("*") else residues  # a stop codon
         try:
             tokens = self.alphabet.encode(residues)
         except ValueError as error:
@@ -114,6 +116,7 @@ class Embedder:
             log.warning("%s: %d residues, embedding the first %d (model.max_position=%d)",
                         record_id, len(tokens), self.max_residues, limit)
             tokens = tokens[: self.max_residues]
+            self.cropped.append(record_id)
         return tokens
 
     @torch.no_grad()
@@ -149,7 +152,7 @@ class Embedder:
         while chunk := list(islice(iterator, window)):
             ids = [record_id for record_id, _ in chunk]
             rows = [self._tokens(record_id, residues, source) for record_id, residues in chunk]
-            lengths = [len(residues) for _, residues in chunk]
+            lengths = [len(residues.removesuffix("*")) for _, residues in chunk]
             results: list[ProteinEmbedding | None] = [None] * len(chunk)
             for group in length_batches([len(r) + 2 for r in rows], self.toks_per_batch):
                 done = self._embed_group([ids[i] for i in group], [lengths[i] for i in group],
