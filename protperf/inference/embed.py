@@ -131,7 +131,10 @@ class Embedder:
             input_ids[i, len(row) + 1] = a.eos_id
         input_ids = input_ids.to(device)
         mask = input_ids != a.pad_id
-        states = self.model.representations(input_ids, self.layers, mask)
+        # no padding (one protein, or equal lengths): no mask, so exact attention keeps its
+        # fused O(L)-memory kernel instead of an (L, L) mask
+        states = self.model.representations(input_ids, self.layers,
+                                             None if bool(mask.all()) else mask)
         out = []
         for i, row in enumerate(rows):
             emb = ProteinEmbedding(ids[i], lengths[i], len(row))
