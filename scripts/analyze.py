@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> None:
     config = resolve_config(cfg)
     result = analyze(config)
     if config.wandb:
-        from protperf.cluster.wandb_figures import log_analysis_figures
+        from protperf.app.wandb_figures import log_analysis_figures
 
         log_analysis_figures(config.output_dir, OmegaConf.to_container(cfg, resolve=True))
     print(summary_line(result, cfg.output_dir), flush=True)

@@ -75,7 +75,7 @@ class AnalyzeConfig:
     protein: record id of the protein whose layers x heads grid is drawn (null = the first).
     grid_max_length: crop that protein to this many tokens for the grid.
     wandb: also log the PNG figures to a wandb run in ``<output_dir>/wandb`` (offline unless
-        ``WANDB_MODE`` says otherwise; :mod:`protperf.cluster.wandb_figures`).
+        ``WANDB_MODE`` says otherwise; :mod:`protperf.app.wandb_figures`).
     """
 
     checkpoint: str | None = None

@@ -9,11 +9,11 @@ from pathlib import Path
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from protperf.app.inference_common import load_checkpoint_model
-from protperf.data.config import SAMPLE_FASTA
+from protperf.app.inference_common import inference_command, load_checkpoint_model
 from protperf.data.fasta import read_fasta
 from protperf.inference.embed import Embedder
 from protperf.inference.embed_io import EmbeddingWriter
+from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class EmbedData:
 
 @dataclass
 class EmbedConfig:
-    """Root of ``conf/embed.yaml``; see :mod:`protperf.inference.embed` for the policy."""
+    """Root of ``protperf/conf/embed.yaml``; see :mod:`protperf.inference.embed` for the policy."""
 
     checkpoint: str = MISSING
     data: EmbedData = field(default_factory=EmbedData)
@@ -61,3 +61,6 @@ def embed(config: EmbedConfig) -> Path:
     print(f"[protperf] embedded {len(writer.index)} proteins (layers "
           f"{embedder.layers}) -> {index}", flush=True)
     return index
+
+
+main = inference_command("embed", embed)

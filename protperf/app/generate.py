@@ -7,14 +7,14 @@ from pathlib import Path
 
 from omegaconf import MISSING
 
-from protperf.app.inference_common import load_checkpoint_model
+from protperf.app.inference_common import inference_command, load_checkpoint_model
 from protperf.errors import ConfigError
 from protperf.inference.generate import Sampler, SamplingConfig
 
 
 @dataclass
 class GenerateConfig:
-    """Root of ``conf/generate.yaml``."""
+    """Root of ``protperf/conf/generate.yaml``."""
 
     checkpoint: str = MISSING
     output: str = MISSING
@@ -48,3 +48,6 @@ def generate(config: GenerateConfig) -> list[str]:
                 handle.write(residues[start : start + 60] + "\n")
     print(f"[protperf] wrote {len(proteins)} proteins to {config.output}", flush=True)
     return proteins
+
+
+main = inference_command("generate", generate)

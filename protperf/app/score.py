@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import MISSING
 
-from protperf.app.inference_common import load_checkpoint_model
+from protperf.app.inference_common import inference_command, load_checkpoint_model
 from protperf.data.fasta import read_fasta
 from protperf.inference.errors import InferenceInputError
 from protperf.inference.mutations import read_variants
@@ -17,7 +17,7 @@ from protperf.inference.score import Scorer, spearman_by_method
 
 @dataclass
 class ScoreConfig:
-    """Root of ``conf/score.yaml``; methods None = all of the checkpoint's objective."""
+    """Root of ``protperf/conf/score.yaml``; methods None = all of the checkpoint's objective."""
 
     checkpoint: str = MISSING
     mutations: str = MISSING
@@ -53,3 +53,6 @@ def score(config: ScoreConfig) -> pd.DataFrame:
         print("Spearman rho with DMS_score:")
         print(rho.round(4).to_string())
     return table
+
+
+main = inference_command("score", score)

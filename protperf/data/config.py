@@ -6,8 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The bundled sample of real proteins (see ``data/README.md``).
-SAMPLE_FASTA: Path = Path(__file__).resolve().parents[2] / "data" / "sample.fasta.gz"
+from protperf.resources import SAMPLE_FASTA
 
 
 def default_cache_dir() -> Path:

@@ -9,6 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from protperf.conf import CONF_DIR
 from protperf.data.config import DataConfig
 from protperf.data.datamodule import ProteinDataModule
 
@@ -84,7 +85,7 @@ def test_bad_objective_and_config_key():
 
 @pytest.mark.parametrize("name", ["sample", "uniref50", "uniref50_concat"])
 def test_yaml_mirrors_dataconfig(name):
-    with initialize_config_dir(str(ROOT / "conf" / "data"), version_base="1.3"):
+    with initialize_config_dir(str(CONF_DIR / "data"), version_base="1.3"):
         cfg = compose(name)
     values = OmegaConf.to_container(cfg)
     assert set(values) == {f.name for f in fields(DataConfig)}

@@ -1,5 +1,5 @@
 """Helpers for the inference tests: tiny random models, and freshly trained tiny checkpoints
-(one MLM, one CLM) made once per session from the real conf/ tree."""
+(one MLM, one CLM) made once per session from the packaged configs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from protperf.attention import AttentionConfig
+from protperf.conf import CONF_DIR
 from protperf.model.config import ModelConfig
 from protperf.model.transformer import ProteinLanguageModel
 
@@ -58,11 +59,11 @@ def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedP
 
 
 def _train(objective: str, directory: Path) -> Path:
-    from protperf.model.schema import register_configs
-    from protperf.model.train import train
+    from protperf.app.schema import register_configs
+    from protperf.app.train import train
 
     register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose("train", overrides=[
             *TRAIN_TINY, "model=performer_softmax", f"task={objective}",
             f"output_dir={directory}", f"data.cache_dir={directory / 'prepared'}",

@@ -12,16 +12,18 @@ from protperf.app.embed import embed
 from protperf.app.generate import generate
 from protperf.app.inference_common import register_inference_configs, run_app
 from protperf.app.score import score
+from protperf.conf import CONF_DIR
 from protperf.data.fasta import read_fasta
 from protperf.inference.embed_io import load_means
-from tests.inference.conftest import REPO, run_script
+from protperf.resources import SAMPLE_FASTA
+from tests.inference.conftest import run_script
 
 WT = "MKTAYIAKQRQISFVKSHFSRQ"
 
 
 def _compose(name: str, overrides: list[str]):
     register_inference_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(name, overrides=overrides)
 
 
@@ -40,7 +42,7 @@ def test_embed_app_writes_chunks_and_index(trained_checkpoints, tmp_path, caplog
         "progress=false", "include=[mean,per_tok]"]))  # data.path: the bundled sample
     assert index_path == out / "embeddings" / "index.csv"
     index, means = load_means(out, 1)
-    records = list(read_fasta(REPO / "data" / "sample.fasta.gz"))
+    records = list(read_fasta(SAMPLE_FASTA))
     assert index["id"].tolist() == [r for r, _ in records]
     assert means.shape == (len(records), 16) and np.isfinite(means).all()
     assert index["file"].nunique() == -(-len(records) // 500)
@@ -82,7 +84,7 @@ def test_the_three_commands_as_scripts(trained_checkpoints, variant_files, tmp_p
     hydra_dir = f"hydra.run.dir={tmp_path / 'hydra'}"
     runs = {
         "embed.py": [f"checkpoint={trained_checkpoints['mlm']}",
-                     f"data.path={REPO / 'data' / 'sample.fasta.gz'}",
+                     f"data.path={SAMPLE_FASTA}",
                      f"output_dir={tmp_path / 'emb'}", "progress=false"],
         "score.py": [f"checkpoint={trained_checkpoints['mlm']}", f"mutations={mutations}",
                      f"wildtype={wildtype}", f"output={tmp_path / 'scores.csv'}"],

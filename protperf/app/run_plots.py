@@ -3,14 +3,10 @@ one panel per direction (UNI / BID), one colour per model, training dashed, vali
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")  # files only; no display needed on cluster nodes
-
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from protperf.cluster.runs import METRICS  # noqa: E402
+from protperf.app.runs import METRICS
 
 METRIC_LABELS = {"acc": "accuracy (%)", "loss": "cross-entropy (nats)", "ppl": "perplexity"}
 
@@ -18,7 +14,7 @@ METRIC_LABELS = {"acc": "accuracy (%)", "loss": "cross-entropy (nats)", "ppl": "
 def plot_curves(curves: pd.DataFrame, metric: str = "acc", smooth: int = 1):
     """Seaborn ``relplot`` of ``metric`` against step.
 
-    curves: the long table of :func:`protperf.cluster.runs.collect_runs`.
+    curves: the long table of :func:`protperf.app.runs.collect_runs`.
     smooth: rolling-mean window (in logged points) applied to the noisy per-step training
         values of each run; validation points are drawn as logged.
     Runs sharing model and direction (e.g. seeds) are drawn as mean with a band.

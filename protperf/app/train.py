@@ -1,4 +1,4 @@
-"""Training entry logic behind ``scripts/train.py`` (Hydra config -> Lightning fit)."""
+"""``protperf-train`` / ``scripts/train.py``: Hydra config -> Lightning fit -> ``summary.json``."""
 
 from __future__ import annotations
 
@@ -12,35 +12,22 @@ from typing import Any
 import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from protperf.cluster.launch import check_ddp_launch
+from protperf.app.cli import hydra_command
+from protperf.app.config import TrainConfig, validate
+from protperf.app.launch import check_ddp_launch
+from protperf.app.schema import register_configs
 from protperf.data.datamodule import ProteinDataModule
 from protperf.model.checkpoint import load_module
-from protperf.model.config import ConfigError, TrainConfig, validate
 from protperf.model.lightning import ProteinLMModule
-from protperf.model.structured import to_plain
+from protperf.structured import to_dataclass, to_plain
 
 log = logging.getLogger(__name__)
 
 
 def resolve_config(cfg: DictConfig) -> TrainConfig:
     """Instantiate the typed config (runs every ``__post_init__``) and :func:`validate` it."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(
-            f"missing mandatory value(s): {', '.join(missing)} (set e.g. {missing[0]}=...)"
-        )
-    try:
-        config = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", "")
-        raise ConfigError(f"invalid {key}: {str(error).splitlines()[0]}") from None
-    except ValueError as error:  # a dataclass __post_init__ check
-        message = str(error)
-        if message.startswith("attention."):  # AttentionConfig names its own keys
-            message = f"model.{message}"
-        raise ConfigError(message) from None
+    config = to_dataclass(TrainConfig, cfg)
     validate(config)
     return config
 
@@ -139,3 +126,9 @@ def summary_line(summary: dict[str, Any]) -> str:
     if "test_loss" in summary:
         line += f" test_acc={100 * summary['test_acc']:.2f}% test_ppl={summary['test_ppl']:.3f}"
     return line + f" checkpoint={summary['checkpoint']}"
+
+
+@hydra_command("train", register_configs)
+def main(cfg: DictConfig) -> float:
+    """Train; returns the final validation loss (the objective of Hydra sweepers)."""
+    return train(cfg)["val_loss"]

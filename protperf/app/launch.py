@@ -8,7 +8,7 @@ from lightning.fabric.plugins.environments import (
     TorchElasticEnvironment,
 )
 
-from protperf.model.config import ConfigError
+from protperf.errors import ConfigError
 
 
 def processes_started_externally() -> bool:

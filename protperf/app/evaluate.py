@@ -1,4 +1,4 @@
-"""Evaluation behind ``scripts/evaluate.py``: checkpoints + data -> accuracy / perplexity table.
+"""``protperf-evaluate`` / ``scripts/evaluate.py``: checkpoints + data -> accuracy, perplexity.
 
 A checkpoint can be evaluated with another attention kind than it was trained with
 (``model.attention.kind=favor_relu`` on exact-Transformer weights, the paper's
@@ -17,17 +17,18 @@ from typing import Any
 
 import lightning.pytorch as pl
 import pandas as pd
+from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from protperf.app.cli import hydra_command
+from protperf.app.config import TrainerConfig
+from protperf.app.report import write_table
 from protperf.attention import AttentionConfig
+from protperf.data.config import DataConfig
+from protperf.data.datamodule import ProteinDataModule
+from protperf.errors import ConfigError
 from protperf.model.checkpoint import load_module, read_checkpoint
-from protperf.model.config import ConfigError, TrainerConfig
-from protperf.model.report import write_table
-
-try:
-    from protperf.data.config import DataConfig
-except ImportError:  # pragma: no cover - only while the data branch is missing
-    DataConfig = None  # type: ignore[assignment,misc]
+from protperf.structured import to_dataclass
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class EvaluateConfig:
     """Root of ``conf/evaluate.yaml``."""
 
     checkpoints: list[str] = MISSING
-    data: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
     model: ModelOverrides = field(default_factory=ModelOverrides)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -73,16 +74,6 @@ class EvaluateConfig:
     run_name: str = "evaluate"
     output_dir: str = "outputs/evaluate"
     table_name: str = "evaluation"
-
-
-if DataConfig is not None:
-
-    @dataclass
-    class EvaluateSchema(EvaluateConfig):
-        data: DataConfig = field(default_factory=DataConfig)  # type: ignore[valid-type]
-
-else:  # pragma: no cover
-    EvaluateSchema = EvaluateConfig
 
 
 def _non_null(values: Any) -> dict[str, Any]:
@@ -98,8 +89,6 @@ def _non_null(values: Any) -> dict[str, Any]:
 
 def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
     """One table row: the checkpoint evaluated (after optional fine-tuning) on ``split``."""
-    from protperf.data.datamodule import ProteinDataModule
-
     saved = read_checkpoint(path)["hyper_parameters"]
     overrides = _non_null(config.model)
     module = load_module(path, model_overrides=overrides)
@@ -145,7 +134,7 @@ def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> pd.DataFrame:
     """Evaluate every checkpoint; writes ``<output_dir>/<table_name>.csv`` and ``.md``."""
-    config: EvaluateConfig = OmegaConf.to_object(cfg)
+    config = to_dataclass(EvaluateConfig, cfg)
     if isinstance(config.checkpoints, str):
         config.checkpoints = [config.checkpoints]
     rows = [evaluate_checkpoint(path, config) for path in config.checkpoints]
@@ -155,3 +144,13 @@ def evaluate(cfg: DictConfig) -> pd.DataFrame:
         print(table.drop(columns=["checkpoint"]).to_string(index=False))
     print(f"[protperf] wrote {csv_path} and {md_path}", flush=True)
     return table
+
+
+def register_configs() -> None:
+    """Store ``evaluate_schema`` (what ``conf/evaluate.yaml`` names in its defaults)."""
+    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
+
+
+@hydra_command("evaluate", register_configs)
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
