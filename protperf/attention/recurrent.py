@@ -22,14 +22,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from protperf.attention.favor import DENOMINATOR_FLOOR
-from protperf.attention.features import (
+from protperf.attention.ops.features import (
     positive_features,
     query_stabilizer,
     relu_features,
     scale_for_softmax,
     softmax_feature_logits,
 )
+from protperf.attention.ops.linear import DENOMINATOR_FLOOR
 
 
 @dataclass

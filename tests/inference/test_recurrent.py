@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protperf.attention.exact import exact_attention
-from protperf.attention.favor import favor_attention
-from protperf.attention.features import draw_projection
+from protperf.attention.backends import causal_kernel
+from protperf.attention.ops.exact import exact_attention
+from protperf.attention.ops.features import draw_projection
+from protperf.attention.performer import PerformerAttention
 from protperf.attention.recurrent import (
     empty_kv_cache,
     empty_recurrent_state,
@@ -35,7 +36,8 @@ def test_recurrent_step_equals_chunked_causal_attention(kernel):
     # running stabilizer (or none) would be off by orders of magnitude or overflow
     q, k, v = _heads(70, 4.0)
     projection = draw_projection("orthogonal", 16, 8, generator=torch.Generator().manual_seed(2))
-    full = favor_attention(q, k, v, projection, kernel, causal=True, chunk_size=16)
+    chunked = PerformerAttention(kernel, causal=True, causal_kernel=causal_kernel("torch", 16))
+    full = chunked(q, k, v, projection)
     state = empty_recurrent_state(2, 3, 16, 8, torch.float64)
     steps = []
     for t in range(70):
