@@ -1,6 +1,7 @@
 """Shard files: written from lists of pieces exactly as np.save / one text would write them, and
 the same in a background thread; a write error in the background is raised, not lost."""
 
+import hashlib
 import io
 
 import numpy as np
@@ -18,10 +19,14 @@ def test_pieces_are_written_like_np_save(tmp_path):
     tokens = np.arange(1000, dtype=np.uint8) % 25 + 5
     pieces = [memoryview(tokens)[:10], memoryview(tokens)[10:999], tokens[999:]]
     entry = write_shard(tmp_path / "train", "00000", pieces, [10, 989, 1], [b"A\nB\n", b"C\n"])
+    files = entry.pop("files")
     assert entry == {"name": "00000", "sequences": 3, "residues": 1000}
     expected = io.BytesIO()
     np.save(expected, tokens)
     assert (tmp_path / "train" / "00000.tokens.npy").read_bytes() == expected.getvalue()
+    for suffix, info in files.items():  # the manifest's size and sha256 of each file
+        data = (tmp_path / "train" / f"00000.{suffix}").read_bytes()
+        assert info == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert (tmp_path / "train" / "00000.ids.txt").read_bytes() == b"A\nB\nC\n"
     offsets = np.load(tmp_path / "train" / "00000.offsets.npy")
     assert offsets.tolist() == [0, 10, 999, 1000]
