@@ -65,8 +65,9 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
         raise DataError(f"{out_dir}: exists and is not a directory; choose another --out")
     if is_prepared(out_dir):
         if not overwrite:
-            raise DataError(f"{out_dir}: already prepared from another input or with other "
-                            "settings; pass --force (overwrite=True) to replace it")
+            raise DataError(f"{out_dir}: already prepared from another input, with other "
+                            "settings or an older format; pass --force (overwrite=True) to "
+                            "replace it")
         return
     if any(out_dir.iterdir()):
         raise DataError(f"{out_dir}: not empty and not a prepared directory (no valid "
@@ -117,6 +118,9 @@ def clean_leftovers(out_dir: Path) -> None:
 @contextlib.contextmanager
 def locked(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``.NAME.lock`` beside ``out_dir`` (waits for it)."""
+    blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise DataError(f"{out_dir}: cannot be created, {blocking} is a file, not a directory")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path(out_dir), "a") as handle:
         try:

@@ -98,8 +98,8 @@ def test_chunk_starts_are_record_starts(tmp_path):
 
 
 def test_refuses_to_overwrite_without_force(sample_prepared):
-    message = (f"{sample_prepared}: already prepared from another input or with other settings; "
-               "pass --force (overwrite=True) to replace it")
+    message = (f"{sample_prepared}: already prepared from another input, with other settings "
+               "or an older format; pass --force (overwrite=True) to replace it")
     with pytest.raises(DataError) as error:
         prepare(SAMPLE_FASTA, sample_prepared)  # other fractions than the fixture's
     assert str(error.value) == message
