@@ -278,7 +278,7 @@ def build_chunk_raw(
         line = locate_residue(source, start_byte, first_index + k, -1)
         raise FastaFormatError(
             f"{source}: line {line}: record {ids[k]!r} looks like a nucleotide sequence (only "
-            f"A/C/G/T/U/N), as do {count} of the {int(keep.sum())} records around it; "
+            f"A/C/G/T/U/N), like {count} of the {int(keep.sum())} records around it; "
             "expected protein FASTA (--allow-nucleotide / data.allow_nucleotide=true to "
             "prepare it anyway)")
     id_spans = ids.ends - ids.starts

@@ -25,7 +25,7 @@ class SeenDigests:
     def __init__(self) -> None:
         self._runs: list[np.ndarray] = []  # sorted, unique, sizes decreasing
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # the runs are disjoint
         return sum(len(run) for run in self._runs)
 
     def contains(self, digests: np.ndarray) -> np.ndarray:
@@ -39,6 +39,7 @@ class SeenDigests:
         return found
 
     def add(self, digests: np.ndarray) -> None:
+        """Add ``digests`` ``(N,)`` uint64, none of which was added before."""
         run = np.unique(digests)
         while self._runs and len(self._runs[-1]) <= 2 * len(run):
             run = np.union1d(self._runs.pop(), run)
@@ -51,7 +52,7 @@ def duplicate_mask(digests: np.ndarray, seen: SeenDigests) -> np.ndarray:
     repeated = np.ones(len(digests), dtype=bool)
     repeated[np.unique(digests, return_index=True)[1]] = False
     duplicate = repeated | seen.contains(digests)
-    seen.add(digests)
+    seen.add(digests[~duplicate])  # new ids only: the runs stay disjoint
     return duplicate
 
 
