@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true",
                    help="prepare again even if done (replaces only a prepared directory)")
     p.add_argument("--verify-checksums", action="store_true",
-                   help="when already prepared, also check every file's sha256")
+                   help="when already prepared, also check every file's CRC-32")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p.parse_args(argv)
 

@@ -60,7 +60,7 @@ def ensure_prepared(config: DataConfig, checksums: bool = False) -> tuple[Path, 
 
     Returns ``(directory, prepared_now)``.  A directory given as ``path`` is used as is.  An
     existing directory is checked with :func:`verify_prepared` (file sizes and counts; every
-    byte's sha256 with ``checksums``).  Several processes may call this at once for the same
+    file's CRC-32 with ``checksums``).  Several processes may call this at once for the same
     input: one prepares, the others wait for it and use its result.
     """
     config.validate()

@@ -40,17 +40,20 @@ class SeenDigests:
 
     def add(self, digests: np.ndarray) -> None:
         """Add ``digests`` ``(N,)`` uint64, none of which was added before."""
-        run = np.unique(digests)
+        run = np.sort(digests)
         while self._runs and len(self._runs[-1]) <= 2 * len(run):
-            run = np.union1d(self._runs.pop(), run)
+            run = np.sort(np.concatenate((self._runs.pop(), run)))  # disjoint: no repeats
         self._runs.append(run)
 
 
 def duplicate_mask(digests: np.ndarray, seen: SeenDigests) -> np.ndarray:
     """``(N,)`` bool: records (in file order) whose digest is in ``seen`` or occurs earlier
     in ``digests`` ``(N,)`` uint64; ``seen`` then holds ``digests`` too."""
-    repeated = np.ones(len(digests), dtype=bool)
-    repeated[np.unique(digests, return_index=True)[1]] = False
+    # a stable sort keeps equal digests in file order: all but the first of a group repeat
+    order = np.argsort(digests, kind="stable")
+    ordered = digests[order]
+    repeated = np.zeros(len(digests), dtype=bool)
+    repeated[order[1:][ordered[1:] == ordered[:-1]]] = True
     duplicate = repeated | seen.contains(digests)
     seen.add(digests[~duplicate])  # new ids only: the runs stay disjoint
     return duplicate

@@ -12,10 +12,10 @@ Tokens hold residues only; bos/eos are added by the datasets.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
+import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: Version 2: the manifest lists each shard file's size and sha256, and the duplicate-id and
+#: Version 2: the manifest lists each shard file's size and CRC-32, and the duplicate-id and
 #: nucleotide counters (the shard files themselves are as in version 1).
 FORMAT_VERSION = "protperf-shards-2"
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -41,7 +41,7 @@ SHARD_FILES: tuple[str, ...] = ("tokens.npy", "offsets.npy", "ids.txt")
 
 def shard_entry(name: str, lengths, files: dict | None = None) -> dict:
     """The manifest entry of a shard of proteins with ``lengths`` residues; ``files`` maps
-    each of :data:`SHARD_FILES` to ``{"bytes": size, "sha256": hex}``."""
+    each of :data:`SHARD_FILES` to ``{"bytes": size, "crc32": hex}``."""
     entry = {"name": name, "sequences": len(lengths),
              "residues": int(np.asarray(lengths, dtype=np.int64).sum())}
     if files is not None:
@@ -51,16 +51,20 @@ def shard_entry(name: str, lengths, files: dict | None = None) -> dict:
 
 def write_file(path: Path, pieces: list) -> dict:
     """Write ``pieces`` (buffers) one after the other to ``path`` and fsync it; returns
-    ``{"bytes": size, "sha256": hex}`` (hashed while writing; hashlib releases the GIL)."""
-    digest = hashlib.sha256()
+    ``{"bytes": size, "crc32": 8 hex digits}``.
+
+    CRC-32 (as gzip and zip use) finds truncation and flipped bits at twice the speed of
+    sha256 (about 2 GB/s; zlib releases the GIL), which keeps it a few % of preparation.
+    """
+    crc = 0
     size = 0
     with open(path, "wb") as handle:
         for piece in pieces:
-            digest.update(piece)
+            crc = zlib.crc32(piece, crc)
             size += handle.write(piece)
         handle.flush()
         os.fsync(handle.fileno())
-    return {"bytes": size, "sha256": digest.hexdigest()}
+    return {"bytes": size, "crc32": f"{crc:08x}"}
 
 
 def npy_header(dtype: str, size: int) -> bytes:

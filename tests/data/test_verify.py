@@ -86,7 +86,7 @@ def test_corrupted_byte_is_found_with_checksums_only(prepared):
     path.write_bytes(bytes(data))
     assert verify_prepared(prepared)["sequences_read"] == 2100
     assert _message(prepared, checksums=True) == (
-        f"{path}: sha256 differs from manifest.json (corrupted); {AGAIN}")
+        f"{path}: CRC-32 differs from manifest.json (corrupted); {AGAIN}")
 
 
 def test_old_format_and_broken_manifest(prepared):
