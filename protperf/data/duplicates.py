@@ -28,18 +28,20 @@ class SeenDigests:
     def __len__(self) -> int:  # the runs are disjoint
         return sum(len(run) for run in self._runs)
 
-    def contains(self, digests: np.ndarray) -> np.ndarray:
-        """``(N,)`` bool: which of ``digests`` ``(N,)`` uint64 were added before."""
-        found = np.zeros(len(digests), dtype=bool)
+    def contains_sorted(self, ordered: np.ndarray) -> np.ndarray:
+        """``(N,)`` bool: which of ``ordered`` ``(N,)`` uint64 (sorted: searchsorted is then
+        cache-friendly, 8x faster than on random queries) were added before."""
+        found = np.zeros(len(ordered), dtype=bool)
         for run in self._runs:
-            at = np.searchsorted(run, digests)
-            hit = at < len(run)
-            hit[hit] = run[at[hit]] == digests[hit]
-            found |= hit
+            at = np.searchsorted(run, ordered)
+            np.minimum(at, len(run) - 1, out=at)
+            found |= run[at] == ordered
         return found
 
     def add(self, digests: np.ndarray) -> None:
         """Add ``digests`` ``(N,)`` uint64, none of which was added before."""
+        if not len(digests):
+            return
         run = np.sort(digests)
         while self._runs and len(self._runs[-1]) <= 2 * len(run):
             run = np.sort(np.concatenate((self._runs.pop(), run)))  # disjoint: no repeats
@@ -49,13 +51,19 @@ class SeenDigests:
 def duplicate_mask(digests: np.ndarray, seen: SeenDigests) -> np.ndarray:
     """``(N,)`` bool: records (in file order) whose digest is in ``seen`` or occurs earlier
     in ``digests`` ``(N,)`` uint64; ``seen`` then holds ``digests`` too."""
-    # a stable sort keeps equal digests in file order: all but the first of a group repeat
-    order = np.argsort(digests, kind="stable")
+    order = np.argsort(digests)  # not stable (a stable sort of uint64 is 15x slower)
     ordered = digests[order]
-    repeated = np.zeros(len(digests), dtype=bool)
-    repeated[order[1:][ordered[1:] == ordered[:-1]]] = True
-    duplicate = repeated | seen.contains(digests)
-    seen.add(digests[~duplicate])  # new ids only: the runs stay disjoint
+    known = seen.contains_sorted(ordered)
+    duplicate = np.zeros(len(digests), dtype=bool)
+    if known.any():  # rare: skip the scatter otherwise
+        duplicate[order] = known
+    group = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    if len(group) < len(ordered):  # repeats within the chunk: all but the first in file order
+        first = np.minimum.reduceat(order, group)
+        repeated = np.ones(len(digests), dtype=bool)
+        repeated[first] = False
+        duplicate |= repeated
+    seen.add(ordered[group][~known[group]])  # new ids only: the runs stay disjoint
     return duplicate
 
 

@@ -138,3 +138,14 @@ def test_utf8_header_ids_are_kept_as_written(tmp_path):
     path.write_bytes(">caf\u00e9 x\nMKV\n>\u4e2d\nMKV\n".encode())
     prepare(path, tmp_path / "out", PrepareConfig(valid_fraction=0.0, test_fraction=0.0))
     assert PreparedSplit(tmp_path / "out", "train").ids() == ["caf\u00e9", "\u4e2d"]
+
+
+def test_duplicate_ids_within_one_chunk_keep_the_first(fasta, tmp_path):
+    path = fasta(">A\nMK\n>B\nMKV\n>A\nMKVL\n>C\nMKVLA\n>B\nMKVLAG\n")
+    cfg = PrepareConfig(valid_fraction=0.0, test_fraction=0.0, duplicate_ids="drop")
+    manifest = prepare(path, tmp_path / "out", cfg)
+    assert (manifest["duplicate_ids"], manifest["skipped"]["duplicate_id"]) == (2, 2)
+    train = PreparedSplit(tmp_path / "out", "train")
+    assert train.ids() == ["A", "B", "C"]
+    assert [len(train[i]) for i in range(3)] == [2, 3, 5]
+    _assert_invariant(manifest)
