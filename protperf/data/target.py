@@ -1,7 +1,8 @@
 """The output directory of a preparation: what it holds, our temporaries beside it, the lock.
 
 A prepared directory ``DIR`` is written as a hidden sibling ``.DIR.tmp-HOST-PID-RANDOM`` and
-renamed to ``DIR`` when complete (its ``manifest.json`` written last, every file fsynced).
+renamed to ``DIR`` when complete (its ``manifest.json`` written last, then every file and
+folder fsynced, so that after a crash ``DIR`` is either absent or whole).
 While one process prepares ``DIR`` it holds an ``fcntl.flock`` on ``.DIR.lock``: another
 process preparing the same ``DIR`` waits, then finds it prepared.  A temporary whose process
 is gone (killed, node crash) is removed by the next preparation of ``DIR``; one whose process
@@ -137,8 +138,9 @@ def locked(out_dir: Path) -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (its entries)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -146,10 +148,12 @@ def fsync_directory(directory: Path) -> None:
 
 
 def publish(tmp: Path, out_dir: Path) -> None:
-    """Rename the complete ``tmp`` to ``out_dir`` (checked by :func:`check_target`), replacing
-    an empty or prepared directory; the old one is renamed aside first and then removed."""
-    for sub in [tmp, *(p for p in tmp.iterdir() if p.is_dir())]:
-        fsync_directory(sub)
+    """fsync every file and folder of the complete ``tmp`` and rename it to ``out_dir``
+    (checked by :func:`check_target`), replacing an empty or prepared directory; the old one
+    is renamed aside first and then removed."""
+    for path in sorted(tmp.rglob("*"), key=lambda p: (p.is_dir(), str(p))):
+        fsync_path(path)  # files first, then their folders
+    fsync_path(tmp)
     aside = None
     if out_dir.exists():
         if any(out_dir.iterdir()):
@@ -158,6 +162,6 @@ def publish(tmp: Path, out_dir: Path) -> None:
         else:
             out_dir.rmdir()
     os.replace(tmp, out_dir)
-    fsync_directory(out_dir.parent)
+    fsync_path(out_dir.parent)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
