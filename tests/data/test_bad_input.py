@@ -98,11 +98,13 @@ def test_seen_digests_across_many_runs():
     assert len(seen) == len(reference)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_duplicate_ids_are_counted_or_dropped_across_chunks(fasta, tmp_path, workers):
+@pytest.mark.parametrize(("workers", "compress"), [(1, False), (2, False), (2, True)])
+def test_duplicate_ids_are_counted_or_dropped_across_chunks(fasta, tmp_path, workers, compress):
     ids = [f"P{i % 150}" for i in range(400)]  # 250 repeats of earlier ids, in later chunks
     text = "".join(f">{rid} n={k}\n{PROTEIN[: 5 + k % 20]}\n" for k, rid in enumerate(ids))
-    path = fasta(text + ">short\n\n")  # one empty record: skipped before the duplicate check
+    # one empty record: skipped before the duplicate check
+    path = fasta(text + ">short\n\n", name="in.fa.gz" if compress else "in.fa",
+                 compress=compress)
     base = dict(chunk_bytes=1024, valid_fraction=0.2, test_fraction=0.2)
     kept = prepare(path, tmp_path / "keep", PrepareConfig(**base), workers=workers)
     assert (kept["duplicate_ids"], kept["sequences_kept"]) == (250, 400)

@@ -21,7 +21,7 @@ from protperf.data.config import SAMPLE_FASTA, PrepareConfig
 from protperf.data.errors import DataError
 from protperf.data.prepare import prepare
 from protperf.data.shards import MANIFEST
-from protperf.data.target import leftover_temporaries, lock_path, locked
+from protperf.data.target import leftover_temporaries, lock_path, locked, temporary_name
 from protperf.data.validate import verify_prepared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,6 +193,37 @@ def test_unwritable_output_and_bad_inputs_are_one_line(tmp_path, plain_sample):
     debug = run_script(str(folder), "--out", str(tmp_path / "o"), "--debug", cwd=tmp_path)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert "DataError" in debug.stderr
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="1")
+    full = subprocess.run([sys.executable, SCRIPT, str(folder), "--out", str(tmp_path / "o")],
+                          env=env, capture_output=True, text=True)
+    assert full.returncode == 1 and "Traceback" in full.stderr
+
+
+def test_verify_checksums_of_an_existing_directory(tmp_path, plain_sample):
+    out = tmp_path / "out"
+    assert run_script(str(plain_sample), "--out", str(out), cwd=tmp_path).returncode == 0
+    path = out / "train" / "00000.tokens.npy"
+    data = bytearray(path.read_bytes())
+    data[200] ^= 1
+    path.write_bytes(bytes(data))
+    plain = run_script(str(plain_sample), "--out", str(out), cwd=tmp_path)
+    assert plain.returncode == 0 and plain.stdout.startswith("already prepared")
+    checked = run_script(str(plain_sample), "--out", str(out), "--verify-checksums",
+                         cwd=tmp_path)
+    assert (checked.returncode, checked.stderr) == (
+        1, f"error: {path}: CRC-32 differs from manifest.json (corrupted); prepare it again "
+           "(scripts/prepare_data.py ... --force)\n")
+
+
+def test_temporaries_of_a_running_process_are_left_alone(tmp_path, plain_sample):
+    out = tmp_path / "out"
+    alive = temporary_name(out)  # ours: this process runs
+    alive.mkdir()
+    other_host = out.with_name(".out.tmp-otherhost-1-abcd1234")
+    other_host.mkdir()
+    assert leftover_temporaries(out) == ([], sorted([alive, other_host]))
+    prepare(plain_sample, out)
+    assert alive.is_dir() and other_host.is_dir() and (out / MANIFEST).is_file()
 
 
 def test_lock_excludes_a_second_holder(tmp_path):
