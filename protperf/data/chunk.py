@@ -116,14 +116,18 @@ def nucleotide_like(tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray)
     Only the first :data:`_NUCLEOTIDE_PREFIX` residues of every record are looked at in bulk
     (a protein passes that test with probability ~1e-5); the few that pass are checked whole.
     """
-    candidate = lengths > 0
-    for j in range(_NUCLEOTIDE_PREFIX):
-        inside = candidate & (lengths > j)
-        candidate[inside] = _NOT_NUCLEOTIDE[tokens[starts[inside] + j]] == 0
-    found = np.flatnonzero(candidate & (lengths > _NUCLEOTIDE_PREFIX))
+    index = np.flatnonzero(lengths > 0)  # the records still possibly nucleotide-like
+    for j in range(_NUCLEOTIDE_PREFIX):  # residue j (the last one of shorter records)
+        at = starts[index] + np.minimum(j, lengths[index] - 1)
+        index = index[np.take(_NOT_NUCLEOTIDE, np.take(tokens, at)) == 0]
+        if not index.size:
+            break
+    candidate = np.zeros(len(lengths), dtype=bool)
+    candidate[index] = True
+    found = index[lengths[index] > _NUCLEOTIDE_PREFIX]
     if found.size > len(lengths) // 16:  # mostly nucleotides: one pass over their residues
-        index = spans_index(starts[found], lengths[found])
-        flags = _NOT_NUCLEOTIDE[tokens[index]]
+        flat = spans_index(starts[found], lengths[found])
+        flags = _NOT_NUCLEOTIDE[tokens[flat]]
         bounds = np.concatenate(([0], np.cumsum(lengths[found])[:-1]))
         candidate[found] = np.maximum.reduceat(flags, bounds) == 0
     else:
