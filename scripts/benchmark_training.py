@@ -222,10 +222,10 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
 def run_quality(args: argparse.Namespace) -> pd.DataFrame:
     from hydra import compose, initialize_config_dir
 
+    from protperf.app.baseline import label_counts, unigram_scores
+    from protperf.app.schema import register_configs
+    from protperf.app.train import resolve_config, train
     from protperf.data.datamodule import ProteinDataModule
-    from protperf.model.baseline import label_counts, unigram_scores
-    from protperf.model.schema import register_configs
-    from protperf.model.train import resolve_config, train
 
     register_configs()
     rows = []
@@ -305,7 +305,7 @@ def main() -> None:
                         help="file name (without suffix) of the throughput table")
     args = parser.parse_args()
 
-    from protperf.model.report import write_table
+    from protperf.app.report import write_table
 
     machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, " \
               f"{args.device}, {args.threads} threads"

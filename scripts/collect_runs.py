@@ -1,49 +1,9 @@
-"""Collect a sweep's runs into tables and a learning-curve figure.
+"""Collect a sweep's runs: ``python scripts/collect_runs.py multirun/<time> [--metric ppl]``.
 
-    python scripts/collect_runs.py multirun/2026-01-01_12-00-00
-    python scripts/collect_runs.py multirun/... --out results/ --metric ppl --smooth 20 --format svg
-
-Writes to ``--out`` (default: the sweep directory): ``runs_curves.csv`` (every logged point of
-every run, long form), ``runs_summary.csv`` and ``runs_summary.md`` (one row per run: final and
-best validation metrics, test metrics if evaluated) and ``runs_<metric>.<format>`` (train
-dashed / validation solid per model, one panel per direction, as in the Performer paper).
+The same as the ``protperf-collect-runs`` command (:mod:`protperf.app.collect_runs`).
 """
 
-from __future__ import annotations
-
-import argparse
-import sys
-from pathlib import Path
-
-from protperf.cluster.plots import plot_curves
-from protperf.cluster.runs import METRICS, collect_runs
-from protperf.model.report import write_table
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="a sweep's output directory (multirun/...)")
-    parser.add_argument("--out", type=Path, default=None, help="output directory")
-    parser.add_argument("--metric", choices=METRICS, default="acc")
-    parser.add_argument("--smooth", type=int, default=1,
-                        help="rolling mean over this many logged training points")
-    parser.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
-    args = parser.parse_args(argv)
-    try:
-        curves, summary = collect_runs(args.sweep_dir)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    out = args.out or args.sweep_dir
-    out.mkdir(parents=True, exist_ok=True)
-    curves.to_csv(out / "runs_curves.csv", index=False)
-    write_table(summary, out / "runs_summary")
-    figure = out / f"runs_{args.metric}.{args.format}"
-    plot_curves(curves, args.metric, args.smooth).savefig(figure, dpi=150)
-    print(summary.drop(columns="overrides").to_string(index=False))
-    print(f"wrote {out / 'runs_summary.csv'}, {out / 'runs_curves.csv'}, {figure}")
-    return 0
-
+from protperf.app.collect_runs import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -10,7 +10,6 @@ that is not a prepared directory is never replaced.  Errors are one line (--debu
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -27,14 +26,14 @@ from protperf.data.validate import verify_prepared
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    defaults = DataConfig()
+    defaults = PrepareConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("fasta", nargs="?", default=str(SAMPLE_FASTA),
                    help="FASTA file, plain or .gz (default: the bundled sample)")
     p.add_argument("--out", help="output directory (default: the cache directory the data "
                    "module uses, keyed by the file's checksum and the settings)")
     p.add_argument("--cache-dir", default=None, help=f"default: {default_cache_dir()}")
-    p.add_argument("--workers", type=int, default=defaults.prepare_workers)
+    p.add_argument("--workers", type=int, default=DataConfig().prepare_workers)
     p.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction)
     p.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
     p.add_argument("--min-residues", type=int, default=defaults.min_residues)
@@ -81,16 +80,17 @@ def summary(manifest: dict, out: Path, seconds: float | None) -> str:
 
 def run(args: argparse.Namespace) -> None:
     config = DataConfig(
-        path=args.fasta, cache_dir=args.cache_dir, valid_fraction=args.valid_fraction,
-        test_fraction=args.test_fraction, min_residues=args.min_residues,
-        max_residues=args.max_residues, long_policy=args.long_policy,
-        on_invalid=args.on_invalid, prepare_workers=args.workers,
-        chunk_bytes=int(args.chunk_mb * 2**20),
+        path=args.fasta, cache_dir=args.cache_dir, prepare_workers=args.workers,
+        prepare=PrepareConfig(
+            valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
+            min_residues=args.min_residues, max_residues=args.max_residues,
+            long_policy=args.long_policy, on_invalid=args.on_invalid,
+            chunk_bytes=int(args.chunk_mb * 2**20), allow_nucleotide=args.allow_nucleotide,
+            duplicate_ids=args.duplicate_ids,
+        ),
     )
     config.validate()
-    cfg = dataclasses.replace(config.prepare_config(), allow_nucleotide=args.allow_nucleotide,
-                              duplicate_ids=args.duplicate_ids)
-    cfg.validate()
+    cfg = config.prepare
     sha256 = None
     if args.out:
         out = Path(args.out)

@@ -25,16 +25,10 @@ from tqdm.auto import tqdm
 from protperf.analysis.attention_maps import attention_maps
 from protperf.analysis.blosum import head_correlations
 from protperf.analysis.collect import ModelAttentionCollector
-from protperf.analysis.sequences import (
-    ALPHABET,
-    Protein,
-    protein_batches,
-    read_proteins,
-    window_batches,
-    with_specials,
-)
 from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
 from protperf.analysis.vig import vig_similarity
+from protperf.data.batching import ALPHABET, protein_batches, window_batches, with_specials
+from protperf.data.proteins import Protein, read_proteins
 
 log = logging.getLogger(__name__)
 METHODS = ("similarity", "vig")
@@ -75,7 +69,7 @@ class AnalyzeConfig:
     protein: record id of the protein whose layers x heads grid is drawn (null = the first).
     grid_max_length: crop that protein to this many tokens for the grid.
     wandb: also log the PNG figures to a wandb run in ``<output_dir>/wandb`` (offline unless
-        ``WANDB_MODE`` says otherwise; :mod:`protperf.cluster.wandb_figures`).
+        ``WANDB_MODE`` says otherwise; :mod:`protperf.app.wandb_figures`).
     """
 
     checkpoint: str | None = None

@@ -72,7 +72,7 @@ def ensure_prepared(config: DataConfig, checksums: bool = False) -> tuple[Path, 
             )
         verify_prepared(path, checksums)
         return path, False
-    cfg = config.prepare_config()
+    cfg = config.prepare
     cache_dir = config.resolved_cache_dir()
     out = prepared_dir_for(path, cfg, cache_dir)
     if (out / MANIFEST).is_file():

@@ -283,7 +283,7 @@ def build_chunk_raw(
         raise FastaFormatError(
             f"{source}: line {line}: record {ids[k]!r} looks like a nucleotide sequence (only "
             f"A/C/G/T/U/N), like {count} of the {int(keep.sum())} records around it; "
-            "expected protein FASTA (--allow-nucleotide / data.allow_nucleotide=true to "
+            "expected protein FASTA (--allow-nucleotide / data.prepare.allow_nucleotide=true to "
             "prepare it anyway)")
     id_spans = ids.ends - ids.starts
     write = write_shard if writer is None else writer.write

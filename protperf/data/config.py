@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The bundled sample of real proteins (see ``data/README.md``).
-SAMPLE_FASTA: Path = Path(__file__).resolve().parents[2] / "data" / "sample.fasta.gz"
+from protperf.resources import SAMPLE_FASTA
 
 
 def default_cache_dir() -> Path:
@@ -25,8 +24,8 @@ class PrepareConfig:
     Every field changes the prepared output, so all of them enter the cache key.
     """
 
-    valid_fraction: float = 0.01
-    test_fraction: float = 0.01
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
     #: Proteins with fewer residues are skipped (reason ``too_short``).
     min_residues: int = 1
     #: Proteins with more residues are skipped (``too_long``) or truncated; ``None`` = no limit.
@@ -50,32 +49,34 @@ class PrepareConfig:
         for key in ("valid_fraction", "test_fraction"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"data.{key} must be in [0, 1), got {value}")
+                raise ValueError(f"data.prepare.{key} must be in [0, 1), got {value}")
         if self.valid_fraction + self.test_fraction >= 1.0:
             raise ValueError(
-                "data.valid_fraction + data.test_fraction must be < 1, got "
+                "data.prepare.valid_fraction + data.prepare.test_fraction must be < 1, got "
                 f"{self.valid_fraction} + {self.test_fraction}"
             )
         if self.min_residues < 0:
-            raise ValueError(f"data.min_residues must be >= 0, got {self.min_residues}")
+            raise ValueError(f"data.prepare.min_residues must be >= 0, got {self.min_residues}")
         if self.max_residues is not None and self.max_residues < max(1, self.min_residues):
             raise ValueError(
-                f"data.max_residues ({self.max_residues}) must be >= data.min_residues "
+                f"data.prepare.max_residues ({self.max_residues}) must be >= data.min_residues "
                 f"({self.min_residues}) and >= 1"
             )
         if self.long_policy not in ("skip", "truncate"):
             raise ValueError(
-                f"data.long_policy must be 'skip' or 'truncate', got {self.long_policy!r}"
+                f"data.prepare.long_policy must be 'skip' or 'truncate', got {self.long_policy!r}"
             )
         if self.on_invalid not in ("error", "skip"):
-            raise ValueError(f"data.on_invalid must be 'error' or 'skip', got {self.on_invalid!r}")
+            raise ValueError(
+                f"data.prepare.on_invalid must be 'error' or 'skip', got {self.on_invalid!r}"
+            )
         if self.chunk_bytes < 1024:
-            raise ValueError(f"data.chunk_bytes must be >= 1024, got {self.chunk_bytes}")
+            raise ValueError(f"data.prepare.chunk_bytes must be >= 1024, got {self.chunk_bytes}")
         if self.duplicate_ids not in ("keep", "drop"):
             raise ValueError(
-                f"data.duplicate_ids must be 'keep' or 'drop', got {self.duplicate_ids!r}")
+                f"data.prepare.duplicate_ids must be 'keep' or 'drop', got {self.duplicate_ids!r}")
         if not isinstance(self.allow_nucleotide, bool):
-            raise ValueError(f"data.allow_nucleotide must be true or false, got "
+            raise ValueError(f"data.prepare.allow_nucleotide must be true or false, got "
                              f"{self.allow_nucleotide!r}")
 
 
@@ -96,27 +97,11 @@ class DataConfig:
     window: int = 8192
     num_workers: int = 2
     mask_prob: float = 0.15
-    valid_fraction: float = 0.05
-    test_fraction: float = 0.05
-    min_residues: int = 1
-    max_residues: int | None = None
-    long_policy: str = "skip"
-    on_invalid: str = "error"
-    #: Processes used to prepare a FASTA file.
+    #: How the FASTA file is prepared (``data.prepare.*``; part of the cache key).
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    #: Processes used to prepare a FASTA file (the output does not depend on it).
     prepare_workers: int = 2
-    chunk_bytes: int = 64 * 1024 * 1024
     seed: int = 0
-
-    def prepare_config(self) -> PrepareConfig:
-        return PrepareConfig(
-            valid_fraction=self.valid_fraction,
-            test_fraction=self.test_fraction,
-            min_residues=self.min_residues,
-            max_residues=self.max_residues,
-            long_policy=self.long_policy,
-            on_invalid=self.on_invalid,
-            chunk_bytes=self.chunk_bytes,
-        )
 
     def resolved_path(self) -> Path:
         return SAMPLE_FASTA if self.path is None else Path(self.path).expanduser()
@@ -125,7 +110,7 @@ class DataConfig:
         return default_cache_dir() if self.cache_dir is None else Path(self.cache_dir).expanduser()
 
     def validate(self) -> None:
-        self.prepare_config().validate()
+        self.prepare.validate()
         if self.batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
         if self.max_length < 3:

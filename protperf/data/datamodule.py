@@ -1,5 +1,5 @@
 """``ProteinDataModule``: a prepared directory (or a FASTA file, prepared on first use) ->
-train / valid / test DataLoaders of MLM or CLM batches (see :mod:`protperf.data.collate`)."""
+train / valid / test DataLoaders of MLM or CLM batches (see :mod:`protperf.data.batching`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
+from protperf.data.batching import make_collator
 from protperf.data.cache import ensure_prepared
-from protperf.data.collate import make_collator
 from protperf.data.config import DataConfig
 from protperf.data.dataset import ConcatenatedDataset, ProteinDataset
 from protperf.data.shards import PreparedSplit, read_manifest

@@ -22,10 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.batching import ALPHABET as _ALPHABET
+from protperf.data.batching import crop_protein
 from protperf.data.shards import PreparedSplit
-
-_ALPHABET = Alphabet()
 
 
 def shard_items(n_items: int, rank: int, world_size: int, worker_id: int, num_workers: int):
@@ -42,33 +41,6 @@ def shard_items(n_items: int, rank: int, world_size: int, worker_id: int, num_wo
 def _worker() -> tuple[int, int]:
     info = get_worker_info()
     return (0, 1) if info is None else (info.id, info.num_workers)
-
-
-def crop_protein(
-    residues: np.ndarray, max_length: int, rng: np.random.Generator | None
-) -> np.ndarray:
-    """bos + residues + eos, cropped to ``max_length`` tokens.
-
-    ``residues: (n,)`` -> ``(min(n + 2, max_length),)`` int64.  A protein that does not fit is
-    cut to a window of the full ``[bos, residues, eos]`` sequence at a uniformly random offset
-    (``rng`` given, training) or at offset 0 (``rng=None``, evaluation): a window keeps bos only
-    if it starts at the protein's start and eos only if it reaches its end.
-    """
-    n = len(residues)
-    total = n + 2
-    start = 0
-    if total > max_length and rng is not None:
-        start = int(rng.integers(0, total - max_length + 1))
-    stop = min(total, start + max_length)
-    out = np.empty(stop - start, dtype=np.int64)
-    # full-sequence coordinates: 0 = bos, 1..n = residues, n + 1 = eos
-    lo, hi = max(start, 1), min(stop, n + 1)
-    out[lo - start : hi - start] = residues[lo - 1 : hi - 1]
-    if start == 0:
-        out[0] = _ALPHABET.bos_id
-    if stop == total:
-        out[-1] = _ALPHABET.eos_id
-    return out
 
 
 class _ShardedIterable(IterableDataset):

@@ -1,6 +1,6 @@
-"""Protein language models (Transformer / Performer) and their Lightning training."""
+"""The protein language model (Transformer / Performer) and its Lightning training module."""
 
-from protperf.model.config import ModelConfig, OptimConfig, TaskConfig, TrainConfig
+from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
 from protperf.model.transformer import ProteinLanguageModel
 
-__all__ = ["ModelConfig", "OptimConfig", "ProteinLanguageModel", "TaskConfig", "TrainConfig"]
+__all__ = ["ModelConfig", "OptimConfig", "ProteinLanguageModel", "TaskConfig"]

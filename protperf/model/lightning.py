@@ -15,12 +15,12 @@ from torchmetrics import MeanMetric
 
 from protperf import __version__
 from protperf.data.alphabet import Alphabet
-from protperf.model.checkpoint import check_compatible
+from protperf.model.compat import check_compatible
 from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
 from protperf.model.loss import token_loss_and_accuracy
 from protperf.model.schedule import warmup_decay_factor
-from protperf.model.structured import to_dataclass, to_plain
 from protperf.model.transformer import ProteinLanguageModel
+from protperf.structured import to_dataclass, to_plain
 
 STAGES = ("train", "val", "test")
 

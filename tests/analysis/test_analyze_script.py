@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from protperf.model.schema import register_configs
-from protperf.model.train import train
+from protperf.app.schema import register_configs
+from protperf.app.train import train
+from protperf.conf import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -30,7 +31,7 @@ TINY = [
 def checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("train")
     register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose("train", overrides=[*TINY, f"output_dir={out}",
                                           f"data.cache_dir={out / 'prepared'}"])
     return Path(train(cfg)["checkpoint"])

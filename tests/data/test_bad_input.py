@@ -75,7 +75,7 @@ def test_nucleotide_fasta_is_refused_unless_allowed(fasta, tmp_path):
     assert str(error.value) == (
         f"{path}: line 1: record 'dna0' looks like a nucleotide sequence (only A/C/G/T/U/N), "
         "like 3 of the 4 records around it; expected protein FASTA (--allow-nucleotide / "
-        "data.allow_nucleotide=true to prepare it anyway)")
+        "data.prepare.allow_nucleotide=true to prepare it anyway)")
     assert not (tmp_path / "out").exists()
     manifest = prepare(path, tmp_path / "out", PrepareConfig(allow_nucleotide=True))
     assert (manifest["nucleotide_like"], manifest["sequences_kept"]) == (3, 4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from protperf.data.alphabet import Alphabet
-from protperf.data.collate import IGNORE_INDEX, CLMCollator, MLMCollator, make_collator
+from protperf.data.batching import IGNORE_INDEX, CLMCollator, MLMCollator, make_collator
 
 A = Alphabet()
 

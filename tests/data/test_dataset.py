@@ -8,8 +8,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from protperf.data.alphabet import Alphabet
+from protperf.data.batching import crop_protein
 from protperf.data.config import PrepareConfig
-from protperf.data.dataset import ConcatenatedDataset, ProteinDataset, crop_protein, shard_items
+from protperf.data.dataset import ConcatenatedDataset, ProteinDataset, shard_items
 from protperf.data.prepare import prepare
 from protperf.data.shards import PreparedSplit
 

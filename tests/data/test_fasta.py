@@ -117,10 +117,10 @@ def test_length_filters_and_truncation(fasta, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(valid_fraction=0.6, test_fraction=0.5), "valid_fraction \\+ data.test_fraction"),
-        (dict(long_policy="crop"), "data.long_policy must be 'skip' or 'truncate'"),
-        (dict(on_invalid="ignore"), "data.on_invalid must be 'error' or 'skip'"),
-        (dict(min_residues=10, max_residues=5), "data.max_residues \\(5\\) must be >="),
+        (dict(valid_fraction=0.6, test_fraction=0.5), "valid_fraction \\+ data.prepare.test_f"),
+        (dict(long_policy="crop"), "data.prepare.long_policy must be 'skip' or 'truncate'"),
+        (dict(on_invalid="ignore"), "data.prepare.on_invalid must be 'error' or 'skip'"),
+        (dict(min_residues=10, max_residues=5), "data.prepare.max_residues \\(5\\) must be >="),
     ],
 )
 def test_bad_settings_name_the_key(fasta, tmp_path, kwargs, message):

@@ -101,7 +101,7 @@ def test_refuses_to_overwrite_without_force(sample_prepared):
     message = (f"{sample_prepared}: already prepared from another input, with other settings "
                "or an older format; pass --force (overwrite=True) to replace it")
     with pytest.raises(DataError) as error:
-        prepare(SAMPLE_FASTA, sample_prepared)  # other fractions than the fixture's
+        prepare(SAMPLE_FASTA, sample_prepared, PrepareConfig(valid_fraction=0.1))  # not 0.05
     assert str(error.value) == message
 
 

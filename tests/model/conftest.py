@@ -12,11 +12,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from protperf.model.schema import register_configs
+from protperf.app.schema import register_configs
+from protperf.conf import CONF_DIR
 
 register_configs()  # the schemas conf/*.yaml name in their defaults
 REPO = Path(__file__).resolve().parents[2]
-CONF = REPO / "conf"
+CONF = CONF_DIR
 
 # A tiny architecture and run: a few steps on the bundled sample in ~1-2 s.
 TINY = [

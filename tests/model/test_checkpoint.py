@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
+from protperf.app.evaluate import evaluate
+from protperf.app.train import train
 from protperf.model.checkpoint import CheckpointMismatchError, load_module, read_checkpoint
-from protperf.model.evaluate import evaluate
-from protperf.model.train import train
 from tests.model.conftest import TINY, compose_evaluate, compose_train
 
 

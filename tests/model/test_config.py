@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from protperf.model.config import ConfigError, TrainConfig, validate
-from protperf.model.train import resolve_config
+from protperf.app.config import TrainConfig, validate
+from protperf.app.train import resolve_config
+from protperf.errors import ConfigError
 from tests.model.conftest import compose_train
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
+from protperf.app.train import train
 from protperf.model.checkpoint import load_module, read_checkpoint
-from protperf.model.train import train
 from tests.model.conftest import TINY, compose_train, run_script
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from protperf.cluster.batch_record import read_records, row_digests
-from protperf.data.config import DataConfig
+from protperf.app.batch_record import read_records, row_digests
+from protperf.data.config import DataConfig, PrepareConfig
 from protperf.data.datamodule import ProteinDataModule
 from tests.scale.conftest import TINY, run_script
 
 WINDOW = 256
-RECORDER = ("+callbacks.batch_record={_target_:protperf.cluster.batch_record.BatchRecorder,"
+RECORDER = ("+callbacks.batch_record={_target_:protperf.app.batch_record.BatchRecorder,"
             "dirpath:batch_records}")
 
 
@@ -35,7 +35,7 @@ def test_ddp_two_processes_split_one_epoch_and_write_checkpoints_once(tmp_path):
     cut), and only rank 0 writes checkpoint files."""
     fasta = _small_fasta(tmp_path / "small.fasta")
     data = [f"data.path={fasta}", f"data.cache_dir={tmp_path / 'cache'}",
-            "data.valid_fraction=0.1", "data.test_fraction=0.0"]
+            "data.prepare.valid_fraction=0.1", "data.prepare.test_fraction=0.0"]
     result = run_script("train.py", [*data,
         *TINY, "trainer=ddp", "task=clm", "model=performer_relu",
         "data.concatenate=true", f"data.window={WINDOW}", f"model.max_position={WINDOW}",
@@ -54,8 +54,9 @@ def test_ddp_two_processes_split_one_epoch_and_write_checkpoints_once(tmp_path):
     rows = {rank: Counter(d for r in rs for d in r["rows"]) for rank, rs in by_rank.items()}
 
     # the epoch's windows, built independently on one process (seed and epoch as in training)
-    config = DataConfig(path=str(fasta), cache_dir=str(tmp_path / "cache"), valid_fraction=0.1,
-                        test_fraction=0.0, concatenate=True, window=WINDOW, num_workers=0)
+    config = DataConfig(path=str(fasta), cache_dir=str(tmp_path / "cache"),
+                        prepare=PrepareConfig(valid_fraction=0.1, test_fraction=0.0),
+                        concatenate=True, window=WINDOW, num_workers=0)
     datamodule = ProteinDataModule(config, "clm")
     datamodule.setup()
     dataset = datamodule.dataset("train", train=True)

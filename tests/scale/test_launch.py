@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from protperf.cluster.launch import check_ddp_launch
-from protperf.model.config import ConfigError
+from protperf.app.launch import check_ddp_launch
+from protperf.errors import ConfigError
 from tests.scale.conftest import REPO, TINY
 
 

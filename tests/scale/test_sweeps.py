@@ -13,15 +13,16 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from protperf.cluster.runs import collect_runs
-from protperf.model.schema import register_configs
+from protperf.app.runs import collect_runs
+from protperf.app.schema import register_configs
+from protperf.conf import CONF_DIR
 from tests.scale.conftest import REPO, TINY, run_script
 
 register_configs()
 
 
 def _compose(overrides: list[str]):
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose("train", overrides=overrides, return_hydra_config=True)
 
 
@@ -142,7 +143,7 @@ def test_optuna_two_trials(tmp_path):
     assert len(trials) == 2
 
 
-PAPER = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("paper_*.yaml")
+PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml")
                if p.stem != "paper_protein")
 
 

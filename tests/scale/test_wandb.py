@@ -11,11 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from protperf.cluster import wandb_figures  # noqa: E402
-from protperf.cluster.wandb_figures import log_figures_to_wandb  # noqa: E402
-from protperf.model.schema import register_configs  # noqa: E402
+from protperf.app import wandb_figures  # noqa: E402
+from protperf.app.schema import register_configs  # noqa: E402
+from protperf.app.wandb_figures import log_figures_to_wandb  # noqa: E402
+from protperf.conf import CONF_DIR
 from tests.scale import wandb_records  # noqa: E402
-from tests.scale.conftest import REPO, TINY, run_script  # noqa: E402
+from tests.scale.conftest import TINY, run_script  # noqa: E402
 
 register_configs()
 
@@ -25,7 +26,7 @@ def _wandb_mode(monkeypatch, value):
         monkeypatch.delenv("WANDB_MODE", raising=False)
     else:
         monkeypatch.setenv("WANDB_MODE", value)
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose("train", overrides=["logger=wandb", "output_dir=x"])
     return cfg.logger.wandb.mode
 

@@ -1,0 +1,156 @@
+"""``protperf-evaluate`` / ``scripts/evaluate.py``: checkpoints + data -> accuracy, perplexity.
+
+A checkpoint can be evaluated with another attention kind than it was trained with
+(``model.attention.kind=favor_relu`` on exact-Transformer weights, the paper's
+backward-compatibility experiment), optionally after ``finetune.steps`` training steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pandas as pd
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from protperf.app.cli import hydra_command
+from protperf.app.config import TrainerConfig
+from protperf.app.report import write_table
+from protperf.attention import AttentionConfig
+from protperf.data.config import DataConfig
+from protperf.data.datamodule import ProteinDataModule
+from protperf.errors import ConfigError
+from protperf.model.checkpoint import load_module, read_checkpoint
+from protperf.structured import to_dataclass
+
+log = logging.getLogger(__name__)
+
+# Every AttentionConfig field, optional: None keeps the checkpoint's value.
+AttentionOverrides = dataclasses.make_dataclass(
+    "AttentionOverrides",
+    [
+        (f.name, typing.Optional[hint], field(default=None))  # noqa: UP045 (OmegaConf needs typing.Optional)
+        for f in dataclasses.fields(AttentionConfig)
+        for hint in [typing.get_type_hints(AttentionConfig)[f.name]]
+    ],
+)
+
+
+@dataclass
+class ModelOverrides:
+    """Model keys that may differ from the checkpoint (they do not change parameter shapes)."""
+
+    dropout: float | None = None
+    attention: AttentionOverrides = field(default_factory=AttentionOverrides)  # type: ignore
+
+
+@dataclass
+class FinetuneConfig:
+    """Train ``steps`` steps on the train split before evaluating (0 = evaluate as loaded)."""
+
+    steps: int = 0
+    lr: float | None = None
+    warmup_steps: int = 0
+
+
+@dataclass
+class EvaluateConfig:
+    """Root of ``conf/evaluate.yaml``."""
+
+    checkpoints: list[str] = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelOverrides = field(default_factory=ModelOverrides)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    split: str = "test"
+    seed: int = 42
+    run_name: str = "evaluate"
+    output_dir: str = "outputs/evaluate"
+    table_name: str = "evaluation"
+
+
+def _non_null(values: Any) -> dict[str, Any]:
+    plain = OmegaConf.to_container(OmegaConf.structured(values), resolve=True)
+
+    def prune(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: prune(v) for k, v in node.items() if v is not None and prune(v) != {}}
+        return node
+
+    return prune(plain)
+
+
+def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
+    """One table row: the checkpoint evaluated (after optional fine-tuning) on ``split``."""
+    saved = read_checkpoint(path)["hyper_parameters"]
+    overrides = _non_null(config.model)
+    module = load_module(path, model_overrides=overrides)
+    objective = module.task_config.objective
+    pl.seed_everything(config.seed, workers=True)
+    datamodule = ProteinDataModule(config.data, objective=objective)
+    trainer_args = dataclasses.asdict(config.trainer)
+    trainer_args.update(
+        logger=False, enable_checkpointing=False, default_root_dir=config.output_dir
+    )
+    if config.finetune.steps > 0:
+        if config.finetune.lr is not None:
+            module.optim_config.lr = config.finetune.lr
+        module.optim_config.warmup_steps = config.finetune.warmup_steps
+        finetuner = pl.Trainer(**{**trainer_args, "max_steps": config.finetune.steps,
+                                  "max_epochs": -1, "val_check_interval": None,
+                                  "limit_val_batches": 0})
+        finetuner.fit(module, datamodule=datamodule)
+        finetuned = Path(config.output_dir, "finetuned", Path(path).stem + "-finetuned.ckpt")
+        finetuner.save_checkpoint(finetuned, weights_only=True)
+        log.info("fine-tuned %d steps -> %s", config.finetune.steps, finetuned)
+    trainer = pl.Trainer(**trainer_args)
+    if config.split == "test":
+        metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    elif config.split == "val":
+        metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    else:
+        raise ConfigError(f"split={config.split!r} is not one of test, val")
+    loss = metrics[f"{config.split}/loss"]
+    return {
+        "checkpoint": str(path),
+        "model": saved["model"].get("name"),
+        "objective": objective,
+        "trained_attention": saved["model"]["attention"]["kind"],
+        "eval_attention": module.model_config.attention.kind,
+        "finetune_steps": config.finetune.steps,
+        "split": config.split,
+        "loss": loss,
+        "accuracy_pct": 100 * metrics[f"{config.split}/acc"],
+        "perplexity": math.exp(loss),
+    }
+
+
+def evaluate(cfg: DictConfig) -> pd.DataFrame:
+    """Evaluate every checkpoint; writes ``<output_dir>/<table_name>.csv`` and ``.md``."""
+    config = to_dataclass(EvaluateConfig, cfg)
+    if isinstance(config.checkpoints, str):
+        config.checkpoints = [config.checkpoints]
+    rows = [evaluate_checkpoint(path, config) for path in config.checkpoints]
+    table = pd.DataFrame(rows)
+    csv_path, md_path = write_table(table, Path(config.output_dir, config.table_name))
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.drop(columns=["checkpoint"]).to_string(index=False))
+    print(f"[protperf] wrote {csv_path} and {md_path}", flush=True)
+    return table
+
+
+def register_configs() -> None:
+    """Store ``evaluate_schema`` (what ``conf/evaluate.yaml`` names in its defaults)."""
+    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
+
+
+@hydra_command("evaluate", register_configs)
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)

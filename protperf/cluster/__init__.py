@@ -1,1 +1,0 @@
-"""Scale-out helpers: DDP batch records, sweep result collection, wandb figure logging."""
