@@ -63,4 +63,4 @@ def embed(config: EmbedConfig) -> Path:
     return index
 
 
-main = inference_command("embed", embed)
+main = inference_command("embed", embed, EmbedConfig)

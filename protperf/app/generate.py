@@ -50,4 +50,4 @@ def generate(config: GenerateConfig) -> list[str]:
     return proteins
 
 
-main = inference_command("generate", generate)
+main = inference_command("generate", generate, GenerateConfig)

@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from protperf.app.inference_common import inference_command, load_checkpoint_model
 from protperf.data.fasta import read_fasta
-from protperf.inference.errors import InferenceInputError
+from protperf.errors import InferenceInputError
 from protperf.inference.mutations import read_variants
 from protperf.inference.score import Scorer, spearman_by_method
 
@@ -55,4 +55,4 @@ def score(config: ScoreConfig) -> pd.DataFrame:
     return table
 
 
-main = inference_command("score", score)
+main = inference_command("score", score, ScoreConfig)

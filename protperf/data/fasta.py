@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from protperf.data.errors import DataError
+from protperf.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 #: Text encoding of FASTA input: every byte maps to one character, so non-ASCII bytes survive

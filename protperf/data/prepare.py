@@ -34,7 +34,6 @@ from protperf.data.alphabet import ALPHABET_VERSION, Alphabet
 from protperf.data.chunk import build_chunk, build_chunk_raw, split_of  # noqa: F401 (re-exported)
 from protperf.data.config import PrepareConfig
 from protperf.data.duplicates import SeenDigests, drop_records, duplicate_mask
-from protperf.data.errors import DataError
 from protperf.data.fasta import (
     FASTA_ENCODING,
     FastaFormatError,
@@ -55,6 +54,7 @@ from protperf.data.target import (
     temporary_name,
 )
 from protperf.data.validate import file_sha256, load_manifest, verify_prepared
+from protperf.errors import DataError
 
 SKIP_REASONS: tuple[str, ...] = (
     "empty", "invalid_characters", "too_short", "too_long", "duplicate_id")

@@ -25,8 +25,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from protperf.data.errors import DataError
 from protperf.data.shards import FORMAT_VERSION, MANIFEST
+from protperf.errors import DataError
 
 log = logging.getLogger(__name__)
 _FORMAT_PREFIX = FORMAT_VERSION.rsplit("-", 1)[0] + "-"  # "protperf-shards-": any version

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from protperf.data.errors import DataError
 from protperf.data.shards import FORMAT_VERSION, MANIFEST, SHARD_FILES, SPLITS
+from protperf.errors import DataError
 
 _AGAIN = "prepare it again (scripts/prepare_data.py ... --force)"
 

@@ -7,9 +7,9 @@
 Nothing here builds a Lightning trainer.
 """
 
+from protperf.errors import InferenceInputError
 from protperf.inference.embed import Embedder, ProteinEmbedding
 from protperf.inference.embed_io import EmbeddingWriter, load_embedding, load_means, read_index
-from protperf.inference.errors import InferenceInputError
 from protperf.inference.generate import Sampler, SamplingConfig
 from protperf.inference.loading import load_model
 from protperf.inference.mutations import Substitution, parse_mutant, read_variants

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from protperf.data.alphabet import Alphabet
-from protperf.errors import ConfigError
-from protperf.inference.errors import InferenceInputError
+from protperf.errors import ConfigError, InferenceInputError
 from protperf.model.transformer import ProteinLanguageModel
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from protperf.inference.errors import InferenceInputError
+from protperf.errors import InferenceInputError
 
 _SUBSTITUTION = re.compile(r"^([A-Z])(\d+)([A-Z])$")
 

@@ -20,8 +20,7 @@ import pandas as pd
 import torch
 
 from protperf.data.alphabet import Alphabet
-from protperf.errors import ConfigError
-from protperf.inference.errors import InferenceInputError
+from protperf.errors import ConfigError, InferenceInputError
 from protperf.inference.mutations import Substitution, Variants
 from protperf.model.transformer import ProteinLanguageModel
 

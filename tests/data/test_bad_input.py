@@ -14,10 +14,10 @@ import pytest
 from protperf.data.chunk import nucleotide_like
 from protperf.data.config import PrepareConfig
 from protperf.data.duplicates import SeenDigests, duplicate_mask
-from protperf.data.errors import DataError
 from protperf.data.fasta import FastaFormatError
 from protperf.data.prepare import prepare
 from protperf.data.shards import SPLITS, PreparedSplit
+from protperf.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTEIN = "MKVLAAGIVGLLLAWSPQEHRKDEFWY"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
-from protperf.data.errors import DataError
 from protperf.data.fasta import FastaFormatError
 from protperf.data.prepare import chunk_starts, prepare
 from protperf.data.stream import cut_chunks, gunzip_blocks, gzip_chunks
+from protperf.errors import DataError
 
 
 def _random_fasta(seed: int, records: int = 600) -> bytes:

@@ -13,10 +13,10 @@ import pytest
 
 from protperf.data.alphabet import Alphabet
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
-from protperf.data.errors import DataError
 from protperf.data.fasta import read_fasta
 from protperf.data.prepare import chunk_starts, prepare, split_of
 from protperf.data.shards import SPLITS, PreparedSplit, read_manifest
+from protperf.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,11 +18,11 @@ import pytest
 
 import protperf.data.shards as shards
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
-from protperf.data.errors import DataError
 from protperf.data.prepare import prepare
 from protperf.data.shards import MANIFEST
 from protperf.data.target import leftover_temporaries, lock_path, locked, temporary_name
 from protperf.data.validate import verify_prepared
+from protperf.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "scripts" / "prepare_data.py")

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from protperf.app.embed import embed
-from protperf.app.generate import generate
-from protperf.app.inference_common import register_inference_configs, run_app
-from protperf.app.score import score
-from protperf.conf import CONF_DIR
+from protperf.app.compose import compose_config
+from protperf.app.embed import EmbedConfig, embed
+from protperf.app.generate import GenerateConfig, generate
+from protperf.app.inference_common import run_app
+from protperf.app.score import ScoreConfig, score
 from protperf.data.fasta import read_fasta
 from protperf.inference.embed_io import load_means
 from protperf.resources import SAMPLE_FASTA
@@ -21,10 +20,11 @@ from tests.inference.conftest import run_script
 WT = "MKTAYIAKQRQISFVKSHFSRQ"
 
 
+SCHEMAS = {"embed": EmbedConfig, "score": ScoreConfig, "generate": GenerateConfig}
+
+
 def _compose(name: str, overrides: list[str]):
-    register_inference_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(name, overrides=overrides)
+    return compose_config(name, overrides)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def _compose_object(name, overrides):
 
 def _error_line(capsys, app, name, overrides) -> str:
     with pytest.raises(SystemExit) as exit_info:
-        run_app(app, _compose(name, overrides))
+        run_app(app, SCHEMAS[name], _compose(name, overrides))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err

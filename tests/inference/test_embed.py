@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from protperf.errors import ConfigError
+from protperf.errors import ConfigError, InferenceInputError
 from protperf.inference.embed import Embedder, length_batches
 from protperf.inference.embed_io import EmbeddingWriter, load_embedding, load_means, read_index
-from protperf.inference.errors import InferenceInputError
 from tests.inference.conftest import tiny_model
 
 RECORDS = [("short", "MKV"), ("mid", "ACDEFGHIKLMNPQRSTVWY" * 2), ("one", "W"),

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from protperf.data.alphabet import Alphabet
-from protperf.inference.errors import InferenceInputError
+from protperf.errors import InferenceInputError
 from protperf.inference.mutations import Substitution, parse_mutant, read_variants
 from protperf.inference.score import Scorer, spearman_by_method
 from tests.inference.conftest import tiny_model
