@@ -12,7 +12,8 @@
 
 Every measurement runs in a fresh process. The model is ARCH (rotary positions, so no
 positional table caps the length). Appends rows with provenance (commit, date, machine,
-torch, threads, args) to ``benchmarks/inference.csv`` and prints a table.
+torch, threads, args) to ``benchmarks/inference.csv`` (``--out-dir``), regenerates
+``benchmarks/README.md`` and prints a table.
 
     python scripts/benchmark_inference.py                      # 1K, 8K, 32K, both parts
     python scripts/benchmark_inference.py --gen-lengths 1024 8192 --embed-lengths 1024 8192
@@ -21,17 +22,16 @@ torch, threads, args) to ``benchmarks/inference.csv`` and prints a table.
 from __future__ import annotations
 
 import argparse
-import datetime
 import multiprocessing as mp
-import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 ARCH = {"dim": 128, "num_heads": 4, "num_layers": 2, "ffn_dim": 512, "dropout": 0.0,
@@ -140,19 +140,6 @@ def in_fresh_process(target, *args) -> dict:
     return {"status": "ok", **queue.get()}
 
 
-def provenance(args: argparse.Namespace) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
-    device = (torch.cuda.get_device_name() if args.device == "cuda"
-              else platform.processor() or platform.machine())
-    return {"commit": commit, "date": datetime.datetime.now(datetime.UTC).isoformat(
-        timespec="seconds"), "machine": f"{platform.node()} {device}",
-        "torch": torch.__version__, "threads": args.threads,
-        "arch": (f"D={ARCH['dim']} H={ARCH['num_heads']} layers={ARCH['num_layers']} "
-                 f"ff={ARCH['ffn_dim']} m={args.num_features} rotary"),
-        "args": " ".join(sys.argv[1:])}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gen-lengths", type=int, nargs="*", default=[1024, 8192, 32768])
@@ -162,7 +149,8 @@ def main() -> None:
     parser.add_argument("--num-features", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "inference.csv"))
+    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
+                        help="where inference.csv and the generated README.md are")
     args = parser.parse_args()
     rows = []
     for task, lengths, target in (("generate", args.gen_lengths, measure_generation),
@@ -175,12 +163,11 @@ def main() -> None:
                 print(row, flush=True)
                 rows.append(row)
     table = pd.DataFrame(rows)
-    meta = provenance(args)
-    for key, value in meta.items():
-        table[key] = value
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, mode="a", header=not output.exists(), index=False)
+    table["arch"] = (f"D={ARCH['dim']} H={ARCH['num_heads']} layers={ARCH['num_layers']} "
+                     f"ff={ARCH['ffn_dim']} m={args.num_features} rotary")
+    accelerator = torch.cuda.get_device_name() if args.device == "cuda" else None
+    output, _ = log_run("inference", table, provenance(sys.argv[1:], threads=args.threads,
+                                                       accelerator=accelerator), args.out_dir)
     shown = [c for c in ("task", "model", "length", "per_s", "per_cpu_s", "first_ms", "last_ms",
                          "peak_mib", "state_mib", "status") if c in table.columns]
     print(table[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))

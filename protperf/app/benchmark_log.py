@@ -122,6 +122,18 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         columns=("table", "method", "length", "batch", "status", "ms", "tokens_per_s",
                  "peak_gib", "device", "fla"),
     ),
+    "inference": BenchmarkSpec(
+        title="Inference: generation and embedding against length",
+        rerun="python scripts/benchmark_inference.py",
+        about="Each cell in a fresh process, batch 1. `task=generate`: tokens generated per "
+              "second (`per_s` wall, `per_cpu_s` per CPU-second), ms per token at the start "
+              "(`first_ms`) and in the last 10% (`last_ms`), peak memory added (`peak_mib`) "
+              "and the decoding state or KV cache (`state_mib`): Performers decode in recurrent "
+              "form, exact attention with a KV cache. `task=embed`: residues per second and "
+              "peak memory for one protein of `length` residues.",
+        columns=("task", "model", "length", "status", "per_s", "per_cpu_s", "first_ms",
+                 "last_ms", "peak_mib", "state_mib", "arch"),
+    ),
     "data": BenchmarkSpec(
         title="FASTA preparation throughput",
         rerun="python scripts/benchmark_data.py",

@@ -42,7 +42,7 @@ def test_measurements_in_process():
 def test_script_appends_rows_with_provenance(tmp_path):
     output = tmp_path / "inference.csv"
     args = ["--gen-lengths", "8", "--embed-lengths", "16", "--models", "performer_relu",
-            "--num-features", "8", "--output", str(output)]
+            "--num-features", "8", "--out-dir", str(tmp_path)]
     for _ in range(2):
         result = run_script("benchmark_inference.py", args, tmp_path)
         assert result.returncode == 0, result.stderr
