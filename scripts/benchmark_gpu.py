@@ -12,8 +12,9 @@ out-of-memory):
    performer_softmax, performer_relu and identity attention; batch --train-tokens / L.
 3. longest: the longest L (doubling) that trains at batch 1 for each model.
 
-Writes ``<out>/gpu_<device>.csv`` and ``.md`` with device, torch/fla versions, commit, date
-and the arguments. CPU smoke run: ``--device cpu --lengths 1024 --steps 1``.
+Appends the rows to ``<out-dir>/gpu.csv`` (default ``benchmarks/``) with provenance (commit,
+date, machine + GPU name, torch, threads, arguments) and fla's version, and regenerates
+``<out-dir>/README.md``. CPU smoke run: ``--device cpu --lengths 1024 --steps 1``.
 
     python scripts/benchmark_gpu.py                     # on a GPU machine
 """
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.attention import AttentionConfig
 from protperf.attention.backends import causal_kernel
 from protperf.attention.ops.causal_fla import fla_available, fla_chunk_simple_gla
@@ -269,56 +269,26 @@ def longest_rows(args, device, budget: Budget) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------ reporting
-def provenance(device: torch.device, args) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
+def fla_version() -> str:
     try:
         import fla
 
-        fla_version = getattr(fla, "__version__", "installed")
+        return getattr(fla, "__version__", "installed")
     except Exception:  # not installed, or Triton unusable
-        fla_version = "not available"
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return {"device": name, "torch": torch.__version__, "fla": fla_version, "commit": commit,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "args": " ".join(sys.argv[1:]) or "(defaults)"}
+        return "not available"
 
 
-def write_outputs(rows: list[dict], info: dict, out_dir: Path) -> Path:
+def write_outputs(rows: list[dict], device: torch.device, argv: list[str], out_dir: Path):
+    """Append the rows, with provenance (the GPU name in ``machine``, fla's version in ``fla``),
+    to ``<out_dir>/gpu.csv`` and regenerate ``<out_dir>/README.md``; returns the CSV path."""
     import pandas as pd
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "_", info["device"].lower()).strip("_")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     frame = pd.DataFrame(rows)
-    for key, value in info.items():
-        frame[key] = value
-    csv = out_dir / f"gpu_{slug}.csv"
-    frame.to_csv(csv, index=False)
-    lines = ["# GPU benchmark: " + ", ".join(f"{k} {v}" for k, v in info.items()), ""]
-    for table, columns in (("attention", ["method", "length", "batch", "ms", "peak_gib"]),
-                           ("training", ["method", "length", "batch", "tokens_per_s",
-                                         "peak_gib"]),
-                           ("longest", ["method", "length", "tokens_per_s", "peak_gib"])):
-        part = frame[frame["table"] == table]
-        if part.empty:
-            continue
-        present = [c for c in columns if c in part.columns] + ["status"]
-        lines += [f"## {table}", "", "| " + " | ".join(present) + " |",
-                  "|" + "---|" * len(present)]
-        for _, row in part[present].iterrows():
-            lines.append("| " + " | ".join(_fmt(row[c]) for c in present) + " |")
-        lines.append("")
-    csv.with_suffix(".md").write_text("\n".join(lines))
+    frame["device"] = name or "cpu"
+    frame["fla"] = fla_version()
+    csv, _ = log_run("gpu", frame, provenance(argv, accelerator=name), out_dir)
     return csv
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return "" if value is None else str(value)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -340,7 +310,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--budget-s", type=float, default=420.0,
                         help="whole run (the last cell may overrun it by its own time)")
     parser.add_argument("--cell-s", type=float, default=60.0, help="one cell (all its steps)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
+                        help="where gpu.csv and the generated README.md are")
     parser.add_argument("--num-layers", type=int, default=ARCHITECTURE["num_layers"],
                         help="training model depth (tests: fewer; default the paper's 6)")
     args = parser.parse_args(argv)
@@ -352,13 +323,13 @@ def main(argv: list[str] | None = None) -> Path:
     args.max_length = args.max_length or (max(args.lengths) if cpu else 2**20)
     args.longest_start = args.longest_start or min(args.train_lengths)
     budget = Budget(args.budget_s, args.cell_s)
-    info = provenance(device, args)
-    print(info, flush=True)
+    print(f"device {device}, torch {torch.__version__}, fla {fla_version()}", flush=True)
     rows = attention_rows(args, device, budget)
     rows += training_rows(args, device, budget)
     rows += longest_rows(args, device, budget)
-    csv = write_outputs(rows, info, args.out)
-    print(f"wrote {csv} and {csv.with_suffix('.md')}", flush=True)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    csv = write_outputs(rows, device, argv, args.out_dir)
+    print(f"wrote {csv} and {csv.parent / 'README.md'}", flush=True)
     return csv
 
 

@@ -16,11 +16,16 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from protperf.errors import CheckpointMismatchError, ConfigError
+from protperf.errors import (
+    CheckpointMismatchError,
+    ConfigError,
+    DataError,
+    InferenceInputError,
+)
 
 #: Exceptions whose message is the whole story for a user (no traceback needed).
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError, CheckpointMismatchError, FileNotFoundError,
+    ConfigError, CheckpointMismatchError, DataError, InferenceInputError, FileNotFoundError,
 )
 CONFIG_PATH = "pkg://protperf.conf"
 

@@ -18,7 +18,7 @@ def run_benchmark(args):
 
 def check_tables(csv: Path, length: int):
     table = pd.read_csv(csv)
-    assert csv.name == "gpu_cpu.csv" and csv.with_suffix(".md").exists()
+    assert csv.name == "gpu.csv" and (csv.parent / "README.md").exists()
     assert set(table.table) == {"attention", "training", "longest"}
     attention = table[table.table == "attention"]
     assert set(attention.method) == {"sdpa_causal", "sdpa_bidirectional",
@@ -29,20 +29,20 @@ def check_tables(csv: Path, length: int):
     assert (training.tokens_per_s > 0).all() and (training.length == length).all()
     longest = table[table.table == "longest"]
     assert (longest.length == length).all()
-    for column in ("device", "torch", "fla", "commit", "date", "args"):
+    for column in ("device", "torch", "fla", "commit", "date", "machine", "args"):
         assert table[column].notna().all()
-    markdown = csv.with_suffix(".md").read_text()
-    assert "## attention" in markdown and "## longest" in markdown
+    assert (table.device == "cpu").all()
+    assert "GPU: attention, training throughput" in (csv.parent / "README.md").read_text()
 
 
 def test_benchmark_gpu_runs_on_cpu_at_a_short_length(tmp_path):
     csv = run_benchmark(["--device", "cpu", "--lengths", "128", "--steps", "1",
-                         "--num-layers", "1", "--out", str(tmp_path)])
+                         "--num-layers", "1", "--out-dir", str(tmp_path)])
     check_tables(csv, 128)
 
 
 @pytest.mark.slow
 def test_benchmark_gpu_cpu_command_of_the_issue(tmp_path):
     csv = run_benchmark(["--device", "cpu", "--lengths", "1024", "--steps", "1",
-                         "--out", str(tmp_path)])
+                         "--out-dir", str(tmp_path)])
     check_tables(csv, 1024)
