@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def provenance(args: argparse.Namespace) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
     return {
         "commit": commit or "unknown",
