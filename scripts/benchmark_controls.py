@@ -10,17 +10,14 @@ attention and as FAVOR+ softmax / ReLU with m random features (linear-time aggre
     python scripts/benchmark_controls.py                      # the README table (~10 min, 1 CPU)
     python scripts/benchmark_controls.py --seeds 0 --betas 0.3 --features 256
 
-Writes ``benchmarks/blosum_controls.csv`` (one row per control and seed, with provenance:
-commit, date, machine, torch, threads, args) and ``benchmarks/blosum_controls.md`` (medians
-over seeds).  Accuracy, not speed: the numbers do not depend on the load of the machine.
+Appends to ``benchmarks/blosum_controls.csv`` (one row per control and seed, with provenance:
+commit, date, machine, cores, torch, threads, args), regenerates ``benchmarks/README.md`` and
+prints the medians over seeds.  Accuracy, not speed: the numbers do not depend on the load of the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,22 +28,10 @@ import torch
 from protperf.analysis.controls import PlantedConfig, save_planted_checkpoint
 from protperf.analysis.pipeline import resolve_config
 from protperf.analysis.report import analyze
+from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.app.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def provenance(args: argparse.Namespace) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
-    return {
-        "commit": commit or "unknown",
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "threads": args.threads,
-        "args": " ".join(sys.argv[1:]),
-    }
 
 
 def controls(args: argparse.Namespace):
@@ -144,23 +129,21 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--permutations", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "blosum_controls.csv"))
+    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
+                        help="where blosum_controls.csv and the generated README.md are")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    stamp = provenance(args)  # the commit and date the sweep ran at
+    stamp = provenance(sys.argv[1:], threads=args.threads)  # when the sweep started
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for family, config in controls(args):
             row = run_control(family, config, args, Path(tmp))
             print(row, flush=True)
             rows.append(row)
-    frame = pd.DataFrame(rows).assign(**stamp)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
-    table = markdown(frame)
-    output.with_suffix(".md").write_text(table)
-    print(table)
+    frame = pd.DataFrame(rows)
+    output, _ = log_run("blosum_controls", frame, stamp, args.out_dir)
+    print(markdown(frame))
+    print(f"appended {len(frame)} rows to {output}")
 
 
 if __name__ == "__main__":

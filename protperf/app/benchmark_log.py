@@ -44,7 +44,9 @@ class Pivot:
 
     rows: tuple[str, ...]
     column: str
-    cell: Callable[[pd.Series], str]  # a CSV row (text cells) -> what the grid shows
+    cell: Callable[[pd.Series], str | float]  # a CSV row (text cells) -> what the grid shows
+    #: how rows sharing a grid cell (seeds, repeats) combine: ``last`` or ``median`` (numbers)
+    aggfunc: str = "last"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,20 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "peak memory for one protein of `length` residues.",
         columns=("task", "model", "length", "status", "per_s", "per_cpu_s", "first_ms",
                  "last_ms", "peak_mib", "state_mib", "arch"),
+    ),
+    "blosum_controls": BenchmarkSpec(
+        title="Planted BLOSUM62 controls: what the attention analysis recovers",
+        rerun="python scripts/benchmark_controls.py",
+        about="One-layer models whose exact attention logits are beta x BLOSUM62 (`pairwise`; "
+              "`plant_diagonal=False`: diagonal planted as 0) or whose heads prefer keys by "
+              "gamma x BLOSUM62 (`key_preference`, the Vig et al. setting), analysed through "
+              "the `scripts/analyze.py` path; cells are the pooled `log_odds` Pearson r with "
+              "BLOSUM62 (off-diagonal), median over seeds. Per-seed rows, permutation p, "
+              "Vig r and embedding r are in the CSV.",
+        columns=("family", "kind", "m", "beta", "similarity_r", "similarity_p", "vig_r"),
+        pivot=Pivot(rows=("family", "kind", "m", "plant_diagonal", "heads", "gamma"),
+                    column="beta", cell=lambda row: float(row["similarity_r"] or "nan"),
+                    aggfunc="median"),
     ),
     "data": BenchmarkSpec(
         title="FASTA preparation throughput",
@@ -275,7 +291,9 @@ def pivot_table(run: pd.DataFrame, pivot: Pivot) -> pd.DataFrame:
     """The run as a grid of ``pivot.cell`` texts, columns in numeric order if they are numbers."""
     cells = run.assign(_cell=run.apply(pivot.cell, axis=1))
     grid = cells.pivot_table(index=list(pivot.rows), columns=pivot.column, values="_cell",
-                             aggfunc="last", sort=False)
+                             aggfunc=pivot.aggfunc, sort=False)
+    if pivot.aggfunc != "last":
+        grid = grid.map(lambda value: "" if pd.isna(value) else f"{value:.2f}")
     numeric = pd.to_numeric(pd.Series(grid.columns), errors="coerce")
     if numeric.notna().all():
         grid = grid[[grid.columns[i] for i in numeric.argsort()]]
