@@ -12,7 +12,8 @@ attention and as FAVOR+ softmax / ReLU with m random features (linear-time aggre
 
 Appends to ``benchmarks/blosum_controls.csv`` (one row per control and seed, with provenance:
 commit, date, machine, cores, torch, threads, args), regenerates ``benchmarks/README.md`` and
-prints the medians over seeds.  Accuracy, not speed: the numbers do not depend on the load of the machine.
+prints the medians over seeds. Accuracy, not speed: the numbers do not depend on the load
+of the machine.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import pandas as pd
 import torch
 
 from protperf.analysis.controls import PlantedConfig, save_planted_checkpoint
-from protperf.analysis.pipeline import resolve_config
 from protperf.analysis.report import analyze
+from protperf.app.analyze import resolve_config
 from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.app.compose import compose_config
 

@@ -30,9 +30,9 @@ import torch
 from protperf.analysis.residues import NUM_AMINO_ACIDS, one_hot_residues
 
 
-def _check_chunk(chunk_size: int) -> None:
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+def _check_block(block_size: int) -> None:
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
 
 
 def _safe_reciprocal(x: torch.Tensor) -> torch.Tensor:
@@ -57,16 +57,16 @@ def aggregate_attention_rows(
 
 
 def attention_row_blocks(
-    attention: torch.Tensor, chunk_size: int
+    attention: torch.Tensor, block_size: int
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield (start, attention[:, :, start:start + chunk_size]) for a (B, H, L, L) matrix."""
-    _check_chunk(chunk_size)
-    for start in range(0, attention.shape[2], chunk_size):
-        yield start, attention[:, :, start : start + chunk_size]
+    """Yield (start, attention[:, :, start:start + block_size]) for a (B, H, L, L) matrix."""
+    _check_block(block_size)
+    for start in range(0, attention.shape[2], block_size):
+        yield start, attention[:, :, start : start + block_size]
 
 
 def aggregate_attention(
-    attention: torch.Tensor, residues: torch.Tensor, chunk_size: int = 256
+    attention: torch.Tensor, residues: torch.Tensor, block_size: int = 256
 ) -> torch.Tensor:
     """Explicit aggregate. attention: (B, H, L, L); residues: (B, L). Returns (H, 20, 20)."""
     if attention.dim() != 4 or attention.shape[-1] != attention.shape[-2]:
@@ -77,7 +77,7 @@ def aggregate_attention(
             f"got {tuple(residues.shape)}"
         )
     total = attention.new_zeros(attention.shape[1], NUM_AMINO_ACIDS, NUM_AMINO_ACIDS)
-    for start, rows in attention_row_blocks(attention, chunk_size):
+    for start, rows in attention_row_blocks(attention, block_size):
         query_residues = residues[:, start : start + rows.shape[2]]
         total += aggregate_attention_rows(rows, query_residues, residues)
     return total
@@ -88,7 +88,7 @@ def feature_attention_rows(
     k_features: torch.Tensor,
     key_mask: torch.Tensor | None,
     causal: bool,
-    chunk_size: int = 256,
+    block_size: int = 256,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Rows of the implicit attention of a Performer, C query rows at a time.
 
@@ -97,12 +97,12 @@ def feature_attention_rows(
     Yields (start, rows) with rows (B, H, C, L): q'_i . k'_j / D_i over allowed j (j <= i if
     causal), zero elsewhere.  Memory O(B H C L) per block; time O(B H L^2 m) overall.
     """
-    _check_chunk(chunk_size)
+    _check_block(block_size)
     length = q_features.shape[2]
     keys = _masked_keys(k_features, key_mask)
     positions = torch.arange(length, device=q_features.device)
-    for start in range(0, length, chunk_size):
-        q = q_features[:, :, start : start + chunk_size]
+    for start in range(0, length, block_size):
+        q = q_features[:, :, start : start + block_size]
         scores = q @ keys.transpose(-1, -2)  # (B, H, C, L)
         if causal:
             allowed = positions[None, :] <= positions[start : start + q.shape[2], None]
@@ -136,7 +136,7 @@ def aggregate_linear(
     residues: torch.Tensor,
     key_mask: torch.Tensor | None = None,
     causal: bool = False,
-    chunk_size: int = 64,
+    block_size: int = 64,
 ) -> torch.Tensor:
     """Linear-time aggregate of a Performer's implicit attention A = q'k'^T / D.
 
@@ -154,7 +154,7 @@ def aggregate_linear(
             f"residues must be (B, L) = {(q_features.shape[0], q_features.shape[2])}, "
             f"got {tuple(residues.shape)}"
         )
-    _check_chunk(chunk_size)
+    _check_block(block_size)
     dtype = q_features.dtype
     keys = _masked_keys(k_features, key_mask)
     key_residues = residues if key_mask is None else residues.masked_fill(~key_mask.bool(), -1)
@@ -171,8 +171,8 @@ def aggregate_linear(
     residue_state = q_features.new_zeros(batch, heads, NUM_AMINO_ACIDS, features)  # R_b
     key_state = q_features.new_zeros(batch, heads, features)  # sum of all allowed k'_j so far
     total = q_features.new_zeros(heads, NUM_AMINO_ACIDS, NUM_AMINO_ACIDS)
-    for start in range(0, length, chunk_size):
-        stop = min(start + chunk_size, length)
+    for start in range(0, length, block_size):
+        stop = min(start + block_size, length)
         q, k = q_features[:, :, start:stop], keys[:, :, start:stop]
         hot_q, hot_k = one_hot_q[:, start:stop], one_hot_k[:, start:stop]
         intra = (q @ k.transpose(-1, -2)).tril()  # (B, H, C, C), pairs j <= i inside the chunk
@@ -197,7 +197,7 @@ def uniform_aggregate(
     """
     ones = torch.ones(*residues.shape, dtype=torch.float64, device=residues.device)
     ones = ones[:, None, :, None]
-    return aggregate_linear(ones, ones, residues, key_mask, causal, chunk_size=256)[0]
+    return aggregate_linear(ones, ones, residues, key_mask, causal, block_size=256)[0]
 
 
 def pair_counts(

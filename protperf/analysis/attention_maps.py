@@ -97,7 +97,7 @@ def exact_attention_rows(
     k: torch.Tensor,
     key_mask: torch.Tensor | None,
     causal: bool,
-    chunk_size: int,
+    block_size: int,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Softmax attention softmax(q k^T / sqrt(d)) one block of C query rows at a time.
 
@@ -105,12 +105,12 @@ def exact_attention_rows(
     Yields (start, rows (B, H, C, L)); memory O(B H C L).  A query without any allowed key
     (padding) gets a uniform row, as in the attention library; such rows are not analyzed.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
     length = q.shape[2]
     positions = torch.arange(length, device=q.device)
-    for start in range(0, length, chunk_size):
-        block = q[:, :, start : start + chunk_size]
+    for start in range(0, length, block_size):
+        block = q[:, :, start : start + block_size]
         scores = (block @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, C, L)
         allowed = torch.ones(1, 1, block.shape[2], length, dtype=torch.bool, device=q.device)
         if causal:

@@ -27,12 +27,12 @@ class ModelAttentionCollector:
     Args:
         model: a module containing ``MultiHeadAttention`` layers, called as
             ``model(input_ids, attention_mask=...)``.
-        chunk_size: query rows per block (exact) / positions per chunk (causal Performer).
+        block_size: query rows per block (exact) / positions per block (causal Performer).
         vig: also collect the counts of Vig et al. (2020) above ``vig_threshold``.
     """
 
     def __init__(
-        self, model: nn.Module, chunk_size: int = 256, vig: bool = True, vig_threshold: float = 0.1
+        self, model: nn.Module, block_size: int = 256, vig: bool = True, vig_threshold: float = 0.1
     ) -> None:
         self.model = model
         modules = attention_modules(model)
@@ -44,7 +44,7 @@ class ModelAttentionCollector:
             )
         self.kinds = [m.config.kind for m in modules]
         self.accumulator = SimilarityAccumulator(
-            len(modules), heads.pop(), causal.pop(), chunk_size, vig, vig_threshold
+            len(modules), heads.pop(), causal.pop(), block_size, vig, vig_threshold
         )
 
     @property
@@ -77,7 +77,7 @@ class ModelAttentionCollector:
             elif kind == "exact":
                 q, k, _ = module.project(x, rotary)
                 for start, rows in exact_attention_rows(
-                    q, k, mask, module.causal, accumulator.chunk_size
+                    q, k, mask, module.causal, accumulator.block_size
                 ):
                     accumulator.add_attention_rows(layer, start, rows)
             else:

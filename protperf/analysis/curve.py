@@ -16,14 +16,17 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from protperf.analysis.pipeline import analyze_model, load_model
+from protperf.analysis.plots import save_figure
+from protperf.analysis.report import write_outputs
+from protperf.model.checkpoint import read_checkpoint
+
 CURVE_COLUMNS = ["step", "checkpoint", "method", "pearson_offdiag", "pearson_offdiag_p",
                  "spearman_offdiag", "spearman_offdiag_p"]
 
 
 def checkpoint_step(path: str | Path) -> int:
     """The training step stored in a checkpoint (``global_step``; 0 if absent)."""
-    from protperf.model.checkpoint import read_checkpoint
-
     return int(read_checkpoint(path).get("global_step", 0))
 
 
@@ -84,10 +87,6 @@ def analyze_checkpoints(config) -> list:
     """Analyze every checkpoint of ``config.checkpoints`` / ``config.run_dir`` (an
     :class:`protperf.analysis.pipeline.AnalyzeConfig`); write the per-checkpoint outputs,
     ``learning_curve.csv`` and its figure; return the results in step order."""
-    from protperf.analysis.pipeline import analyze_model, load_model
-    from protperf.analysis.plots import save_figure
-    from protperf.analysis.report import write_outputs
-
     paths = list(config.checkpoints) or find_checkpoints(config.run_dir)
     out = Path(config.output_dir)
     results, rows = [], []

@@ -29,6 +29,9 @@ from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
 from protperf.analysis.vig import vig_similarity
 from protperf.data.batching import ALPHABET, protein_batches, window_batches, with_specials
 from protperf.data.proteins import Protein, read_proteins
+from protperf.model.checkpoint import load_module
+from protperf.model.overrides import ModelOverrides
+from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
 METHODS = ("similarity", "vig", "embedding")
@@ -66,8 +69,9 @@ class AnalyzeConfig:
         ``<run_dir>/checkpoints``): each is analyzed into ``<output_dir>/step<NNNNNN>/`` and the
         correlations per step go to ``learning_curve.csv`` + a figure
         (:mod:`protperf.analysis.curve`).
-    attention_kind / num_features: analyze the weights under another attention (null = as
-        trained), e.g. exact-Transformer weights as a Performer.
+    model: analyze the weights under another attention, e.g. ``model.attention.kind=favor_relu``
+        for exact-Transformer weights as a Performer (:class:`ModelOverrides`; null = as
+        trained).
     methods: ``similarity`` (attention mass, normalized), ``vig`` (Vig et al. 2020) and/or
         ``embedding`` (cosine similarity of the amino-acid token embeddings; needs no data).
     normalization: log_odds | marginal_log_odds | uniform | mean (protperf.analysis.similarity).
@@ -83,15 +87,14 @@ class AnalyzeConfig:
     checkpoint: str | None = None
     checkpoints: list[str] = field(default_factory=list)
     run_dir: str | None = None
-    attention_kind: str | None = None
-    num_features: int | None = None
+    model: ModelOverrides = field(default_factory=ModelOverrides)
     data: AnalysisDataConfig = field(default_factory=AnalysisDataConfig)
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     normalization: str = "log_odds"
     vig_threshold: float = 0.1
     permutations: int = 1000
     seed: int = 0
-    chunk_size: int = 256
+    block_size: int = 256
     order: str = "alphabet"
     protein: str | None = None
     grid_max_length: int = 48
@@ -117,8 +120,8 @@ class AnalyzeConfig:
             raise ValueError(f"vig_threshold must be in (0, 1), got {self.vig_threshold}")
         if self.checkpoints and self.run_dir:
             raise ValueError("give checkpoints=[...] or run_dir=..., not both")
-        if self.permutations < 0 or self.chunk_size < 1 or self.grid_max_length < 3:
-            raise ValueError("permutations >= 0, chunk_size >= 1 and grid_max_length >= 3 needed")
+        if self.permutations < 0 or self.block_size < 1 or self.grid_max_length < 3:
+            raise ValueError("permutations >= 0, block_size >= 1 and grid_max_length >= 3 needed")
 
 
 @dataclass
@@ -146,10 +149,7 @@ def load_model(config: AnalyzeConfig) -> nn.Module:
             "a checkpoint is required: checkpoint=path/to/last.ckpt (or checkpoints=[a.ckpt,"
             "b.ckpt] or run_dir=outputs/run for a learning curve)"
         )
-    from protperf.model.checkpoint import load_module
-
-    attention = {"kind": config.attention_kind, "num_features": config.num_features}
-    module = load_module(config.checkpoint, model_overrides={"attention": attention})
+    module = load_module(config.checkpoint, model_overrides=config.model.as_overrides())
     return module.model
 
 
@@ -157,8 +157,6 @@ def select_proteins(config: AnalyzeConfig, stats: Counter) -> Iterator[Protein]:
     """The proteins of ``config.data`` (the bundled sample by default), at most max_sequences."""
     data = config.data
     if data.path is None:
-        from protperf.data.config import SAMPLE_FASTA
-
         path = SAMPLE_FASTA
     else:
         path = Path(data.path)
@@ -178,7 +176,7 @@ def analyze_model(
     device = torch.device(config.device)
     model = model.to(device).eval()
     collector = ModelAttentionCollector(
-        model, config.chunk_size, vig="vig" in config.methods, vig_threshold=config.vig_threshold
+        model, config.block_size, vig="vig" in config.methods, vig_threshold=config.vig_threshold
     )
     grid_protein: Protein | None = None
 
@@ -302,56 +300,6 @@ def _clean(record: dict) -> dict:
             value = None
         out[key] = value
     return out
-
-
-def register_config() -> None:
-    """Register :class:`AnalyzeConfig` as Hydra's ``analyze_schema`` (types conf/analyze.yaml)."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="analyze_schema", node=AnalyzeConfig)
-
-
-def resolve_config(cfg: Any) -> AnalyzeConfig:
-    """Hydra DictConfig -> validated :class:`AnalyzeConfig` (errors name the key)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        config = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", "") or ""
-        raise ValueError(f"invalid config {key}: {str(error).splitlines()[0]}") from None
-    config.validate()
-    return config
-
-
-def summary_line(result: AnalysisResult, output_dir: str) -> str:
-    """One line for the terminal: pooled and Vig correlations with BLOSUM62, output folder."""
-    stats = result.summary["data"]["stats"]
-    parts = ["[protperf analyze]", f"proteins={stats.get('analyzed', 0)}"]
-    pooled = result.summary.get("similarity", {}).get("pooled")
-    if pooled:
-        parts.append(
-            f"pooled pearson_offdiag={_fmt(pooled.get('pearson_offdiag'))} "
-            f"(p={_fmt(pooled.get('pearson_offdiag_p'))})"
-        )
-        best = result.summary["similarity"]["best_heads"][0]
-        parts.append(
-            f"best head L{best['layer']}H{best['head']}={_fmt(best.get('pearson_offdiag'))}"
-        )
-    vig = result.summary.get("vig")
-    if vig:
-        parts.append(
-            f"vig pearson_offdiag={_fmt(vig.get('pearson_offdiag'))} "
-            f"(p={_fmt(vig.get('pearson_offdiag_p'))})"
-        )
-    embedding = result.summary.get("embedding")
-    if embedding:
-        parts.append(
-            f"embedding pearson_offdiag={_fmt(embedding.get('pearson_offdiag'))} "
-            f"(p={_fmt(embedding.get('pearson_offdiag_p'))})"
-        )
-    return " ".join(parts) + f" -> {output_dir}"
 
 
 def _fmt(value: Any) -> str:

@@ -196,7 +196,7 @@ class SimilarityAccumulator:
     :meth:`add_attention` (exact attention, (B, H, L, L)) or :meth:`add_features`
     (Performer features q', k', the linear-time aggregate).
 
-    chunk_size: query rows per block (explicit path) / positions per chunk (causal linear path).
+    block_size: query rows per block (explicit path) / positions per block (causal linear path).
     vig: also count weights above ``vig_threshold`` (Vig et al. 2020).  For Performers this
         forms (B, H, chunk, L) blocks of the implicit attention, O(L^2 m) time.
     """
@@ -206,12 +206,12 @@ class SimilarityAccumulator:
         num_layers: int,
         num_heads: int,
         causal: bool,
-        chunk_size: int = 256,
+        block_size: int = 256,
         vig: bool = True,
         vig_threshold: float = 0.1,
     ) -> None:
         self.totals = SimilarityTotals(num_layers, num_heads, causal, vig_threshold)
-        self.chunk_size, self.vig = chunk_size, vig
+        self.block_size, self.vig = block_size, vig
         self._residues: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
 
@@ -230,7 +230,7 @@ class SimilarityAccumulator:
     def add_attention(self, layer: int, attention: torch.Tensor) -> None:
         """attention: (B, H, L, L) rows summing to 1 over allowed keys, for the current batch."""
         residues = self._current(layer, attention.shape[0], attention.shape[-1], attention.shape[1])
-        for start, rows in attention_row_blocks(attention, self.chunk_size):
+        for start, rows in attention_row_blocks(attention, self.block_size):
             self._add_rows(layer, start, rows, residues)
 
     def add_attention_rows(self, layer: int, start: int, rows: torch.Tensor) -> None:
@@ -247,12 +247,12 @@ class SimilarityAccumulator:
         )
         causal = self.totals.causal
         sums = aggregate_linear(
-            q_features, k_features, residues, self._mask, causal, chunk_size=self.chunk_size
+            q_features, k_features, residues, self._mask, causal, block_size=self.block_size
         )
         self.totals.sums[layer] += sums.double().cpu().numpy()
         if self.vig:
             blocks = feature_attention_rows(
-                q_features, k_features, self._mask, causal, self.chunk_size
+                q_features, k_features, self._mask, causal, self.block_size
             )
             for start, block in blocks:
                 self._add_vig(layer, start, block, residues)

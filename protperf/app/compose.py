@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from protperf.analysis.pipeline import register_config as register_analyze
+from protperf.app.analyze import register_config as register_analyze
 from protperf.app.embed import EmbedConfig
 from protperf.app.generate import GenerateConfig
 from protperf.app.inference_common import register_schema

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,38 +17,19 @@ from typing import Any
 import lightning.pytorch as pl
 import pandas as pd
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from protperf.app.cli import hydra_command
 from protperf.app.config import TrainerConfig
 from protperf.app.report import write_table
-from protperf.attention import AttentionConfig
 from protperf.data.config import DataConfig
 from protperf.data.datamodule import ProteinDataModule
 from protperf.errors import ConfigError
 from protperf.model.checkpoint import load_module, read_checkpoint
+from protperf.model.overrides import ModelOverrides
 from protperf.structured import to_dataclass
 
 log = logging.getLogger(__name__)
-
-# Every AttentionConfig field, optional: None keeps the checkpoint's value.
-AttentionOverrides = dataclasses.make_dataclass(
-    "AttentionOverrides",
-    [
-        (f.name, typing.Optional[hint], field(default=None))  # noqa: UP045 (OmegaConf needs typing.Optional)
-        for f in dataclasses.fields(AttentionConfig)
-        for hint in [typing.get_type_hints(AttentionConfig)[f.name]]
-    ],
-)
-
-
-@dataclass
-class ModelOverrides:
-    """Model keys that may differ from the checkpoint (they do not change parameter shapes)."""
-
-    dropout: float | None = None
-    attention: AttentionOverrides = field(default_factory=AttentionOverrides)  # type: ignore
-
 
 @dataclass
 class FinetuneConfig:
@@ -76,21 +56,10 @@ class EvaluateConfig:
     table_name: str = "evaluation"
 
 
-def _non_null(values: Any) -> dict[str, Any]:
-    plain = OmegaConf.to_container(OmegaConf.structured(values), resolve=True)
-
-    def prune(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: prune(v) for k, v in node.items() if v is not None and prune(v) != {}}
-        return node
-
-    return prune(plain)
-
-
 def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
     """One table row: the checkpoint evaluated (after optional fine-tuning) on ``split``."""
     saved = read_checkpoint(path)["hyper_parameters"]
-    overrides = _non_null(config.model)
+    overrides = config.model.as_overrides()
     module = load_module(path, model_overrides=overrides)
     objective = module.task_config.objective
     pl.seed_everything(config.seed, workers=True)

@@ -48,14 +48,14 @@ def brute_force_sums(attention: torch.Tensor, residues: torch.Tensor) -> torch.T
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("chunk_size", [1, 5, 64])
-def test_linear_aggregate_equals_explicit(mixed_batch, causal, chunk_size):
+@pytest.mark.parametrize("block_size", [1, 5, 64])
+def test_linear_aggregate_equals_explicit(mixed_batch, causal, block_size):
     tokens, mask = mixed_batch
     residues = residue_index(tokens, mask)
     q, k = random_features(tokens)
     attention = feature_attention_matrix(q, k, mask, causal)
-    explicit = aggregate_attention(attention, residues, chunk_size=4)
-    linear = aggregate_linear(q, k, residues, mask, causal, chunk_size=chunk_size)
+    explicit = aggregate_attention(attention, residues, block_size=4)
+    linear = aggregate_linear(q, k, residues, mask, causal, block_size=block_size)
     torch.testing.assert_close(linear, explicit, rtol=0, atol=1e-8)
     assert explicit.abs().sum() > 1.0  # not trivially zero
 
@@ -66,7 +66,7 @@ def test_explicit_aggregate_matches_definition(mixed_batch):
     q, k = random_features(tokens, heads=2, seed=3)
     attention = feature_attention_matrix(q, k, mask, causal=True)
     torch.testing.assert_close(
-        aggregate_attention(attention, residues, chunk_size=3),
+        aggregate_attention(attention, residues, block_size=3),
         brute_force_sums(attention, residues),
         rtol=0,
         atol=1e-10,
@@ -91,7 +91,7 @@ def test_identical_residue_head_gives_diagonal_of_residue_counts():
     residues = residue_index(tokens, mask)
     same = (tokens[:, :, None] == tokens[:, None, :]) & allowed_matrix(mask, False)
     attention = (same / same.sum(-1, keepdim=True).clamp_min(1)).to(torch.float64)[:, None]
-    sums = aggregate_attention(attention, residues, chunk_size=2)[0]
+    sums = aggregate_attention(attention, residues, block_size=2)[0]
     expected = torch.zeros(20, 20, dtype=torch.float64)
     for letter, count in {"A": 2, "C": 2, "W": 2}.items():
         index = "ACDEFGHIKLMNPQRSTVWY".index(letter)
@@ -156,7 +156,7 @@ def test_shape_errors(mixed_batch):
         aggregate_linear(q, k[..., :3], residues)
     with pytest.raises(ValueError, match=r"residues must be \(B, L\) = \(3, 27\), got \(3, 26\)"):
         aggregate_linear(q, k, residues[:, :-1])
-    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
-        aggregate_linear(q, k, residues, causal=True, chunk_size=0)
+    with pytest.raises(ValueError, match="block_size must be >= 1, got 0"):
+        aggregate_linear(q, k, residues, causal=True, block_size=0)
     with pytest.raises(ValueError, match=r"attention must be \(B, H, L, L\)"):
         aggregate_attention(q, residues)

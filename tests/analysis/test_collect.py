@@ -55,7 +55,7 @@ def test_exact_rows_equal_the_modules_attention_matrix(causal):
     tokens, mask = padded_batch()
     x = torch.randn(*tokens.shape, 16, dtype=torch.float64)
     q, k, _ = module.project(x)
-    rows = torch.cat([r for _, r in exact_attention_rows(q, k, mask, causal, chunk_size=5)], 2)
+    rows = torch.cat([r for _, r in exact_attention_rows(q, k, mask, causal, block_size=5)], 2)
     reference = module.attention_matrix(x, mask)
     real = mask[:, None, :, None].expand_as(rows)
     torch.testing.assert_close(rows[real], reference[real], rtol=0, atol=1e-12)
@@ -66,7 +66,7 @@ def test_exact_rows_equal_the_modules_attention_matrix(causal):
 def test_collector_equals_explicit_aggregate_of_attention_maps(kind, causal):
     model = TinyModel(kind, causal).double()
     tokens, mask = padded_batch()
-    collector = ModelAttentionCollector(model, chunk_size=4)
+    collector = ModelAttentionCollector(model, block_size=4)
     collector.add(tokens, mask)
     collector.add(tokens[:2], mask[:2])
     maps = attention_maps(model, tokens, mask)  # (layers, B, H, L, L) float32, for plots
@@ -86,7 +86,7 @@ def test_collector_equals_explicit_aggregate_of_attention_maps(kind, causal):
 def test_collector_float64_matches_to_1e8():
     model = TinyModel("favor_softmax", causal=True).double()
     tokens, mask = padded_batch()
-    collector = ModelAttentionCollector(model, chunk_size=3, vig=False)
+    collector = ModelAttentionCollector(model, block_size=3, vig=False)
     collector.add(tokens, mask)
     captured = {}
 

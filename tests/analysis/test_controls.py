@@ -21,9 +21,9 @@ from protperf.analysis.controls import (
     save_planted_checkpoint,
 )
 from protperf.analysis.embedding import amino_acid_embeddings, cosine_similarity
-from protperf.analysis.pipeline import resolve_config
 from protperf.analysis.report import analyze
 from protperf.analysis.residues import ALPHABET
+from protperf.app.analyze import resolve_config
 from protperf.app.compose import compose_config
 from protperf.model.checkpoint import load_module
 
@@ -105,8 +105,8 @@ def test_favor_softmax_m256_recovers_off_diagonal_blosum(tmp_path):
 
 
 def test_favor_relu_override_of_exact_weights_keeps_the_signal(tmp_path):
-    summary = run(planted(tmp_path, beta=0.3), tmp_path, "attention_kind=favor_relu",
-                  "num_features=256", "methods=[similarity]")
+    summary = run(planted(tmp_path, beta=0.3), tmp_path, "model.attention.kind=favor_relu",
+                  "model.attention.num_features=256", "methods=[similarity]")
     assert summary["model"]["attention"] == ["favor_relu"]
     assert summary["similarity"]["pooled"]["pearson_offdiag"] >= 0.7
 

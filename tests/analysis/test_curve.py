@@ -7,8 +7,8 @@ import pytest
 
 from protperf.analysis.controls import PlantedConfig, planted_module, save_checkpoint
 from protperf.analysis.curve import analyze_checkpoints, checkpoints_by_step, find_checkpoints
-from protperf.analysis.pipeline import resolve_config
 from protperf.analysis.report import analyze
+from protperf.app.analyze import resolve_config
 from protperf.app.compose import compose_config
 
 

@@ -108,8 +108,8 @@ def test_residue_index_excludes_nonstandard_specials_and_padding(mixed_batch):
 @pytest.mark.parametrize("causal", [False, True])
 def test_exact_and_performer_paths_accumulate_the_same(mixed_batch, causal):
     tokens, mask = mixed_batch
-    exact = SimilarityAccumulator(num_layers=2, num_heads=3, causal=causal, chunk_size=4)
-    performer = SimilarityAccumulator(num_layers=2, num_heads=3, causal=causal, chunk_size=5)
+    exact = SimilarityAccumulator(num_layers=2, num_heads=3, causal=causal, block_size=4)
+    performer = SimilarityAccumulator(num_layers=2, num_heads=3, causal=causal, block_size=5)
     for accumulator in (exact, performer):
         accumulator.add_batch(tokens, mask)
     for layer in range(2):

@@ -23,7 +23,7 @@ GROUP_SCHEMAS = {"data": DataConfig, "model": ModelConfig, "task": TaskConfig,
 ROOT_SCHEMAS = {"train.yaml": TrainConfig, "evaluate.yaml": EvaluateConfig,
                 "analyze.yaml": AnalyzeConfig}
 # Files that may restate a default on purpose: experiments spell out the paper's setup.
-MAY_RESTATE = {"experiment", "analyze.yaml"}
+MAY_RESTATE = {"experiment"}
 
 
 def yaml_files() -> list[tuple[Path, type]]:
