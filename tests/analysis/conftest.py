@@ -40,12 +40,3 @@ def mixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
         "^ACDXEFGBHIKZLMNUPQROSTVWY$",
         "^GGWWCCA?#P$",
     )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors on a shared 2-core machine: one thread avoids oversubscription."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

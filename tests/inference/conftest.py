@@ -81,12 +81,3 @@ def trained_checkpoints(tmp_path_factory) -> dict[str, Path]:
         return {objective: _train(objective, root / objective) for objective in ("mlm", "clm")}
     finally:
         torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Keep tests polite on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

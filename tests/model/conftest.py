@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -79,12 +78,3 @@ def _private_data_cache(tmp_path_factory):
         os.environ.pop("PROTPERF_CACHE", None)
     else:
         os.environ["PROTPERF_CACHE"] = previous
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Keep tests polite on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
