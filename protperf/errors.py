@@ -9,3 +9,11 @@ class ConfigError(ValueError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the alphabet or architecture it is loaded into."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, or holds pickled code; names the file."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission); names the file."""

@@ -3,6 +3,10 @@
 The module's hyper-parameters are plain dicts of primitives (the ``model``, ``task`` and
 ``optim`` config sections plus the alphabet), so checkpoints load with
 ``torch.load(..., weights_only=True)`` and carry everything needed to rebuild the model.
+
+Resuming is exact: the global torch generator (dropout) is reseeded before every training
+batch from ``(seed, epoch, batch, rank)`` and the epoch's running train metrics are saved in
+the checkpoint, so a run resumed mid-epoch trains and logs what the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from torchmetrics import MeanMetric
 
 from protperf import __version__
 from protperf.data.alphabet import Alphabet
+from protperf.data.resume import batch_seed
 from protperf.model.compat import check_compatible
 from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
 from protperf.model.loss import token_loss_and_accuracy
@@ -23,6 +28,8 @@ from protperf.model.transformer import ProteinLanguageModel
 from protperf.structured import to_dataclass, to_plain
 
 STAGES = ("train", "val", "test")
+#: Checkpoint key of the running (epoch) train metric states.
+METRIC_STATE_KEY = "protperf_train_metrics"
 
 
 class ProteinLMModule(pl.LightningModule):
@@ -119,6 +126,9 @@ class ProteinLMModule(pl.LightningModule):
 
     # -- random features --------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # dropout (every device's generator): the same masks for this batch after a resume
+        torch.manual_seed(batch_seed(int(self.hparams.seed), self.current_epoch, batch_idx,
+                                     self.global_rank))
         interval = self.model_config.attention.redraw_interval
         step = self.global_step
         if interval > 0 and step > 0 and step % interval == 0 and step != self._last_redraw_step:
@@ -165,6 +175,20 @@ class ProteinLMModule(pl.LightningModule):
         }
 
     # -- checkpoints ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the running train metrics of the epoch (not part of the state_dict)."""
+        checkpoint[METRIC_STATE_KEY] = {
+            name: {state: getattr(self.metrics[name], state).detach().cpu()
+                   for state in self.metrics[name]._defaults}
+            for name in ("train_loss", "train_acc")
+        }
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Fail clearly if the checkpoint's alphabet or architecture differs from this model."""
+        """Fail clearly if the checkpoint's alphabet or architecture differs from this model;
+        restore the running train metrics of the epoch."""
         check_compatible(checkpoint.get("hyper_parameters", {}), self.hparams, source="checkpoint")
+        for name, states in checkpoint.get(METRIC_STATE_KEY, {}).items():
+            metric = self.metrics[name]
+            for state, value in states.items():
+                setattr(metric, state, value.to(getattr(metric, state).device))
+            metric._update_count = 1 if float(states.get("weight", 1)) > 0 else 0

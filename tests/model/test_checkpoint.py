@@ -53,7 +53,7 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"a": torch.zeros(1)}, path)
     with pytest.raises(CheckpointMismatchError, match="not a protperf training checkpoint"):
         read_checkpoint(path)
-    with pytest.raises(FileNotFoundError, match="missing.ckpt does not exist"):
+    with pytest.raises(CheckpointError, match="missing.ckpt does not exist"):
         read_checkpoint(tmp_path / "missing.ckpt")
 
 
