@@ -24,13 +24,15 @@ STOP_STEP, TOTAL_STEPS = 3, 6
 
 
 class SignalAtStep(pl.Callback):
-    """Sends ``SIGUSR1`` to this process at the start of the batch after ``step`` steps."""
+    """Sends ``SIGUSR1`` to this process (on global rank ``rank`` only) at the start of the
+    batch after ``step - 1`` steps."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, rank: int = 0) -> None:
         self.step = step
+        self.rank = rank
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step - 1:
+        if trainer.global_step == self.step - 1 and trainer.global_rank == self.rank:
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
@@ -75,8 +77,9 @@ def _assert_stop_and_resume_equals_one_run(tmp_path, task: str, extra: list[str]
 
 
 @pytest.mark.parametrize("task", ["mlm", "clm"])
-def test_stop_and_resume_equals_one_run_without_workers(tmp_path, task):
+def test_stop_and_resume_equals_one_run_without_workers(tmp_path, task, recwarn):
     _assert_stop_and_resume_equals_one_run(tmp_path, task, ["data.num_workers=0"])
+    assert not [w for w in recwarn if "not resumable" in str(w.message)]
 
 
 @pytest.mark.slow
