@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,12 @@ def _first_line(error: BaseException) -> str:
 
 def _unsupported_global(error: BaseException) -> str:
     """The offending name out of torch's long weights_only message."""
+    found = re.search(r"GLOBAL (\S+)", str(error))
+    if found:
+        return f"it refers to {found.group(1)}"
     for line in str(error).splitlines():
-        line = line.strip()
-        if line.startswith("WeightsUnpickler error:"):
-            return line.removeprefix("WeightsUnpickler error:").strip()
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()
     return _first_line(error)
 
 
