@@ -38,7 +38,8 @@ class SignalAtStep(pl.Callback):
 
 def _run(tmp_path, name: str, overrides: list[str]) -> dict:
     common = ["model.dropout=0.1", "trainer.limit_train_batches=4",
-              f"trainer.max_steps={TOTAL_STEPS}", "callbacks.last_checkpoint.every_n_train_steps=100",
+              f"trainer.max_steps={TOTAL_STEPS}",
+              "callbacks.last_checkpoint.every_n_train_steps=100",
               "trainer.val_check_interval=4"]
     return train(compose_train([*common, *overrides], output_dir=tmp_path / name))
 
