@@ -67,6 +67,8 @@ class ResumeCheckpoint(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         stop = self.received is not None
+        if trainer.fit_loop._should_accumulate():  # mid gradient accumulation: not yet
+            stop = False
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         final = 0 < trainer.max_steps <= trainer.global_step
