@@ -36,7 +36,8 @@ class ResumeCheckpoint(pl.Callback):
         self.filename = filename
         self.received: int | None = None  # the signal number, once one arrived
         self.stopped_at: int | None = None  # global step of the stop checkpoint
-        self._previous: dict[int, Any] = {}
+        self._outer: dict[int, Any] = {}  # the program's handlers, before Lightning's
+        self._previous: dict[int, Any] = {}  # what ours replaced (Lightning's, when fitting)
         self._saved_step: int | None = None
 
     @property
@@ -50,6 +51,10 @@ class ResumeCheckpoint(pl.Callback):
                         signal.Signals(signum).name)
         self.received = signum
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":  # before Lightning installs its handlers
+            self._outer = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # after Lightning's own handlers (registered when fit starts): ours decide
         if threading.current_thread() is not threading.main_thread():
@@ -60,7 +65,6 @@ class ResumeCheckpoint(pl.Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._previous_after_fit = dict(self._previous)
         self._previous = {}
 
     # -- saving ----------------------------------------------------------------------------
@@ -88,10 +92,10 @@ class ResumeCheckpoint(pl.Callback):
         return self._saved_step == step
 
     def hand_over(self) -> None:
-        """After ``fit``: give the signal to the handler installed before training (e.g.
-        submitit's requeue, which exits the process), if there was one."""
+        """After ``fit``: give the signal to the handler the program had before training
+        (e.g. submitit's requeue, which exits the process), if it had one."""
         if self.received is None:
             return
-        previous = getattr(self, "_previous_after_fit", {}).get(self.received)
-        if callable(previous):
-            previous(self.received, None)
+        outer = self._outer.get(self.received)
+        if callable(outer):
+            outer(self.received, None)

@@ -137,17 +137,15 @@ def keep_csv_history(trainer: pl.Trainer) -> None:
 
 def refuse_finished_run_dir(output_dir: str) -> None:
     """A fresh run never writes into a directory that holds another run's results."""
-    found = [name for name in ("summary.json", "checkpoints")
-             if Path(output_dir, name).exists() and any(_entries(Path(output_dir, name)))]
+    found = [name for name, present in (
+        ("summary.json", Path(output_dir, "summary.json").is_file()),
+        ("checkpoints", any(Path(output_dir, "checkpoints").glob("*.ckpt"))),
+    ) if present]
     if found:
         raise ConfigError(
             f"output directory {output_dir} already holds a run ({', '.join(found)}): resume it "
             "with ckpt_path=last, or choose another hydra.run.dir"
         )
-
-
-def _entries(path: Path):
-    return path.iterdir() if path.is_dir() else iter([path])
 
 
 def stopped_early(trainer: pl.Trainer, config: TrainConfig, resume: ResumeCheckpoint) -> dict:
