@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from protperf.data.batching import make_collator
 from protperf.data.cache import ensure_prepared
@@ -34,7 +34,8 @@ class EpochDataLoader(DataLoader):
 
     def __init__(self, *args, epoch_source=None, progress_source=None, collate_seed: int = 0,
                  fixed_seed: int | None = None, **kwargs):
-        kwargs["collate_fn"] = SeededCollator(kwargs["collate_fn"], seed=collate_seed)
+        kwargs["collate_fn"] = SeededCollator(kwargs.get("collate_fn") or default_collate,
+                                              seed=collate_seed)
         super().__init__(*args, **kwargs)
         self._epoch_source = epoch_source
         self._progress_source = progress_source
