@@ -176,19 +176,35 @@ class ProteinLMModule(pl.LightningModule):
 
     # -- checkpoints ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the running train metrics of the epoch (not part of the state_dict)."""
+        """Store the running train metrics of the epoch (not part of the state_dict), of every
+        DDP rank: ``(world_size,)`` tensors (every rank calls this; rank 0 writes)."""
         checkpoint[METRIC_STATE_KEY] = {
-            name: {state: getattr(self.metrics[name], state).detach().cpu()
+            name: {state: self._gather_ranks(getattr(self.metrics[name], state))
                    for state in self.metrics[name]._defaults}
             for name in ("train_loss", "train_acc")
         }
 
+    def _gather_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().reshape(1)
+        if self.trainer.world_size > 1:
+            value = self.all_gather(value).reshape(-1)
+        return value.cpu()
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Fail clearly if the checkpoint's alphabet or architecture differs from this model;
-        restore the running train metrics of the epoch."""
+        restore this rank's running train metrics of the epoch (with another number of ranks,
+        rank 0 takes their sum and the others start empty: the same epoch mean)."""
         check_compatible(checkpoint.get("hyper_parameters", {}), self.hparams, source="checkpoint")
+        rank, world_size = self.global_rank, self.trainer.world_size if self._trainer else 1
         for name, states in checkpoint.get(METRIC_STATE_KEY, {}).items():
             metric = self.metrics[name]
-            for state, value in states.items():
-                setattr(metric, state, value.to(getattr(metric, state).device))
-            metric._update_count = 1 if float(states.get("weight", 1)) > 0 else 0
+            for state, saved in states.items():
+                saved = saved.reshape(-1)
+                if len(saved) == world_size:
+                    value = saved[rank]
+                else:
+                    value = saved.sum() if rank == 0 else torch.zeros_like(saved[0])
+                current = getattr(metric, state)
+                value = value.to(current.device, current.dtype).reshape(current.shape)
+                setattr(metric, state, value)
+            metric._update_count = int(float(getattr(metric, "weight", torch.ones(()))) > 0)

@@ -15,10 +15,12 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
 from protperf.model.checkpoint import read_checkpoint
+from tests.model.test_exact_resume import _logged
 from tests.scale.conftest import REPO, TINY, run_script
 
 SLOW_STEPS = [*TINY, "trainer.max_steps=400", "trainer.val_check_interval=400",
@@ -129,3 +131,9 @@ def test_ddp_stop_on_one_rank_and_resume_equals_one_run(tmp_path):
     assert a["global_step"] == b["global_step"] == 6
     for name, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][name]), name
+    # the same metrics: per-step train loss of rank 0, and the epoch mean over both ranks
+    # (running metric states of each rank are in the checkpoint)
+    for key in ("train/loss", "train/loss_epoch", "val/loss"):
+        whole_log, split_log = (_logged(tmp_path / name, key) for name in ("whole", "split"))
+        assert len(whole_log) >= 1, key
+        pd.testing.assert_series_equal(whole_log, split_log.loc[whole_log.index], rtol=0, atol=0)
