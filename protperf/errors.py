@@ -1,4 +1,8 @@
-"""The errors every layer of protperf may raise and the applications report in one line."""
+"""The errors every layer of protperf may raise and the applications report in one line.
+
+Each message names what was wrong and where (file, line, record, row or config key); the
+commands print it as ``error: MESSAGE`` and exit non-zero (:mod:`protperf.app.cli`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,14 @@ class ConfigError(ValueError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the alphabet or architecture it is loaded into."""
+
+
+class DataError(ValueError):
+    """Bad input FASTA, an unusable output directory or a damaged prepared directory."""
+
+
+class InferenceInputError(ValueError):
+    """Unusable input to embed / score / generate; the message names the file, row or record."""
 
 
 class CheckpointError(ValueError):

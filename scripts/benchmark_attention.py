@@ -7,9 +7,17 @@ if installed, performer-pytorch 1.1.4's ``FastAttention`` wrapped in the same pr
 All methods run the full multi-head layer (q/k/v/out projections, batch 1, 8 heads, head dim
 64, m = 256, float32) on x: (1, L, 512). Configurations predicted to exceed the time or
 memory budget (from the previous length, with the method's complexity) are "skipped".
-It also writes a table of approximation error vs exact attention per feature type.
+It also measures the approximation error vs exact attention per feature type.
+Rows are appended, with provenance, to benchmarks/attention.csv and
+benchmarks/attention_approx_error.csv, and benchmarks/README.md is regenerated.
 
-    flock /tmp/protperf-bench.lock env PYTHONPATH=. python scripts/benchmark_attention.py
+    python scripts/benchmark_attention.py
+    python scripts/benchmark_attention.py --lengths 512 1024 --skip-approx --out-dir /tmp/b
+
+``--compare-causal-kernels`` instead times the two torch causal kernels side by side in one
+process (the in-place loop kernel used on CPU, the loop-free scan used on GPUs and in bf16)
+on the layer's shapes, fwd+bwd, median of ``--min-repeats`` runs, and prints their ratio;
+``--precision --approx-length 4096`` prints the fp32 and bf16-autocast errors vs float64.
 """
 
 from __future__ import annotations
@@ -17,16 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
+from protperf.app.benchmark_log import BENCHMARK_DIR, append_rows, provenance, write_report
 from protperf.attention import AttentionConfig, MultiHeadAttention
+from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
+from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
 
 DIM, HEADS, FEATURES = 512, 8, 256
 # name -> (attention kind or "performer_pytorch", causal, time exponent in L)
@@ -181,58 +192,100 @@ def approximation_table(length: int, seeds: int) -> list[dict]:
     return rows
 
 
-def markdown_table(frame, corner: str) -> str:
-    """A pandas frame of strings as a GitHub markdown table (no tabulate dependency)."""
-    header = [corner] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
-    return "\n".join(lines)
+def compare_causal_kernels(lengths: list[int], repeats: int, chunk_size: int) -> list[dict]:
+    """Loop vs scan causal kernel, fwd+bwd on (1, 8, L, 256) features, in this process."""
+    kernels = {
+        "loop": lambda q, k, v, s: causal_linear_attention_unnormalized(q, k, v, s, chunk_size),
+        "scan": lambda q, k, v, s: causal_scan_attention_unnormalized(q, k, v, s, chunk_size),
+    }
+    rows = []
+    for length in lengths:
+        gen = torch.Generator().manual_seed(0)
+        q, k = (torch.rand(1, HEADS, length, FEATURES, generator=gen) / FEATURES**0.5
+                for _ in range(2))
+        v = torch.randn(1, HEADS, length, DIM // HEADS + 1, generator=gen)
+        s = torch.cummax(torch.randn(1, HEADS, length, generator=gen), dim=-1).values
+        for kernel_kind, log_scale in (("softmax", s), ("relu", None)):
+            times = {name: [] for name in kernels}
+            for _ in range(repeats):  # interleaved, so load changes hit both alike
+                for name, kernel in kernels.items():
+                    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+                    start = time.perf_counter()
+                    kernel(*leaves, log_scale).sum().backward()
+                    times[name].append(time.perf_counter() - start)
+            medians = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+            row = {"length": length, "kernel": kernel_kind, "repeats": repeats,
+                   **{f"{name}_s": round(t, 4) for name, t in medians.items()},
+                   "scan_over_loop": round(medians["scan"] / medians["loop"], 3)}
+            rows.append(row)
+            print(row, flush=True)
+    return rows
 
 
-def write_outputs(rows: list[dict], approx: list[dict], out_dir: Path, header: str) -> None:
+def precision_table(length: int) -> list[dict]:
+    """Relative error of fp32 and bf16-autocast attention against float64, same weights.
+
+    The layer's attention (8 heads, head dim 64, m = 256) of one (1, L, 512) input, against
+    the same layer run in float64 (exact: float64 SDPA).
+    """
+    rows = []
+    for kind in ("exact", "favor_softmax", "favor_relu"):
+        for causal in (False, True):
+            torch.manual_seed(0)
+            layer = MultiHeadAttention(DIM, HEADS, AttentionConfig(kind=kind,
+                                                                   num_features=FEATURES),
+                                       causal).eval()
+            x = torch.randn(1, length, DIM, generator=torch.Generator().manual_seed(1))
+            with torch.no_grad():
+                q, k, v = layer.project(x)
+                reference = layer.double().attend(q.double(), k.double(), v.double())
+                layer.float()
+                errors = {}
+                for name, dtype in (("float32", None), ("bf16_autocast", torch.bfloat16)):
+                    with torch.autocast("cpu", dtype=dtype or torch.float32,
+                                        enabled=dtype is not None):
+                        out = layer.attend(q, k, v)
+                    error = (out.double() - reference).norm() / reference.norm()
+                    errors[name] = float(error)
+                    assert torch.isfinite(out).all()
+            rows.append({"method": kind, "mode": "causal" if causal else "bidirectional",
+                         "length": length, **errors})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def write_outputs(rows: list[dict], approx: list[dict], out_dir: Path, run: dict) -> None:
+    """Append the rows to attention.csv / attention_approx_error.csv, regenerate the README,
+    and plot time and memory against L (attention.png) when the run covers several lengths."""
+    df = pd.DataFrame(rows)
+    append_rows("attention", df, run, out_dir)
+    if approx:
+        append_rows("attention_approx_error", pd.DataFrame(approx), run, out_dir)
+    ok = df[df["status"] == "ok"]
+    if ok["length"].nunique() > 1:
+        plot(ok, out_dir / "attention.png", f"protperf attention benchmark ({run['machine']}, "
+             f"torch {run['torch']}, {run['threads']} threads, commit {run['commit']})")
+    write_report(out_dir)
+
+
+def plot(ok, path: Path, title: str) -> None:
+    """Seaborn log-log plots of time and peak memory against L, one line per method/mode."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # a script, not an importable module: choosing the backend is ours
     import matplotlib.pyplot as plt
-    import pandas as pd
     import seaborn as sns
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows)
-    df.to_csv(out_dir / "attention_cpu.csv", index=False)
-    approx_df = pd.DataFrame(approx)
-    if approx:
-        approx_df.to_csv(out_dir / "attention_approx_error.csv", index=False)
-
-    def cell(r) -> str:
-        if r["status"] != "ok":
-            return r["status"]
-        return f"{r['time_s']:.3g} s / {r['peak_mib'] / 1024:.3g} GiB"
-
-    df["cell"] = df.apply(cell, axis=1)
-    df["name"] = df["method"] + " (" + df["mode"] + ")"
-    table = df.pivot(index="name", columns="length", values="cell")
-    lines = [header, "", "Forward+backward time / peak RSS above baseline (1 x L x 512, 8 heads):",
-             "", markdown_table(table, "method (mode)")]
-    if approx:
-        errors = approx_df.pivot(index="feature_type", columns="num_features",
-                                 values="rel_error_mean").map(lambda e: f"{e:.4f}")
-        lines += ["", "Approximation error (bidirectional, relative Frobenius error of outputs "
-                  "vs exact softmax attention, mean over seeds) by feature type and m:", "",
-                  markdown_table(errors, "feature type \\ m")]
-    (out_dir / "attention_cpu.md").write_text("\n".join(lines) + "\n")
-
-    ok = df[df["status"] == "ok"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for ax, column, label in ((axes[0], "time_s", "forward+backward time (s)"),
                               (axes[1], "peak_mib", "peak memory above baseline (MiB)")):
         sns.lineplot(data=ok, x="length", y=column, hue="method", style="mode", markers=True,
                      ax=ax)
         ax.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel=label)
-    fig.suptitle(header)
+    fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_dir / "attention_cpu.png", dpi=120)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -252,24 +305,34 @@ def main() -> None:
                         help="timed repeats after the warm-up at least (median reported)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="causal Performer chunk size (default: the config's)")
+    parser.add_argument("--compare-causal-kernels", action="store_true",
+                        help="time the loop and scan causal kernels side by side and exit")
+    parser.add_argument("--precision", action="store_true",
+                        help="print the fp32 / bf16-autocast error vs float64 at --approx-length")
     parser.add_argument("--skip-approx", action="store_true")
     parser.add_argument("--approx-length", type=int, default=1024)
     parser.add_argument("--approx-seeds", type=int, default=3)
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
+                        help="where the CSVs and README are (default: benchmarks/)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats,
                                 args.chunk_size)))
         return
-    header = (f"protperf attention benchmark: torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(header, flush=True)
+    if args.precision:
+        precision_table(args.approx_length)
+        return
+    if args.compare_causal_kernels:
+        lengths = args.lengths if args.lengths != parser.get_default("lengths") else [4096, 8192]
+        compare_causal_kernels(lengths, max(3, args.min_repeats), args.chunk_size or 64)
+        return
+    run = provenance(sys.argv[1:])
+    print("protperf attention benchmark:", run, flush=True)
     rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods,
                         args.min_repeats, args.chunk_size)
     approx = [] if args.skip_approx else approximation_table(args.approx_length, args.approx_seeds)
-    write_outputs(rows, approx, args.out_dir, header)
-    print(f"wrote {args.out_dir}/attention_cpu.csv, .md, .png", flush=True)
+    write_outputs(rows, approx, args.out_dir, run)
+    print(f"appended to {args.out_dir}/attention.csv; wrote {args.out_dir}/README.md", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,18 @@ bundled sample's amino-acid frequencies, lengths resampled from its length distr
 (level 6, as ``gzip`` does by default), then prepares each with 1 and 2 processes in a child
 process, sampling the resident memory of the child and its workers (psutil) every 20 ms.
 MB are MB of FASTA text (decompressed) in every row, so plain and gz rows compare directly.
+Rows are appended, with provenance, to benchmarks/data.csv and benchmarks/README.md is
+regenerated.
 
-    flock /tmp/protperf-bench.lock python scripts/benchmark_data.py              # 100 MB, 1 GB
+    python scripts/benchmark_data.py                                             # 100 MB, 1 GB
     python scripts/benchmark_data.py --sizes-mb 20 --workers 1 --out-dir /tmp/b  # quick look
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -27,18 +27,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psutil
 
+from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
+from protperf.app.report import markdown_table
 from protperf.data.fasta import read_fasta
+from protperf.resources import SAMPLE_FASTA
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample.fasta.gz"
 
 
 def generate_fasta(path: Path, size_bytes: int, seed: int = 0) -> int:
     """Write about ``size_bytes`` of FASTA; returns the number of sequences."""
     lengths, letters = [], []
-    for _, residues in read_fasta(SAMPLE):
+    for _, residues in read_fasta(SAMPLE_FASTA):
         residues = residues.rstrip("*")
         lengths.append(len(residues))
         letters.append(residues)
@@ -105,13 +108,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--out-dir", default=str(ROOT / "data" / "benchmark"))
+    p.add_argument("--out-dir", default=str(BENCHMARK_DIR),
+                   help="where data.csv and the README are (default: benchmarks/)")
     p.add_argument("--formats", nargs="+", choices=["plain", "gz"], default=["plain", "gz"],
                    help="input formats to prepare (gz: a gzipped copy of each generated file)")
     p.add_argument("--tmp-dir", default=None)
     args = p.parse_args(argv)
     rows = []
-    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
         for size_mb in args.sizes_mb:
             fasta = Path(tmp) / f"bench_{size_mb}mb.fasta"
@@ -147,31 +150,11 @@ def main(argv=None) -> int:
                     print(row, flush=True)
             for _, path in inputs:
                 path.unlink()
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "benchmark_data.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    header = ("| FASTA (MB) | input | processes | wall (s) | MB/s (wall) | sequences/s | CPU (s) | "
-              "MB per CPU-second | peak RSS, all processes (MB) | load before |\n"
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-    body = "".join(
-        f"| {r['input_mb']} | {r['format']}" + (f" ({r['file_mb']} MB)" if r["format"] == "gz"
-                                                else "")
-        + f" | {r['processes']} | {r['seconds']} | {r['mb_per_s']} | {r['seqs_per_s']:,} | "
-        f"{r['cpu_s']} | {r['mb_per_cpu_s']} | {r['peak_rss_mb']} | {r['load_before']} |\n"
-        for r in rows)
-    note = (f"\nMachine: {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, load average {load_before:.1f} before / "
-            f"{os.getloadavg()[0]:.1f} after the run (1-minute load average; the 'load before' "
-            "column is per row; with other jobs on the cores wall times are pessimistic); "
-            "MB = MB of FASTA text (the gz rows read a gzip -6 copy of the same file, its size in "
-            "brackets); CPU = the child and its pool workers, all threads (one process also runs "
-            "a reader thread: reading + sha256, or decompression, and a writer thread); chunk "
-            "size 64 MiB.\n")
-    (out_dir / "benchmark_data.md").write_text(header + body + note)
-    print(header + body + note)
+    # threads: torch's do not apply (preparation is numpy and processes)
+    run = provenance(sys.argv[1:] if argv is None else argv, threads="")
+    table = pd.DataFrame(rows)
+    csv_path, report = log_run("data", table, run, Path(args.out_dir))
+    print(markdown_table(table), f"appended to {csv_path}; wrote {report}", sep="\n")
     return 0
 
 

@@ -15,22 +15,23 @@
    through the real Hydra config, val perplexity next to the unigram (amino-acid frequency)
    perplexity and the ratio to the exact Transformer.
 
-    flock /tmp/protperf-bench.lock python scripts/benchmark_training.py
-    python scripts/benchmark_training.py --windows 1024 --quality-steps 50   # quick look
+    python scripts/benchmark_training.py
+    python scripts/benchmark_training.py --windows 1024 --quality-steps 50 --out-dir /tmp/b
     python scripts/benchmark_training.py --skip quality --windows 8192 --interleaved \
-        --dim 128 --num-heads 4 --ffn-dim 512 --name training_throughput_8192_4heads
+        --dim 128 --num-heads 4 --ffn-dim 512
 
-Writes benchmarks/training_throughput.{csv,md} (or ``--name``) and
-benchmarks/training_quality.{csv,md}.
+Appends its rows, with provenance (commit, date, machine, threads, arguments), to
+benchmarks/training_throughput.csv and benchmarks/training_quality.csv, and regenerates
+benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
+from protperf.conf import CONF_DIR
+
 KINDS = {"identity": "identity", "transformer": "exact", "performer_softmax": "favor_softmax",
          "performer_relu": "favor_relu"}
 # A small model with the proportions of the paper's protein Performers ((heads, d_ff, d) =
@@ -230,7 +233,7 @@ def run_quality(args: argparse.Namespace) -> pd.DataFrame:
     register_configs()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(
-        version_base="1.3", config_dir=str(REPO / "conf")
+        version_base="1.3", config_dir=str(CONF_DIR)
     ):
         for objective in args.objectives:
             unigram = None
@@ -300,25 +303,24 @@ def main() -> None:
     parser.add_argument("--override", nargs="*", default=[],
                         help="extra Hydra overrides for the quality runs")
     parser.add_argument("--skip", choices=["throughput", "quality"], nargs="*", default=[])
-    parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks")
-    parser.add_argument("--name", default="training_throughput",
-                        help="file name (without suffix) of the throughput table")
+    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
+                        help="where the CSVs and README are (default: benchmarks/)")
     args = parser.parse_args()
 
-    from protperf.app.report import write_table
-
-    machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, " \
-              f"{args.device}, {args.threads} threads"
+    accelerator = torch.cuda.get_device_name() if args.device == "cuda" else None
     if "throughput" not in args.skip:
-        print(f"throughput ({machine}):", flush=True)
+        run = provenance(sys.argv[1:], threads=args.threads, accelerator=accelerator)
+        print(f"throughput ({run['machine']}, torch {run['torch']}, {args.device}, "
+              f"{args.threads} threads):", flush=True)
         table = run_throughput(args)
-        paths = write_table(table, args.out_dir / args.name)
-        print(table.to_string(index=False), "\nwrote", *paths)
+        paths = log_run("training_throughput", table, run, args.out_dir)
+        print(table.to_string(index=False), f"\nappended to {paths[0]}; wrote {paths[1]}")
     if "quality" not in args.skip:
         print(f"quality, {args.quality_steps} steps each:", flush=True)
+        run = provenance(sys.argv[1:], accelerator=accelerator)
         table = run_quality(args)
-        paths = write_table(table, args.out_dir / "training_quality")
-        print(table.to_string(index=False), "\nwrote", *paths)
+        paths = log_run("training_quality", table, run, args.out_dir)
+        print(table.to_string(index=False), f"\nappended to {paths[0]}; wrote {paths[1]}")
 
 
 if __name__ == "__main__":

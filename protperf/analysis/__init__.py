@@ -1,7 +1,8 @@
 """Attention analysis: attention maps, amino-acid similarity matrices, BLOSUM62 comparison.
 
-Math lives in pure modules (``aggregate``, ``similarity``, ``blosum``, ``vig``); ``plots``
-draws figures.  Nothing here trains a model.
+Math lives in pure modules (``aggregate``, ``similarity``, ``blosum``, ``vig``, ``embedding``);
+``plots`` draws figures; ``controls`` builds planted models whose attention follows BLOSUM62;
+``curve`` runs the analysis over the checkpoints of one run.  Nothing here trains a model.
 """
 
 from protperf.analysis.aggregate import (
@@ -10,6 +11,7 @@ from protperf.analysis.aggregate import (
     feature_attention_matrix,
 )
 from protperf.analysis.blosum import blosum62, compare_with_blosum, head_correlations
+from protperf.analysis.embedding import embedding_similarity
 from protperf.analysis.residues import AMINO_ACIDS, TokenTally, residue_index
 from protperf.analysis.similarity import NORMALIZATIONS, SimilarityAccumulator, SimilarityTotals
 from protperf.analysis.vig import vig_similarity
@@ -24,6 +26,7 @@ __all__ = [
     "aggregate_linear",
     "blosum62",
     "compare_with_blosum",
+    "embedding_similarity",
     "feature_attention_matrix",
     "head_correlations",
     "residue_index",

@@ -2,8 +2,7 @@
 
 The logic behind ``scripts/analyze.py`` (config: ``conf/analyze.yaml`` mirrors
 :class:`AnalyzeConfig`).  :func:`analyze_model` works on any in-memory model (notebooks);
-:func:`analyze` loads a checkpoint first; :func:`protperf.analysis.report.write_outputs` writes
-the files.
+:func:`protperf.analysis.report.analyze` loads a checkpoint first and writes the files.
 """
 
 from __future__ import annotations
@@ -25,13 +24,15 @@ from tqdm.auto import tqdm
 from protperf.analysis.attention_maps import attention_maps
 from protperf.analysis.blosum import head_correlations
 from protperf.analysis.collect import ModelAttentionCollector
+from protperf.analysis.embedding import embedding_similarity
 from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
 from protperf.analysis.vig import vig_similarity
 from protperf.data.batching import ALPHABET, protein_batches, window_batches, with_specials
 from protperf.data.proteins import Protein, read_proteins
 
 log = logging.getLogger(__name__)
-METHODS = ("similarity", "vig")
+METHODS = ("similarity", "vig", "embedding")
+ATTENTION_METHODS = ("similarity", "vig")
 
 
 @dataclass
@@ -59,20 +60,29 @@ class AnalysisDataConfig:
 class AnalyzeConfig:
     """Root of ``conf/analyze.yaml``.
 
-    checkpoint: a training checkpoint (``.ckpt``); required by :func:`analyze`.
+    checkpoint: a training checkpoint (``.ckpt``); ``report.analyze`` needs it (or ``checkpoints``
+        / ``run_dir``: :func:`protperf.analysis.curve.analyze_checkpoints`).
+    checkpoints / run_dir: several checkpoints of one run (or every ``*.ckpt`` of
+        ``<run_dir>/checkpoints``): each is analyzed into ``<output_dir>/step<NNNNNN>/`` and the
+        correlations per step go to ``learning_curve.csv`` + a figure
+        (:mod:`protperf.analysis.curve`).
     attention_kind / num_features: analyze the weights under another attention (null = as
         trained), e.g. exact-Transformer weights as a Performer.
-    methods: ``similarity`` (attention mass, normalized) and/or ``vig`` (Vig et al. 2020).
+    methods: ``similarity`` (attention mass, normalized), ``vig`` (Vig et al. 2020) and/or
+        ``embedding`` (cosine similarity of the amino-acid token embeddings; needs no data).
     normalization: log_odds | marginal_log_odds | uniform | mean (protperf.analysis.similarity).
     permutations: label permutations of the Mantel test (0 = none).
     order: heatmap order, ``alphabet`` or ``clustered``.
     protein: record id of the protein whose layers x heads grid is drawn (null = the first).
     grid_max_length: crop that protein to this many tokens for the grid.
+    figures: write the PNG/SVG figures (false: tables, matrices and summary only).
     wandb: also log the PNG figures to a wandb run in ``<output_dir>/wandb`` (offline unless
         ``WANDB_MODE`` says otherwise; :mod:`protperf.app.wandb_figures`).
     """
 
     checkpoint: str | None = None
+    checkpoints: list[str] = field(default_factory=list)
+    run_dir: str | None = None
     attention_kind: str | None = None
     num_features: int | None = None
     data: AnalysisDataConfig = field(default_factory=AnalysisDataConfig)
@@ -87,6 +97,7 @@ class AnalyzeConfig:
     grid_max_length: int = 48
     device: str = "cpu"
     progress: bool = True
+    figures: bool = True
     wandb: bool = False
     output_dir: str = "outputs/analyze"
 
@@ -104,6 +115,8 @@ class AnalyzeConfig:
             raise ValueError(f"order={self.order!r} must be 'alphabet' or 'clustered'")
         if not 0.0 < self.vig_threshold < 1.0:
             raise ValueError(f"vig_threshold must be in (0, 1), got {self.vig_threshold}")
+        if self.checkpoints and self.run_dir:
+            raise ValueError("give checkpoints=[...] or run_dir=..., not both")
         if self.permutations < 0 or self.chunk_size < 1 or self.grid_max_length < 3:
             raise ValueError("permutations >= 0, chunk_size >= 1 and grid_max_length >= 3 needed")
 
@@ -112,12 +125,14 @@ class AnalyzeConfig:
 class AnalysisResult:
     """Everything :func:`write_outputs` writes."""
 
-    totals: SimilarityTotals
+    totals: SimilarityTotals | None  # None when only methods=[embedding]
     head_table: pd.DataFrame | None
     similarity: np.ndarray | None  # (layers, heads, 20, 20)
     pooled: np.ndarray | None  # (20, 20)
     vig_correlation: pd.DataFrame | None
     vig_summary: dict | None
+    embedding_similarity: pd.DataFrame | None
+    embedding_summary: dict | None
     grid: np.ndarray  # (layers, heads, L, L)
     grid_protein: str
     grid_tokens: str
@@ -127,7 +142,10 @@ class AnalysisResult:
 def load_model(config: AnalyzeConfig) -> nn.Module:
     """The model stored in ``config.checkpoint`` (weights_only), with attention overrides."""
     if not config.checkpoint:
-        raise ValueError("checkpoint is required: checkpoint=path/to/last.ckpt")
+        raise ValueError(
+            "a checkpoint is required: checkpoint=path/to/last.ckpt (or checkpoints=[a.ckpt,"
+            "b.ckpt] or run_dir=outputs/run for a learning curve)"
+        )
     from protperf.model.checkpoint import load_module
 
     attention = {"kind": config.attention_kind, "num_features": config.num_features}
@@ -189,10 +207,14 @@ def analyze_model(
         tokens_per_row = max_length
     progress = tqdm(total=data.max_sequences, unit="seq", desc="attention",
                     disable=not config.progress)
+    attention_wanted = any(m in ATTENTION_METHODS for m in config.methods)
     with progress:
         for batch in batches:
-            collector.add(batch.tokens.to(device), batch.attention_mask.to(device))
+            if attention_wanted:
+                collector.add(batch.tokens.to(device), batch.attention_mask.to(device))
             progress.update(stats["analyzed"] - progress.n)
+            if not attention_wanted:  # the embedding method needs one protein (the grid's)
+                break
     if stats["analyzed"] == 0:
         raise ValueError(f"no protein to analyze in {data.path or 'the bundled sample'}")
     if grid_protein is None:
@@ -211,18 +233,21 @@ def position_limit(model: nn.Module) -> int | None:
 
 
 def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
-    totals = collector.totals
+    attention_wanted = any(m in ATTENTION_METHODS for m in config.methods)
+    totals = collector.totals if attention_wanted else None
     head_table = similarity = pooled = vig_corr = vig_summary = None
+    embedding_matrix = embedding_summary = None
+    modules = collector.accumulator.totals
     summary: dict[str, Any] = {
         "checkpoint": config.checkpoint,
         "model": {
-            "layers": totals.num_layers,
-            "heads": totals.num_heads,
-            "causal": totals.causal,
+            "layers": modules.num_layers,
+            "heads": modules.num_heads,
+            "causal": modules.causal,
             "attention": sorted(set(collector.kinds)),
         },
         "data": {"path": config.data.path or "bundled sample", "stats": dict(stats),
-                 "tokens": totals.tally.as_dict()},
+                 "tokens": modules.tally.as_dict()},
         "methods": list(config.methods),
         "permutations": config.permutations,
     }
@@ -249,6 +274,11 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
         vig_corr, vig_summary = vig_similarity(totals.vig_counts, config.permutations, config.seed)
         vig_summary["threshold"] = config.vig_threshold
         summary["vig"] = _clean(vig_summary)
+    if "embedding" in config.methods:
+        embedding_matrix, embedding_summary = embedding_similarity(
+            model, config.permutations, config.seed
+        )
+        summary["embedding"] = _clean(embedding_summary)
     grid_length = config.grid_max_length
     limit = position_limit(model)
     grid_length = grid_length if limit is None else min(grid_length, limit)
@@ -257,8 +287,9 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
     grid = attention_maps(model, tokens, torch.ones_like(tokens, dtype=torch.bool))[:, 0].numpy()
     letters = "^" + "".join(ALPHABET.tokens[i] for i in residues) + "$"
     summary["grid_protein"] = grid_protein.record_id
-    return AnalysisResult(totals, head_table, similarity, pooled, vig_corr, vig_summary, grid,
-                          grid_protein.record_id, letters, summary)
+    return AnalysisResult(totals, head_table, similarity, pooled, vig_corr, vig_summary,
+                          embedding_matrix, embedding_summary, grid, grid_protein.record_id,
+                          letters, summary)
 
 
 def _clean(record: dict) -> dict:
@@ -271,17 +302,6 @@ def _clean(record: dict) -> dict:
             value = None
         out[key] = value
     return out
-
-
-def analyze(config: AnalyzeConfig) -> AnalysisResult:
-    """Load ``config.checkpoint``, analyze, write everything to ``config.output_dir``."""
-    from protperf.analysis.report import write_outputs
-
-    config.validate()
-    result = analyze_model(load_model(config), config)
-    write_outputs(result, config)
-    return result
-
 
 
 def register_config() -> None:
@@ -307,7 +327,8 @@ def resolve_config(cfg: Any) -> AnalyzeConfig:
 
 def summary_line(result: AnalysisResult, output_dir: str) -> str:
     """One line for the terminal: pooled and Vig correlations with BLOSUM62, output folder."""
-    parts = ["[protperf analyze]", f"proteins={result.summary['data']['stats'].get('analyzed', 0)}"]
+    stats = result.summary["data"]["stats"]
+    parts = ["[protperf analyze]", f"proteins={stats.get('analyzed', 0)}"]
     pooled = result.summary.get("similarity", {}).get("pooled")
     if pooled:
         parts.append(
@@ -323,6 +344,12 @@ def summary_line(result: AnalysisResult, output_dir: str) -> str:
         parts.append(
             f"vig pearson_offdiag={_fmt(vig.get('pearson_offdiag'))} "
             f"(p={_fmt(vig.get('pearson_offdiag_p'))})"
+        )
+    embedding = result.summary.get("embedding")
+    if embedding:
+        parts.append(
+            f"embedding pearson_offdiag={_fmt(embedding.get('pearson_offdiag'))} "
+            f"(p={_fmt(embedding.get('pearson_offdiag_p'))})"
         )
     return " ".join(parts) + f" -> {output_dir}"
 

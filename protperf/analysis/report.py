@@ -1,4 +1,7 @@
-"""Write an analysis: figures (PNG + SVG), per-head CSV, matrices (.npz), JSON summary."""
+"""Write an analysis: figures (PNG + SVG), per-head CSV, matrices (.npz), JSON summary.
+
+:func:`analyze` is what ``scripts/analyze.py`` runs for one checkpoint: load, analyze, write.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig
+from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig, analyze_model, load_model
 from protperf.analysis.plots import (
     plot_attention_grid,
     plot_head_correlations,
@@ -20,16 +23,19 @@ from protperf.analysis.plots import (
 
 
 def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
-    """Figures (PNG + SVG), ``head_correlations.csv``, ``matrices.npz``, ``summary.json``."""
+    """Figures (PNG + SVG, unless ``config.figures`` is false), ``head_correlations.csv``,
+    ``embedding_similarity.csv``, ``matrices.npz``, ``summary.json``."""
     out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
+    draw = config.figures
     written: list[Path] = []
     totals = result.totals
     if result.head_table is not None:
         table_path = out / "head_correlations.csv"
-        out.mkdir(parents=True, exist_ok=True)
         result.head_table.to_csv(table_path, index=False)
         written.append(table_path)
+    if result.head_table is not None and draw:
         label = f"{config.normalization} (symmetrized)"
         written += save_figure(plot_similarity_vs_blosum(
             result.pooled, "attention similarity, all heads pooled", config.order, label),
@@ -48,25 +54,41 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
         written += save_figure(
             plot_head_correlations(result.head_table), figures / "head_correlations"
         )
-    if result.vig_correlation is not None:
+    if result.vig_correlation is not None and draw:
         written += save_figure(plot_similarity_vs_blosum(
             result.vig_correlation, "Vig et al.: correlation of attention shares across heads",
             config.order, "Pearson r"), figures / "vig_similarity")
         written += save_figure(plot_similarity_scatter(
             result.vig_correlation, "Vig et al. procedure", value_label="Pearson r"),
             figures / "vig_scatter")
-    written += save_figure(
-        plot_attention_grid(result.grid, result.grid_tokens, f"attention of {result.grid_protein}"),
-        figures / "attention_grid",
-    )
-    matrices = {"sums": totals.sums, "pair_counts": totals.pair_counts, "uniform": totals.uniform,
-                "vig_counts": totals.vig_counts, "vig_high": totals.vig_high,
-                "grid": result.grid}
+    if result.embedding_similarity is not None:
+        path = out / "embedding_similarity.csv"
+        result.embedding_similarity.to_csv(path, index_label="amino_acid")
+        written.append(path)
+        if draw:
+            title = "cosine similarity of the amino-acid token embeddings"
+            written += save_figure(plot_similarity_vs_blosum(
+                result.embedding_similarity, title, config.order, "cosine"),
+                figures / "embedding_similarity")
+            written += save_figure(plot_similarity_scatter(
+                result.embedding_similarity, "token embeddings", value_label="cosine"),
+                figures / "embedding_scatter")
+    if draw:
+        written += save_figure(
+            plot_attention_grid(result.grid, result.grid_tokens,
+                                f"attention of {result.grid_protein}"),
+            figures / "attention_grid",
+        )
+    matrices = {"grid": result.grid}
+    if totals is not None:
+        matrices.update(sums=totals.sums, pair_counts=totals.pair_counts, uniform=totals.uniform,
+                        vig_counts=totals.vig_counts, vig_high=totals.vig_high)
     if result.similarity is not None:
         matrices.update(similarity=result.similarity, pooled=result.pooled)
     if result.vig_correlation is not None:
         matrices["vig_correlation"] = result.vig_correlation.to_numpy()
-    out.mkdir(parents=True, exist_ok=True)
+    if result.embedding_similarity is not None:
+        matrices["embedding_similarity"] = result.embedding_similarity.to_numpy()
     np.savez_compressed(out / "matrices.npz", **matrices)
     written.append(out / "matrices.npz")
     summary = dict(result.summary, config=asdict(config),
@@ -75,3 +97,18 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
     written.append(out / "summary.json")
     plt.close("all")
     return written
+
+
+def analyze(config: AnalyzeConfig) -> AnalysisResult:
+    """Load ``config.checkpoint``, analyze, write everything to ``config.output_dir``.
+
+    (``checkpoints`` / ``run_dir``: :func:`protperf.analysis.curve.analyze_checkpoints`.)
+    """
+    config.validate()
+    if config.checkpoints or config.run_dir:
+        raise ValueError(
+            "checkpoints / run_dir are analyzed by protperf.analysis.curve.analyze_checkpoints"
+        )
+    result = analyze_model(load_model(config), config)
+    write_outputs(result, config)
+    return result

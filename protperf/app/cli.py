@@ -23,12 +23,14 @@ from protperf.errors import (
     CheckpointMismatchError,
     CheckpointWriteError,
     ConfigError,
+    DataError,
+    InferenceInputError,
 )
 
 #: Exceptions whose message is the whole story for a user (no traceback needed).
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError, CheckpointMismatchError, CheckpointError, CheckpointWriteError,
-    FileNotFoundError,
+    ConfigError, CheckpointMismatchError, CheckpointError, CheckpointWriteError, DataError,
+    InferenceInputError, FileNotFoundError,
 )
 register_resolvers()  # ${protperf_unique_dir:...} in conf/hydra/default.yaml
 CONFIG_PATH = "pkg://protperf.conf"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 ATTENTION_KINDS = ("exact", "favor_softmax", "favor_relu", "identity")
 FEATURE_TYPES = ("orthogonal", "iid", "simplex", "favorpp")
 NORM_SCALINGS = ("chi", "sqrt_d")
+BACKENDS = ("auto", "torch", "fla")
 
 
 @dataclass
@@ -32,6 +33,9 @@ class AttentionConfig:
     relu_eps: the epsilon of ReLU features relu(Wx) + eps (keeps the normalizer positive).
     no_projection: ``favor_relu`` only: features relu(x) + eps without a random projection
         (m = head_dim; num_features is ignored).
+    backend: causal Performer kernel: ``auto`` (flash-linear-attention's Triton kernels for
+        CUDA tensors when the ``gpu`` extra is installed, torch otherwise), ``torch`` or
+        ``fla`` (CUDA + fla required, checked when the layer is built).
     """
 
     kind: str = "exact"
@@ -42,6 +46,7 @@ class AttentionConfig:
     norm_scaling: str = "chi"
     relu_eps: float = 1e-3
     no_projection: bool = False
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if self.kind not in ATTENTION_KINDS:
@@ -52,6 +57,10 @@ class AttentionConfig:
             raise ValueError(
                 f"attention.feature_type={self.feature_type!r} is not one of "
                 f"{', '.join(FEATURE_TYPES)}"
+            )
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"attention.backend={self.backend!r} is not one of {', '.join(BACKENDS)}"
             )
         if self.norm_scaling not in NORM_SCALINGS:
             raise ValueError(

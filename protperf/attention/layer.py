@@ -13,10 +13,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from protperf.attention.backends import causal_kernel
 from protperf.attention.config import AttentionConfig
-from protperf.attention.exact import exact_attention, softmax_attention_matrix
-from protperf.attention.favor import favor_attention, performer_feature_maps
-from protperf.attention.features import draw_projection
+from protperf.attention.ops.exact import exact_attention
+from protperf.attention.ops.feature_maps import performer_feature_maps
+from protperf.attention.ops.features import draw_projection
+from protperf.attention.performer import PerformerAttention
+from protperf.attention.reference import softmax_attention_matrix
 
 Rotary = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 FEATURE_BUFFER = "feature_projection"
@@ -58,6 +61,20 @@ class MultiHeadAttention(nn.Module):
         self.uses_projection = config.is_performer and not config.no_projection
         if self.uses_projection:
             self.register_buffer(FEATURE_BUFFER, self._draw_projection())
+        # the attention of the heads, chosen once: exact, identity, or a Performer whose
+        # feature map and causal kernel (backend) are fixed here
+        self._heads_attention: Callable[..., torch.Tensor] = self._identity
+        if config.kind == "exact":
+            self._heads_attention = self._exact
+        elif config.is_performer:
+            self.performer = PerformerAttention(
+                kernel=self._kernel(), causal=causal, relu_eps=config.relu_eps,
+                favorpp=config.feature_type == "favorpp",
+                causal_kernel=causal_kernel(config.backend,
+                                            config.causal_chunk_size(self.head_dim))
+                if causal else None,
+            )
+            self._heads_attention = self._performer
 
     # ----------------------------------------------------------------- random features
     def _draw_projection(self) -> torch.Tensor:
@@ -110,25 +127,29 @@ class MultiHeadAttention(nn.Module):
     def _kernel(self) -> str:
         return "softmax" if self.config.kind == "favor_softmax" else "relu"
 
+    def _exact(self, q, k, v, attention_mask, segment_ids):
+        return exact_attention(q, k, v, self.causal, attention_mask, segment_ids)
+
+    def _identity(self, q, k, v, attention_mask, segment_ids):
+        return v
+
+    def _performer(self, q, k, v, attention_mask, segment_ids):
+        return self.performer(q, k, v, self._projection(), attention_mask, segment_ids)
+
     def attend(
         self,
         q: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Attention of projected heads: q, k, v (B, H, L, Dh) -> (B, H, L, Dh)."""
-        cfg = self.config
-        if cfg.kind == "exact":
-            out = exact_attention(q, k, v, self.causal, attention_mask)
-        elif cfg.kind == "identity":
-            out = v
-        else:
-            out = favor_attention(
-                q, k, v, self._projection(), self._kernel(), self.causal, attention_mask,
-                chunk_size=cfg.causal_chunk_size(self.head_dim), relu_eps=cfg.relu_eps,
-                favorpp=cfg.feature_type == "favorpp",
-            )
+        """Attention of projected heads: q, k, v (B, H, L, Dh) -> (B, H, L, Dh).
+
+        segment_ids: (B, L) int, non-decreasing per row, or None: positions attend only
+        within their segment (no attention across packed proteins).
+        """
+        out = self._heads_attention(q, k, v, attention_mask, segment_ids)
         if attention_mask is not None:
             out = out * attention_mask[:, None, :, None].to(out.dtype)
         return out
@@ -138,11 +159,15 @@ class MultiHeadAttention(nn.Module):
         x: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         rotary: Rotary | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: (B, L, D); attention_mask: (B, L) bool, True at real tokens; -> (B, L, D)."""
+        """x: (B, L, D); attention_mask: (B, L) bool, True at real tokens; -> (B, L, D).
+
+        segment_ids: (B, L) or None; see ``attend``.
+        """
         b, length, _ = x.shape
         q, k, v = self.project(x, rotary)
-        out = self.attend(q, k, v, attention_mask)
+        out = self.attend(q, k, v, attention_mask, segment_ids)
         out = out.transpose(1, 2).reshape(b, length, self.dim)
         return self.dropout(self.out_proj(out))
 
@@ -166,11 +191,10 @@ class MultiHeadAttention(nn.Module):
             )
         q, k, _ = self.project(x, rotary)
         cfg = self.config
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            q_prime, k_prime, _ = performer_feature_maps(
-                q, k, self._projection(), self._kernel(), attention_mask, causal_keys=False,
-                relu_eps=cfg.relu_eps, favorpp=cfg.feature_type == "favorpp",
-            )
+        q_prime, k_prime, _ = performer_feature_maps(
+            q, k, self._projection(), self._kernel(), attention_mask, causal_keys=False,
+            relu_eps=cfg.relu_eps, favorpp=cfg.feature_type == "favorpp",
+        )
         return q_prime, k_prime
 
     def attention_matrix(

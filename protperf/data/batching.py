@@ -5,6 +5,7 @@ here. Every batch is a dict (training) or a :class:`Batch` (analysis / inference
     ``input_ids`` / ``tokens`` (B, L) int64
     ``labels``                 (B, L) int64, :data:`IGNORE_INDEX` where no loss is taken
     ``attention_mask``         (B, L) bool, True at real (non-pad) tokens (:func:`key_mask`)
+    ``segment_ids``            (B, L) int64, only with ``data.cross_protein_attention=false``
 so that for both objectives the loss is ``cross_entropy(logits.view(-1, V), labels.view(-1),
 ignore_index=IGNORE_INDEX)`` with no further shifting.
 
@@ -35,6 +36,18 @@ ALPHABET = Alphabet()
 def key_mask(tokens: torch.Tensor, alphabet: Alphabet = ALPHABET) -> torch.Tensor:
     """The one key-mask rule: (B, L) tokens -> (B, L) bool, True at every non-pad token."""
     return tokens != alphabet.pad_id
+
+
+def segment_ids_from_bos(tokens: torch.Tensor, bos_id: int = ALPHABET.bos_id) -> torch.Tensor:
+    """(B, L) token ids -> (B, L) int64 segment ids: a new segment starts at every bos.
+
+    Positions before the first bos of a row belong to segment 0, the first bos opens segment 1
+    (or segment 0 when the row starts with bos), so ids count bos tokens seen so far.
+    """
+    starts = (tokens == bos_id).to(torch.int64)
+    ids = starts.cumsum(dim=-1)
+    # a row that starts with bos opens segment 0 rather than 1 (ids are only compared)
+    return ids - starts[:, :1]
 
 
 def with_specials(residues: np.ndarray) -> np.ndarray:
@@ -168,8 +181,10 @@ class MLMCollator:
     different but reproducible masks.
     """
 
-    def __init__(self, mask_prob: float = 0.15, alphabet: Alphabet | None = None, seed: int = 0):
+    def __init__(self, mask_prob: float = 0.15, alphabet: Alphabet | None = None, seed: int = 0,
+                 segments: bool = False):
         self.alphabet = alphabet or Alphabet()
+        self.segments = segments
         self.mask_prob = mask_prob
         self.generator = torch.Generator().manual_seed(seed)
         self._seeded_in_pid = os.getpid()
@@ -199,15 +214,17 @@ class MLMCollator:
         ]
         input_ids = torch.where(to_mask, torch.full_like(tokens, a.mask_id), tokens)
         input_ids = torch.where(to_random, random_tokens, input_ids)
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        return with_segments(batch, tokens, a) if self.segments else batch
 
 
 class CLMCollator:
     """Causal LM: ``labels[:, t] = input_ids[:, t + 1]`` (already shifted), -100 at the last
     position and wherever the target is padding."""
 
-    def __init__(self, alphabet: Alphabet | None = None):
+    def __init__(self, alphabet: Alphabet | None = None, segments: bool = False):
         self.alphabet = alphabet or Alphabet()
+        self.segments = segments
 
     def __call__(self, examples: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         pad = self.alphabet.pad_id
@@ -216,12 +233,24 @@ class CLMCollator:
         labels[:, :-1] = tokens[:, 1:]
         labels[labels == pad] = IGNORE_INDEX
         mask = key_mask(tokens, self.alphabet)
-        return {"input_ids": tokens, "labels": labels, "attention_mask": mask}
+        batch = {"input_ids": tokens, "labels": labels, "attention_mask": mask}
+        return with_segments(batch, tokens, self.alphabet) if self.segments else batch
 
 
-def make_collator(objective: str, mask_prob: float = 0.15, seed: int = 0):
+def with_segments(batch: dict[str, torch.Tensor], tokens: torch.Tensor,
+                  alphabet: Alphabet) -> dict[str, torch.Tensor]:
+    """Add ``segment_ids`` (B, L): one id per protein of a packed window, from the original
+    (unmasked) tokens, so that attention stays within a protein."""
+    batch["segment_ids"] = segment_ids_from_bos(tokens, alphabet.bos_id)
+    return batch
+
+
+def make_collator(objective: str, mask_prob: float = 0.15, seed: int = 0,
+                  segments: bool = False):
+    """The collator of ``objective``; ``segments`` adds ``segment_ids`` to every batch
+    (``data.cross_protein_attention=false``)."""
     if objective == "mlm":
-        return MLMCollator(mask_prob, seed=seed)
+        return MLMCollator(mask_prob, seed=seed, segments=segments)
     if objective == "clm":
-        return CLMCollator()
+        return CLMCollator(segments=segments)
     raise ValueError(f"unknown objective {objective!r}; expected 'mlm' or 'clm'")

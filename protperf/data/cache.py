@@ -11,8 +11,9 @@ from pathlib import Path
 from protperf.data.alphabet import ALPHABET_VERSION
 from protperf.data.config import DataConfig, PrepareConfig
 from protperf.data.fasta import check_exists
-from protperf.data.prepare import file_sha256, prepare
+from protperf.data.prepare import prepare
 from protperf.data.shards import FORMAT_VERSION, MANIFEST
+from protperf.data.validate import file_sha256, verify_prepared
 
 _MEMO = "checksums.json"
 
@@ -54,10 +55,13 @@ def prepared_dir_for(source: str | Path, cfg: PrepareConfig, cache_dir: str | Pa
     return cache_dir / f"{name}-{cache_key(source_sha256(source, cache_dir), cfg)}"
 
 
-def ensure_prepared(config: DataConfig) -> tuple[Path, bool]:
+def ensure_prepared(config: DataConfig, checksums: bool = False) -> tuple[Path, bool]:
     """The prepared directory for ``config.path``; prepares it if needed.
 
-    Returns ``(directory, prepared_now)``.  A directory given as ``path`` is used as is.
+    Returns ``(directory, prepared_now)``.  A directory given as ``path`` is used as is.  An
+    existing directory is checked with :func:`verify_prepared` (file sizes and counts; every
+    file's CRC-32 with ``checksums``).  Several processes may call this at once for the same
+    input: one prepares, the others wait for it and use its result.
     """
     config.validate()
     path = config.resolved_path()
@@ -66,10 +70,14 @@ def ensure_prepared(config: DataConfig) -> tuple[Path, bool]:
             raise FileNotFoundError(
                 f"data.path={path} is a directory without {MANIFEST}: not a prepared dataset"
             )
+        verify_prepared(path, checksums)
         return path, False
     cfg = config.prepare
-    out = prepared_dir_for(path, cfg, config.resolved_cache_dir())
+    cache_dir = config.resolved_cache_dir()
+    out = prepared_dir_for(path, cfg, cache_dir)
     if (out / MANIFEST).is_file():
+        verify_prepared(out, checksums)
         return out, False
-    prepare(path, out, cfg, workers=config.prepare_workers)
+    prepare(path, out, cfg, workers=config.prepare_workers,
+            source_sha256=source_sha256(path, cache_dir))
     return out, True

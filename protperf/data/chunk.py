@@ -27,6 +27,10 @@ STOP_CODE = 254
 CHUNK_TABLE = ENCODE_TABLE[: ord("*")] + bytes([STOP_CODE]) + ENCODE_TABLE[ord("*") + 1 :]
 assert STOP_CODE not in ENCODE_TABLE and INVALID_TOKEN > STOP_CODE
 _HASH_SCALE = float(2**64)
+#: 1 for every token but those of A, C, G, T, U, N (upper or lower case), indexed by token.
+_NOT_NUCLEOTIDE = np.ones(256, dtype=np.uint8)
+_NOT_NUCLEOTIDE[np.frombuffer(b"ACGTUNacgtun".translate(CHUNK_TABLE), dtype=np.uint8)] = 0
+_NUCLEOTIDE_PREFIX = 8
 
 
 def spans_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -78,13 +82,15 @@ class RecordIds:
         return keys
 
 
-def _split_codes(ids: RecordIds | list[str], cfg: PrepareConfig) -> np.ndarray:
-    """0 train, 1 valid, 2 test per id (same rule and float rounding as :func:`split_of`).
+def _split_codes(ids: RecordIds | list[str], cfg: PrepareConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, digests)``: 0 train, 1 valid, 2 test per id (same rule and float rounding as
+    :func:`split_of`) ``(N,)`` int8, and the ids' 8-byte blake2b digests ``(N,)`` uint64
+    (also used to find duplicate ids).
 
     The per-id work is one hashlib call chain; the comparison is vectorized.
     """
     if not len(ids):
-        return np.zeros(0, dtype=np.int8)
+        return np.zeros(0, dtype=np.int8), np.zeros(0, dtype=np.uint64)
     keys = (ids if isinstance(ids, RecordIds) else RecordIds.from_list(ids)).keys()
     # copying a fresh 8-byte blake2b state is twice as fast as constructing one per id
     # (keyword parsing dominates for short ids); the digests are the same
@@ -95,11 +101,39 @@ def _split_codes(ids: RecordIds | list[str], cfg: PrepareConfig) -> np.ndarray:
         state = new_hash()
         state.update(key)
         append(state.digest())
-    u = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.float64) / _HASH_SCALE
+    digests = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
+    u = digests.astype(np.float64) / _HASH_SCALE
     codes = np.zeros(len(keys), dtype=np.int8)
     codes[u < cfg.test_fraction + cfg.valid_fraction] = 1
     codes[u < cfg.test_fraction] = 2
-    return codes
+    return codes, digests
+
+
+def nucleotide_like(tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: records (``tokens[starts[i]:starts[i] + lengths[i]]``, back to back in
+    ``tokens`` ``(T,)`` uint8) that are not empty and hold only A, C, G, T, U or N.
+
+    Only the first :data:`_NUCLEOTIDE_PREFIX` residues of every record are looked at in bulk
+    (a protein passes that test with probability ~1e-5); the few that pass are checked whole.
+    """
+    index = np.flatnonzero(lengths > 0)  # the records still possibly nucleotide-like
+    for j in range(_NUCLEOTIDE_PREFIX):  # residue j (the last one of shorter records)
+        at = starts[index] + np.minimum(j, lengths[index] - 1)
+        index = index[np.take(_NOT_NUCLEOTIDE, np.take(tokens, at)) == 0]
+        if not index.size:
+            break
+    candidate = np.zeros(len(lengths), dtype=bool)
+    candidate[index] = True
+    found = index[lengths[index] > _NUCLEOTIDE_PREFIX]
+    if found.size > len(lengths) // 16:  # mostly nucleotides: one pass over their residues
+        flat = spans_index(starts[found], lengths[found])
+        flags = _NOT_NUCLEOTIDE[tokens[flat]]
+        bounds = np.concatenate(([0], np.cumsum(lengths[found])[:-1]))
+        candidate[found] = np.maximum.reduceat(flags, bounds) == 0
+    else:
+        for i in found.tolist():
+            candidate[i] = not _NOT_NUCLEOTIDE[tokens[starts[i]:starts[i] + lengths[i]]].any()
+    return candidate
 
 
 def span_pieces(data, starts: np.ndarray, lengths: np.ndarray) -> list[memoryview]:
@@ -138,7 +172,8 @@ def build_chunk(
     writer: ShardWriter | None = None,
 ) -> dict:
     """Filter, split and write one chunk (with ``writer`` if given); returns
-    ``{"stats": ..., "shards": ...}``.
+    ``{"stats": ..., "shards": ..., "digests": ...}`` (``digests``: per split, the id digests
+    of the kept records in file order, for :mod:`protperf.data.duplicates`).
 
     ``start_byte`` is where the chunk's first record starts in the (decompressed) file, used
     only to give line numbers in errors; ``first_index`` is the number of records between
@@ -236,15 +271,26 @@ def build_chunk_raw(
             stats["truncated"] = int(too_long.sum())
             kept_lengths[too_long] = cfg.max_residues
 
-    codes = _split_codes(ids, cfg)
+    codes, digests = _split_codes(ids, cfg)
     if stop_positions.size:  # drop the stop codons: records are back to back again
         tokens = np.delete(tokens, stop_positions)
         starts = starts - np.searchsorted(stop_positions, starts)
+    nucleotide = keep & nucleotide_like(tokens, starts, lengths)
+    stats["nucleotide_like"] = count = int(nucleotide.sum())
+    if count and 2 * count > int(keep.sum()) and not cfg.allow_nucleotide:
+        k = int(np.flatnonzero(nucleotide)[0])
+        line = locate_residue(source, start_byte, first_index + k, -1)
+        raise FastaFormatError(
+            f"{source}: line {line}: record {ids[k]!r} looks like a nucleotide sequence (only "
+            f"A/C/G/T/U/N), like {count} of the {int(keep.sum())} records around it; "
+            "expected protein FASTA (--allow-nucleotide / data.prepare.allow_nucleotide=true to "
+            "prepare it anyway)")
     id_spans = ids.ends - ids.starts
     write = write_shard if writer is None else writer.write
-    shards = {}
+    shards, kept_digests = {}, {}
     for code, split in ((0, "train"), (1, "valid"), (2, "test")):
         indices = np.flatnonzero(keep & (codes == code))
+        kept_digests[split] = digests[indices]
         count, residues = len(indices), int(kept_lengths[indices].sum())
         stats[f"{split}:sequences"] = count
         stats[f"{split}:residues"] = residues
@@ -259,4 +305,4 @@ def build_chunk_raw(
             span_pieces(ids.text, ids.starts[indices], id_spans[indices]),
         )
     assert set(shards) <= set(SPLITS)
-    return {"stats": dict(stats), "shards": shards}
+    return {"stats": dict(stats), "shards": shards, "digests": kept_digests}

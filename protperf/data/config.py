@@ -38,6 +38,12 @@ class PrepareConfig:
     #: Input bytes per chunk; one chunk becomes one shard per split.  Fixed (not derived from
     #: the number of processes) so that the output does not depend on ``workers``.
     chunk_bytes: int = 64 * 1024 * 1024
+    #: A chunk whose kept records are mostly nucleotide-like (only A/C/G/T/U/N) is an error
+    #: unless this is set; such records are counted (``nucleotide_like``) either way.
+    allow_nucleotide: bool = False
+    #: A record whose id an earlier kept record has: ``"keep"`` (counted as ``duplicate_ids``)
+    #: or ``"drop"`` (also counted as skipped, reason ``duplicate_id``).
+    duplicate_ids: str = "keep"
 
     def validate(self) -> None:
         for key in ("valid_fraction", "test_fraction"):
@@ -66,6 +72,12 @@ class PrepareConfig:
             )
         if self.chunk_bytes < 1024:
             raise ValueError(f"data.prepare.chunk_bytes must be >= 1024, got {self.chunk_bytes}")
+        if self.duplicate_ids not in ("keep", "drop"):
+            raise ValueError(
+                f"data.prepare.duplicate_ids must be 'keep' or 'drop', got {self.duplicate_ids!r}")
+        if not isinstance(self.allow_nucleotide, bool):
+            raise ValueError(f"data.prepare.allow_nucleotide must be true or false, got "
+                             f"{self.allow_nucleotide!r}")
 
 
 @dataclass
@@ -83,6 +95,9 @@ class DataConfig:
     #: Pack proteins (``... eos bos ...``) into fixed windows of ``window`` tokens.
     concatenate: bool = False
     window: int = 8192
+    #: In packed windows, attention may cross protein boundaries (the paper's setting). ``False``
+    #: restarts it at every protein (batches carry ``segment_ids``; linear time either way).
+    cross_protein_attention: bool = True
     num_workers: int = 2
     mask_prob: float = 0.15
     #: How the FASTA file is prepared (``data.prepare.*``; part of the cache key).

@@ -12,9 +12,12 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import stat
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from protperf.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 #: Text encoding of FASTA input: every byte maps to one character, so non-ASCII bytes survive
@@ -22,14 +25,25 @@ _GZIP_MAGIC = b"\x1f\x8b"
 FASTA_ENCODING = "latin-1"
 
 
-class FastaFormatError(ValueError):
+class FastaFormatError(DataError):
     """Malformed FASTA input; the message names the file, line and record."""
 
 
 def check_exists(path: str | Path) -> Path:
+    """``path`` if it is a regular file; a directory, FIFO, socket or device is refused
+    before it is opened (a FIFO would block, and the input is read more than once)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"FASTA file not found: {path}")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"FASTA file not found: {path}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the FASTA file ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path}: is a directory, not a FASTA file")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: not a regular file (a FIFO, socket or device); the input is "
+                        "read more than once, so save it to a file first")
     return path
 
 

@@ -21,10 +21,8 @@ import hashlib
 import io
 import json
 import multiprocessing
-import os
 import shutil
 import threading
-import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,26 +33,32 @@ from typing import TypeVar
 from protperf.data.alphabet import ALPHABET_VERSION, Alphabet
 from protperf.data.chunk import build_chunk, build_chunk_raw, split_of  # noqa: F401 (re-exported)
 from protperf.data.config import PrepareConfig
+from protperf.data.duplicates import SeenDigests, drop_records, duplicate_mask
 from protperf.data.fasta import (
     FASTA_ENCODING,
+    FastaFormatError,
     check_exists,
     is_gzip,
     iter_fasta,
+    locate_residue,
 )
 from protperf.data.records import split_records
-from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS, ShardWriter
+from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS, ShardWriter, write_file
 from protperf.data.stream import gzip_chunks
+from protperf.data.target import (
+    check_target,
+    clean_leftovers,
+    is_prepared,
+    locked,
+    publish,
+    temporary_name,
+)
+from protperf.data.validate import file_sha256, load_manifest, verify_prepared
+from protperf.errors import DataError
 
-SKIP_REASONS: tuple[str, ...] = ("empty", "invalid_characters", "too_short", "too_long")
+SKIP_REASONS: tuple[str, ...] = (
+    "empty", "invalid_characters", "too_short", "too_long", "duplicate_id")
 T = TypeVar("T")
-
-
-def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def chunk_starts(path: Path, chunk_bytes: int) -> list[int]:
@@ -103,10 +107,26 @@ def _prepare_chunk(data: bytearray, source: Path, start: int, name: str, out_dir
     del data
     parsed = list(iter_fasta(io.StringIO(text), source))
     del text
-    titles = [r[0] for r in parsed]
+    titles = utf8_titles([r[0] for r in parsed], source, start)
     sequences = [r[1] for r in parsed]
     del parsed
     return build_chunk(titles, sequences, cfg, source, start, out_dir, name, writer=writer)
+
+
+def utf8_titles(titles: list[str], source: Path, start: int) -> list[str]:
+    """``titles`` (decoded as latin-1) decoded as UTF-8, as record ids are written; a header
+    that is not valid UTF-8 is an error naming its line."""
+    for k, title in enumerate(titles):
+        if not title.isascii():
+            raw = title.encode(FASTA_ENCODING)
+            try:
+                titles[k] = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = locate_residue(source, start, k, -1)
+                raise FastaFormatError(
+                    f"{source}: line {line}: header is not valid UTF-8 (byte "
+                    f"0x{raw[exc.start]:02x} at column {exc.start + 2})") from None
+    return titles
 
 
 def _read_range(source: Path, start: int, end: int, digest=None) -> bytearray:
@@ -150,12 +170,12 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
 
 
 def _prepare_in_process(chunks: Iterator[tuple[int, bytearray]], source: Path, out_dir: Path,
-                        cfg: PrepareConfig) -> tuple[Counter, dict]:
+                        cfg: PrepareConfig) -> tuple[Counter, dict, list]:
     """All ``(start, data)`` chunks in this process: a thread produces chunk k + 1 and another
     writes chunk k - 1's shards while chunk k is parsed; returns ``_merge``'s result."""
     with ShardWriter(background=True) as writer:
-        return _merge(_prepare_chunk(data, source, start, f"{i:05d}", out_dir, cfg, writer)
-                      for i, (start, data) in enumerate(read_ahead(chunks)))
+        return _merge((_prepare_chunk(data, source, start, f"{i:05d}", out_dir, cfg, writer)
+                       for i, (start, data) in enumerate(read_ahead(chunks))), cfg)
 
 
 def _bounded_map(pool, function, tasks: Iterator, ahead: int) -> Iterator:
@@ -170,37 +190,43 @@ def _bounded_map(pool, function, tasks: Iterator, ahead: int) -> Iterator:
         yield pending.popleft().get()
 
 
-def _merge(results) -> tuple[Counter, dict]:
+def _merge(results, cfg: PrepareConfig) -> tuple[Counter, dict, list]:
+    """Chunk results in file order -> ``(stats, shards per split, drops)``; ``drops`` lists
+    ``(split, shard entry, mask)`` of records to drop as duplicate ids (``duplicate_ids=drop``),
+    applied by :func:`_drop_duplicates` once every shard is written."""
     total: Counter = Counter()
     shards = {s: [] for s in SPLITS}
+    seen = {s: SeenDigests() for s in SPLITS}
+    drops = []
     for result in results:
         total.update(result["stats"])
         for split, entry in result["shards"].items():
             shards[split].append(entry)
-    return total, shards
+            duplicate = duplicate_mask(result["digests"][split], seen[split])
+            if duplicate.any():
+                total["duplicate_ids"] += int(duplicate.sum())
+                if cfg.duplicate_ids == "drop":
+                    drops.append((split, entry, duplicate))
+    return total, shards, drops
 
 
-def prepare(
-    source: str | Path,
-    out_dir: str | Path,
-    cfg: PrepareConfig | None = None,
-    workers: int = 1,
-    overwrite: bool = False,
-) -> dict:
-    """Prepare ``source`` (FASTA, plain or .gz) into ``out_dir``; returns the manifest.
+def _drop_duplicates(out_dir: Path, stats: Counter, drops: list) -> None:
+    """Rewrite the shards in ``drops`` without their duplicate records; update ``stats``."""
+    for split, entry, duplicate in drops:
+        new = drop_records(out_dir / split, entry, duplicate)
+        residues = entry["residues"] - new["residues"]
+        count = int(duplicate.sum())
+        stats["skip:duplicate_id"] += count
+        stats["kept"] -= count
+        stats[f"{split}:sequences"] -= count
+        stats["residues"] -= residues
+        stats[f"{split}:residues"] -= residues
+        entry.clear()
+        entry.update(new)
 
-    The directory is written under a temporary name and renamed when complete, so a
-    directory with a ``manifest.json`` is always whole.
-    """
-    cfg = cfg or PrepareConfig()
-    cfg.validate()
-    source = check_exists(source).resolve()
-    out_dir = Path(out_dir)
-    if (out_dir / MANIFEST).exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} is already prepared; pass overwrite=True (--force)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
+
+def _prepare_into(source: Path, tmp: Path, cfg: PrepareConfig, workers: int) -> dict:
+    """Prepare ``source`` into the new directory ``tmp``; returns the manifest (not written)."""
     checksum: dict = {}
     hasher = threading.Thread(target=lambda: checksum.update(sha256=file_sha256(source)))
     # fork (not spawn): works from notebooks and unguarded scripts; the pool is made before any
@@ -215,10 +241,11 @@ def prepare(
                     hasher.start()
                     tasks = ((str(source), start, f"{i:05d}", str(tmp), cfg, data)
                              for i, (start, data) in enumerate(read_ahead(chunks)))
-                    stats, shards = _merge(_bounded_map(pool, _prepare_data, tasks, workers))
+                    stats, shards, drops = _merge(
+                        _bounded_map(pool, _prepare_data, tasks, workers), cfg)
             else:
                 hasher.start()
-                stats, shards = _prepare_in_process(chunks, source, tmp, cfg)
+                stats, shards, drops = _prepare_in_process(chunks, source, tmp, cfg)
         else:
             starts = chunk_starts(source, cfg.chunk_bytes)
             ends = starts[1:] + [source.stat().st_size]
@@ -230,32 +257,86 @@ def prepare(
                 with fork.Pool(min(workers, len(tasks))) as pool:
                     # the checksum runs as one more task
                     pending = pool.apply_async(file_sha256, (source,))
-                    stats, shards = _merge(pool.imap(_prepare_range, tasks))
+                    stats, shards, drops = _merge(pool.imap(_prepare_range, tasks), cfg)
                     checksum["sha256"] = pending.get()
             else:  # one process: threads read and hash chunk k + 1 and write chunk k - 1's
                 # shards while chunk k is parsed
                 digest = hashlib.sha256()
                 chunks = ((s, _read_range(source, s, e, digest))
                           for s, e in zip(starts, ends, strict=True))
-                stats, shards = _prepare_in_process(chunks, source, tmp, cfg)
+                stats, shards, drops = _prepare_in_process(chunks, source, tmp, cfg)
                 checksum["sha256"] = digest.hexdigest()
+    finally:
         if hasher.ident is not None:  # started
             hasher.join()
-        manifest = _build_manifest(source, checksum["sha256"], cfg, stats, shards)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            if overwrite or not (out_dir / MANIFEST).exists():
-                shutil.rmtree(out_dir)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:
-            if not (out_dir / MANIFEST).exists():  # someone else finished first: keep theirs
-                raise
-    finally:
-        if hasher.ident is not None:
-            hasher.join()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not stats.get("read", 0):
+        raise DataError(f"no records in {source}")
+    _drop_duplicates(tmp, stats, drops)
+    return _build_manifest(source, checksum["sha256"], cfg, stats, shards)
+
+
+def _existing(out_dir: Path, source: Path, cfg: PrepareConfig, sha256: str | None) -> dict | None:
+    """The manifest of ``out_dir`` if it holds ``source`` prepared with ``cfg`` (checked with
+    :func:`verify_prepared`), else ``None``."""
+    try:
+        manifest = load_manifest(out_dir)
+    except DataError:
+        return None
+    if (manifest["settings"] != asdict(cfg)
+            or manifest["source"]["bytes"] != source.stat().st_size
+            or manifest["source"]["sha256"] != (sha256 or file_sha256(source))):
+        return None
+    return verify_prepared(out_dir)
+
+
+def _os_error(exc: OSError, out_dir: Path) -> DataError:
+    path = exc.filename or out_dir
+    reason = exc.strerror or str(exc)
+    return DataError(f"{path}: {reason} (while preparing {out_dir}; nothing was left there)")
+
+
+def prepare(
+    source: str | Path,
+    out_dir: str | Path,
+    cfg: PrepareConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    source_sha256: str | None = None,
+) -> dict:
+    """Prepare ``source`` (FASTA, plain or .gz) into ``out_dir``; returns the manifest.
+
+    If ``out_dir`` already holds ``source`` prepared with ``cfg`` (another process may have
+    just finished it), its manifest is returned unless ``overwrite``.  ``out_dir`` must
+    otherwise be absent, empty, or (with ``overwrite``) a prepared directory: a folder with
+    other files is refused.  The directory is written under a temporary name (manifest last,
+    every file fsynced) and renamed when complete, while a lock beside it keeps other
+    preparations of the same ``out_dir`` waiting (see :mod:`protperf.data.target`).
+    ``source_sha256``, if known, saves hashing ``source`` to compare it with an existing one.
+    """
+    cfg = cfg or PrepareConfig()
+    cfg.validate()
+    source = check_exists(source).resolve()
+    out_dir = Path(out_dir)
+    try:
+        with locked(out_dir):
+            clean_leftovers(out_dir)
+            if not overwrite and is_prepared(out_dir):
+                manifest = _existing(out_dir, source, cfg, source_sha256)
+                if manifest is not None:
+                    return manifest
+            check_target(out_dir, overwrite)
+            tmp = temporary_name(out_dir)
+            try:
+                tmp.mkdir()
+                manifest = _prepare_into(source, tmp, cfg, workers)
+                text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+                write_file(tmp / MANIFEST, [text.encode()])  # last
+                publish(tmp, out_dir)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        raise _os_error(exc, out_dir) from None
     return manifest
 
 
@@ -271,6 +352,8 @@ def _build_manifest(source: Path, sha256: str, cfg, stats: Counter, shards: dict
         "sequences_kept": int(stats.get("kept", 0)),
         "skipped": skipped,
         "truncated": int(stats.get("truncated", 0)),
+        "duplicate_ids": int(stats.get("duplicate_ids", 0)),
+        "nucleotide_like": int(stats.get("nucleotide_like", 0)),
         "residues": int(stats.get("residues", 0)),
         "splits": {
             split: {

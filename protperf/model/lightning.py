@@ -75,13 +75,17 @@ class ProteinLMModule(pl.LightningModule):
 
     # -- forward and loss -------------------------------------------------------------------
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, L) ids -> (B, L, vocab) logits."""
-        return self.model(input_ids, attention_mask)
+        """(B, L) ids -> (B, L, vocab) logits; ``segment_ids`` (B, L) keep attention within
+        each protein of a packed window."""
+        return self.model(input_ids, attention_mask, segment_ids=segment_ids)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch.get("attention_mask"))
+        logits = self(batch["input_ids"], batch.get("attention_mask"), batch.get("segment_ids"))
         loss, correct, count = token_loss_and_accuracy(logits, batch["labels"])
         tokens = count.clamp(min=1).float()
         self.metrics[f"{stage}_loss"].update(loss.detach(), weight=tokens)

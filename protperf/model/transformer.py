@@ -48,8 +48,10 @@ class Block(nn.Module):
         x: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         rotary: RotaryEmbedding | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary)
+        x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary,
+                          segment_ids=segment_ids)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -87,31 +89,81 @@ class ProteinLanguageModel(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def hidden_states(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """input_ids: (B, L) int64; attention_mask: (B, L) bool (True at real tokens).
+    def embed(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token (+ learned position) embeddings of ids (B, T) at positions start..start+T-1.
 
-        Returns the final-LayerNorm hidden states (B, L, D)."""
-        length = input_ids.shape[1]
-        if self.position_embedding is not None and length > self.config.max_position:
+        Returns (B, T, D), the input of the first block (dropout applied in training)."""
+        end = start + input_ids.shape[1]
+        if self.position_embedding is not None and end > self.config.max_position:
             raise ValueError(
-                f"input length {length} is longer than the learned positional table "
+                f"input length {end} is longer than the learned positional table "
                 f"(model.max_position={self.config.max_position})"
             )
         x = self.token_embedding(input_ids)
         if self.position_embedding is not None:
-            x = x + self.position_embedding(torch.arange(length, device=input_ids.device))
-        x = self.embedding_dropout(x)
+            x = x + self.position_embedding(torch.arange(start, end, device=input_ids.device))
+        return self.embedding_dropout(x)
+
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """input_ids: (B, L) int64; attention_mask: (B, L) bool (True at real tokens);
+        segment_ids: (B, L) int or None, attention stays within a segment (one protein of a
+        packed window, e.g. ``protperf.data.batching.segment_ids_from_bos``).
+
+        Returns the final-LayerNorm hidden states (B, L, D)."""
+        x = self.embed(input_ids)
         for block in self.blocks:
-            x = block(x, attention_mask=attention_mask, rotary=self.rotary)
+            x = block(x, attention_mask=attention_mask, rotary=self.rotary,
+                      segment_ids=segment_ids)
         return self.final_norm(x)
 
+    def representations(
+        self,
+        input_ids: torch.Tensor,
+        layers: list[int],
+        attention_mask: torch.Tensor | None = None,
+    ) -> dict[int, torch.Tensor]:
+        """Hidden states (B, L, D) of the chosen layers, keyed by layer index in 0..N.
+
+        Layer 0 is the embedding output, layer i the output of block i, and the last layer N
+        comes after the final LayerNorm (as ESM's ``repr_layers``); negative indices count
+        from the end (-1 = N). input_ids: (B, L); attention_mask: (B, L) bool.
+        """
+        num = len(self.blocks)
+        wanted = {self.layer_index(layer) for layer in layers}
+        out: dict[int, torch.Tensor] = {}
+        x = self.embed(input_ids)
+        if 0 in wanted:
+            out[0] = x if num else self.final_norm(x)
+        for index, block in enumerate(self.blocks, start=1):
+            if index > max(wanted):
+                break
+            x = block(x, attention_mask=attention_mask, rotary=self.rotary)
+            if index in wanted:
+                out[index] = self.final_norm(x) if index == num else x
+        return out
+
+    def layer_index(self, layer: int) -> int:
+        """Layer ``layer`` (negative: from the end, -1 = N) as an index in 0..N."""
+        num = len(self.blocks)
+        index = layer + num + 1 if layer < 0 else layer
+        if not 0 <= index <= num:
+            raise ValueError(f"layer {layer} is out of range for a {num}-layer model (0..{num})")
+        return index
+
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """input_ids: (B, L) int64; attention_mask: (B, L) bool -> logits (B, L, vocab_size)."""
-        return self.lm_head(self.hidden_states(input_ids, attention_mask))
+        """input_ids: (B, L) int64; attention_mask: (B, L) bool; segment_ids: (B, L) or None
+        -> logits (B, L, vocab_size)."""
+        return self.lm_head(self.hidden_states(input_ids, attention_mask, segment_ids))
 
     def attention_modules(self) -> Iterator[MultiHeadAttention]:
         """The multi-head attention module of every block, first to last."""

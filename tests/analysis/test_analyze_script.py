@@ -66,3 +66,20 @@ def test_analyze_script_errors_name_the_key(tmp_path):
     bad = run_analyze(["checkpoint=missing.ckpt", "normalization=bits"], tmp_path)
     assert bad.returncode != 0
     assert "normalization='bits' is not one of log_odds, marginal_log_odds, uniform" in bad.stderr
+
+
+def test_analyze_script_on_a_planted_checkpoint(tmp_path):
+    from protperf.analysis.controls import PlantedConfig, save_planted_checkpoint
+
+    checkpoint = save_planted_checkpoint(PlantedConfig(beta=0.3), tmp_path / "planted.ckpt")
+    result = run_analyze([f"checkpoint={checkpoint}", "methods=[similarity,embedding]",
+                          "data.max_sequences=8", "data.max_length=256", "permutations=200",
+                          "figures=false", "hydra.run.dir=run"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["similarity"]["pooled"]["pearson_offdiag"] >= 0.9
+    assert summary["embedding"]["pearson_offdiag"] == pytest.approx(1.0, abs=1e-6)
+    assert "embedding pearson_offdiag=1 (p=0.00498)" in result.stdout
+    embedding = pd.read_csv(tmp_path / "run" / "embedding_similarity.csv", index_col=0)
+    assert embedding.shape == (20, 20)
+    assert not (tmp_path / "run" / "figures").exists()

@@ -30,7 +30,8 @@ GGWWCCAPGGWWCCAP
 def config(tmp_path: Path, path: Path, **overrides) -> AnalyzeConfig:
     data = AnalysisDataConfig(path=str(path), max_length=40, batch_size=2)
     values = dict(data=data, permutations=20, output_dir=str(tmp_path / "out"), progress=False,
-                  grid_max_length=12, chunk_size=16)
+                  grid_max_length=12, chunk_size=16,
+                  methods=["similarity", "vig"])  # TinyModel has no token embedding
     values.update(overrides)
     return AnalyzeConfig(**values)
 

@@ -105,3 +105,19 @@ def test_simulated_ddp_ranks_get_equal_train_steps_and_all_val_items(tmp_path, c
     lengths = modules[0].splits["valid"].lengths + 2
     expected = lengths.sum() if concatenate else np.minimum(lengths, cfg.max_length).sum()
     assert seen == int(expected)
+
+
+@pytest.mark.parametrize("cross", [True, False])
+def test_segment_ids_only_without_cross_protein_attention(tmp_path, cross):
+    cfg = _config(tmp_path, concatenate=True, window=512, cross_protein_attention=cross)
+    dm = ProteinDataModule(cfg, "mlm")
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert ("segment_ids" in batch) is not cross
+    if not cross:  # a new id at every bos of the window (masking never touches bos)
+        from protperf.data.batching import ALPHABET
+
+        is_bos = batch["input_ids"] == ALPHABET.bos_id
+        ids = batch["segment_ids"]
+        assert int(ids.max()) > 0
+        assert ((ids[:, 1:] - ids[:, :-1]) == is_bos[:, 1:].long()).all()

@@ -17,6 +17,7 @@ from protperf.data.config import SAMPLE_FASTA, PrepareConfig
 from protperf.data.fasta import FastaFormatError
 from protperf.data.prepare import chunk_starts, prepare
 from protperf.data.stream import cut_chunks, gunzip_blocks, gzip_chunks
+from protperf.errors import DataError
 
 
 def _random_fasta(seed: int, records: int = 600) -> bytes:
@@ -120,6 +121,13 @@ def test_multi_member_gzip_reads_like_the_gzip_module(tmp_path, layout):
     plain = tmp_path / "x.fa"
     plain.write_bytes(text)
     cfg = PrepareConfig(chunk_bytes=4096)
+    if layout == "empty_file":  # no records: an error for both, nothing written
+        for path, out in ((plain, "plain"), (packed, "gz")):
+            with pytest.raises(DataError) as error:
+                prepare(path, tmp_path / out, cfg)
+            assert str(error.value) == f"no records in {path}"
+            assert not (tmp_path / out).exists()
+        return
     prepare(plain, tmp_path / "plain", cfg)
     prepare(packed, tmp_path / "gz", cfg)
     assert _outputs(tmp_path / "gz") == _outputs(tmp_path / "plain")

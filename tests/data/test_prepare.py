@@ -16,6 +16,7 @@ from protperf.data.config import SAMPLE_FASTA, PrepareConfig
 from protperf.data.fasta import read_fasta
 from protperf.data.prepare import chunk_starts, prepare, split_of
 from protperf.data.shards import SPLITS, PreparedSplit, read_manifest
+from protperf.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,8 +98,18 @@ def test_chunk_starts_are_record_starts(tmp_path):
 
 
 def test_refuses_to_overwrite_without_force(sample_prepared):
-    with pytest.raises(FileExistsError, match="already prepared"):
-        prepare(SAMPLE_FASTA, sample_prepared)
+    message = (f"{sample_prepared}: already prepared from another input, with other settings "
+               "or an older format; pass --force (overwrite=True) to replace it")
+    with pytest.raises(DataError) as error:
+        prepare(SAMPLE_FASTA, sample_prepared, PrepareConfig(valid_fraction=0.1))  # not 0.05
+    assert str(error.value) == message
+
+
+def test_same_input_and_settings_are_accepted_as_prepared(sample_prepared):
+    before = (sample_prepared / "manifest.json").stat().st_mtime_ns
+    cfg = PrepareConfig(valid_fraction=0.05, test_fraction=0.05)
+    assert prepare(SAMPLE_FASTA, sample_prepared, cfg) == read_manifest(sample_prepared)
+    assert (sample_prepared / "manifest.json").stat().st_mtime_ns == before
 
 
 def test_prepare_data_script_default_run(tmp_path):

@@ -6,6 +6,7 @@ bump ALPHABET_VERSION / FORMAT_VERSION as appropriate and record the new hashes.
 import gzip
 import hashlib
 import json
+import zlib
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,13 @@ SAMPLE_SHARDS = {
     "valid/00000.offsets.npy": "99006de0ae664fe4588577faf4500c29399d2eca1c6fe3bf253c0bf0acd34444",
     "valid/00000.tokens.npy": "8b40e231f0da9f07b61527c4d9eb29be74234b2121792e1b0c31fb14f3f5022d",
 }
-#: sha256 of the manifest (sorted JSON) without ``source.path``, for the .gz and plain inputs
+#: sha256 of the manifest (sorted JSON) without ``source.path``, for the .gz and plain inputs.
+#: Recorded for format protperf-shards-2 (file sizes and CRC-32, duplicate-id and nucleotide
+#: counters, two new settings); without those additions they hash to the format-1 pins
+#: 0f12694b... (gz) and 4b85596b... (plain).
 SAMPLE_MANIFEST = {
-    "gz": "0f12694bdaa98c594067f5f50cd7aeb4c61abe50573d4f94a0b1818d73755245",
-    "plain": "4b85596b373adcadf0f02eaaa16cbb503a4fb88e175a15aaa2db7bff9d339627",
+    "gz": "3e4f80c3f33c95e78b3fdaa7469ac40589e4e5a00beb23259b791afdeee8c26e",
+    "plain": "22aac9255f579212a5a6c47707431ae127c62c67b92cbd8e86bdab786c336c7d",
 }
 #: sha256 of the "path sha256" listing of all shard files, plain sample cut in 128 KiB chunks
 SAMPLE_PLAIN_128K = "b1608888a6993045e7228f3449715bc23935df17f682eaf27f72700bfc434c0d"
@@ -49,6 +53,14 @@ def _manifest_digest(directory: Path) -> str:
 def test_sample_gz_output_is_pinned(sample_prepared):
     assert _shard_digests(sample_prepared) == SAMPLE_SHARDS
     assert _manifest_digest(sample_prepared) == SAMPLE_MANIFEST["gz"]
+    manifest = json.loads((sample_prepared / "manifest.json").read_text())
+    listed = {f"{split}/{entry['name']}.{suffix}": info
+              for split, part in manifest["splits"].items() for entry in part["shards"]
+              for suffix, info in entry["files"].items()}
+    assert sorted(listed) == sorted(SAMPLE_SHARDS)
+    for name, info in listed.items():
+        data = (sample_prepared / name).read_bytes()
+        assert info == {"bytes": len(data), "crc32": f"{zlib.crc32(data):08x}"}
 
 
 @pytest.mark.parametrize("workers", [1, 2])

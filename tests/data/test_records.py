@@ -168,5 +168,5 @@ def test_bulk_split_codes_match_split_of():
     for valid, test in ((0.05, 0.05), (0.1, 0.0), (0.0, 0.3), (0.0, 0.0)):
         cfg = PrepareConfig(valid_fraction=valid, test_fraction=test)
         names = ["train", "valid", "test"]
-        assert [names[c] for c in _split_codes(ids, cfg)] == [split_of(i, valid, test)
+        assert [names[c] for c in _split_codes(ids, cfg)[0]] == [split_of(i, valid, test)
                                                               for i in ids]

@@ -2,6 +2,7 @@
 the same in a background thread; a write error in the background is raised, not lost."""
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -18,10 +19,14 @@ def test_pieces_are_written_like_np_save(tmp_path):
     tokens = np.arange(1000, dtype=np.uint8) % 25 + 5
     pieces = [memoryview(tokens)[:10], memoryview(tokens)[10:999], tokens[999:]]
     entry = write_shard(tmp_path / "train", "00000", pieces, [10, 989, 1], [b"A\nB\n", b"C\n"])
+    files = entry.pop("files")
     assert entry == {"name": "00000", "sequences": 3, "residues": 1000}
     expected = io.BytesIO()
     np.save(expected, tokens)
     assert (tmp_path / "train" / "00000.tokens.npy").read_bytes() == expected.getvalue()
+    for suffix, info in files.items():  # the manifest's size and sha256 of each file
+        data = (tmp_path / "train" / f"00000.{suffix}").read_bytes()
+        assert info == {"bytes": len(data), "crc32": f"{zlib.crc32(data):08x}"}
     assert (tmp_path / "train" / "00000.ids.txt").read_bytes() == b"A\nB\nC\n"
     offsets = np.load(tmp_path / "train" / "00000.offsets.npy")
     assert offsets.tolist() == [0, 10, 999, 1000]

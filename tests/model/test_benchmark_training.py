@@ -22,12 +22,15 @@ def test_repeats_give_one_median_row_per_cell(tmp_path):
         "--skip", "quality", "--windows", "32", "--steps", "2", "--warmup", "0",
         "--threads", "1", "--models", "identity", "--objectives", "clm", "--repeats", "2",
         "--dim", "32", "--num-heads", "2", "--num-layers", "1", "--ffn-dim", "64",
-        "--num-features", "8", "--out-dir", str(tmp_path), "--name", "custom"], tmp_path)
+        "--num-features", "8", "--out-dir", str(tmp_path)], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[1/2] identity" in result.stdout and "[2/2] identity" in result.stdout
-    assert not (tmp_path / "training_throughput.csv").exists()
-    table = pd.read_csv(tmp_path / "custom.csv")
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["training_throughput.csv"]
+    table = pd.read_csv(tmp_path / "training_throughput.csv")
     assert len(table) == 1 and table.repeats[0] == 2
+    assert table.threads[0] == 1 and "--repeats 2" in table.args[0]
+    assert str(tmp_path) not in table.args[0]  # where results go is not what was measured
+    assert "## Training throughput and memory" in (tmp_path / "README.md").read_text()
     assert table.arch[0] == "D=32 H=2 layers=1 ff=64 m=8"
     assert table.tokens_per_cpu_s[0] > 0 and table.step_mem_mib.notna().all()
     assert table.x_identity[0] == 1.0

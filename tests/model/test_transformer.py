@@ -82,3 +82,25 @@ def test_rotary_scores_depend_only_on_relative_position():
     assert not torch.allclose(score(3, 1), score(3, 2))
     # a rotation keeps the norm
     torch.testing.assert_close(apply_rotary(q, angles[7:8]).norm(), q.norm())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_cross_protein_attention_a_protein_ignores_its_neighbours(kind, causal):
+    """data.cross_protein_attention=false: the collator's segment ids keep every protein's
+    logits independent of the other proteins packed in its window."""
+    from protperf.data.batching import ALPHABET, make_collator
+
+    model = tiny_model(kind, causal=causal)
+    bos, eos = ALPHABET.bos_id, ALPHABET.eos_id
+    first, second = torch.randint(5, 25, (7,)), torch.randint(5, 25, (9,))
+    window = torch.cat([torch.tensor([bos]), first, torch.tensor([eos, bos]), second,
+                        torch.tensor([eos])])
+    changed = window.clone()
+    changed[10:19] = torch.randint(5, 25, (9,))  # another second protein, same length
+    batch = make_collator("clm", segments=True)([window, changed])
+    assert batch["segment_ids"][0].tolist() == [0] * 9 + [1] * 11
+    logits = model(batch["input_ids"], batch["attention_mask"], batch["segment_ids"])
+    torch.testing.assert_close(logits[0, :9], logits[1, :9], atol=1e-5, rtol=0)
+    mixed = model(batch["input_ids"], batch["attention_mask"])  # the paper's setting
+    assert not torch.allclose(mixed[0, :9], mixed[1, :9], atol=1e-5) or causal

@@ -1,0 +1,167 @@
+"""The output directory of a preparation: what it holds, our temporaries beside it, the lock.
+
+A prepared directory ``DIR`` is written as a hidden sibling ``.DIR.tmp-HOST-PID-RANDOM`` and
+renamed to ``DIR`` when complete (its ``manifest.json`` written last, then every file and
+folder fsynced, so that after a crash ``DIR`` is either absent or whole).
+While one process prepares ``DIR`` it holds an ``fcntl.flock`` on ``.DIR.lock``: another
+process preparing the same ``DIR`` waits, then finds it prepared.  A temporary whose process
+is gone (killed, node crash) is removed by the next preparation of ``DIR``; one whose process
+is alive, or that was written on another host, is reported and left alone.
+
+A folder that is not empty and holds no valid manifest is never deleted or replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from protperf.data.shards import FORMAT_VERSION, MANIFEST
+from protperf.errors import DataError
+
+log = logging.getLogger(__name__)
+_FORMAT_PREFIX = FORMAT_VERSION.rsplit("-", 1)[0] + "-"  # "protperf-shards-": any version
+
+
+def _host() -> str:
+    return socket.gethostname().split(".")[0].replace("-", "_") or "host"
+
+
+def temporary_name(out_dir: Path) -> Path:
+    """A new temporary sibling of ``out_dir``: ``.NAME.tmp-HOST-PID-RANDOM``."""
+    return out_dir.with_name(
+        f".{out_dir.name}.tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def lock_path(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.lock")
+
+
+def is_prepared(directory: Path) -> bool:
+    """``directory`` holds a ``manifest.json`` of ours (any format version)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("format", "")).startswith(
+        _FORMAT_PREFIX)
+
+
+def check_target(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an ``out_dir`` that may hold a user's files: an existing non-directory, or a
+    non-empty directory that is not prepared.  A prepared one needs ``overwrite``
+    (``--force``) unless the caller accepts it as it is (checked before this)."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a directory; choose another --out")
+    if is_prepared(out_dir):
+        if not overwrite:
+            raise DataError(f"{out_dir}: already prepared from another input, with other "
+                            "settings or an older format; pass --force (overwrite=True) to "
+                            "replace it")
+        return
+    if any(out_dir.iterdir()):
+        raise DataError(f"{out_dir}: not empty and not a prepared directory (no valid "
+                        f"{MANIFEST}); refusing to replace it, choose another --out")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+def leftover_temporaries(out_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Our temporaries beside ``out_dir``: ``(stale, live)``; stale ones belong to a process
+    of this host that no longer runs, live ones to a running process or another host."""
+    stale, live = [], []
+    if not out_dir.parent.is_dir():
+        return stale, live
+    for path in sorted(out_dir.parent.glob(f".{out_dir.name}.*-*")):
+        kind, _, rest = path.name[len(out_dir.name) + 2:].partition("-")
+        if kind not in ("tmp", "old"):
+            continue
+        host, _, rest = rest.partition("-")
+        pid = rest.partition("-")[0]
+        if host == _host() and pid.isdigit() and not _pid_alive(int(pid)):
+            stale.append(path)
+        else:
+            live.append(path)
+    return stale, live
+
+
+def clean_leftovers(out_dir: Path) -> None:
+    """Remove stale temporaries of ``out_dir``; log the ones left alone."""
+    stale, live = leftover_temporaries(out_dir)
+    for path in stale:
+        log.warning("removing %s, left by a preparation that did not finish", path)
+        shutil.rmtree(path, ignore_errors=True)
+    for path in live:
+        if path.exists():
+            log.warning("leaving %s alone: written by a running process or another host "
+                        "(remove it by hand if no preparation runs)", path)
+
+
+@contextlib.contextmanager
+def locked(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``.NAME.lock`` beside ``out_dir`` (waits for it)."""
+    blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise DataError(f"{out_dir}: cannot be created, {blocking} is a file, not a directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path(out_dir), "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks: go on, unlocked
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            log.warning("cannot lock %s (%s): concurrent preparations are not excluded",
+                        handle.name, exc.strerror)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (its entries)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, out_dir: Path) -> None:
+    """fsync every file and folder of the complete ``tmp`` and rename it to ``out_dir``
+    (checked by :func:`check_target`), replacing an empty or prepared directory; the old one
+    is renamed aside first and then removed."""
+    for path in sorted(tmp.rglob("*"), key=lambda p: (p.is_dir(), str(p))):
+        fsync_path(path)  # files first, then their folders
+    fsync_path(tmp)
+    aside = None
+    if out_dir.exists():
+        if any(out_dir.iterdir()):
+            aside = out_dir.with_name(tmp.name.replace(".tmp-", ".old-", 1))
+            os.replace(out_dir, aside)
+        else:
+            out_dir.rmdir()
+    os.replace(tmp, out_dir)
+    fsync_path(out_dir.parent)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)

@@ -1,0 +1,135 @@
+"""Writing and reading embedding outputs.
+
+``format='npy'`` (default): proteins are grouped in chunks of ``chunk_size``; per chunk and
+layer ``embeddings/chunk_00000.mean_l2.npy`` holds the means (n, D) and, with per_tok,
+``chunk_00000.per_tok_l2.npy`` the residues of the chunk's proteins concatenated (sum L, D).
+``embeddings/index.csv`` has one row per protein: id, length, embedded_length, file (the
+chunk stem), row (its row in the mean arrays) and offset (its first row in the per_tok
+arrays). ``format='npz'`` / ``'pt'``: one file per protein (``mean_l2``, ``per_tok_l2``
+keys; file = its name, row 0, offset 0).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from protperf.errors import ConfigError
+from protperf.inference.embed import ProteinEmbedding
+
+FORMATS = ("npy", "npz", "pt")
+INDEX_COLUMNS = ["id", "length", "embedded_length", "file", "row", "offset"]
+
+
+def _arrays(emb: ProteinEmbedding) -> dict[str, np.ndarray]:
+    out = {f"mean_l{layer}": value for layer, value in emb.mean.items()}
+    out.update({f"per_tok_l{layer}": value for layer, value in emb.per_tok.items()})
+    return out
+
+
+def _safe_name(record_id: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", record_id)[:100] or "protein"
+    name, n = base, 1
+    while name in taken:
+        name, n = f"{base}.{n}", n + 1
+    taken.add(name)
+    return name
+
+
+class EmbeddingWriter:
+    """Collects embeddings and writes them under ``<output_dir>/embeddings``; call
+    :meth:`close` (or use as a context manager) to flush the last chunk and the index."""
+
+    def __init__(self, output_dir: str | Path, format: str = "npy", chunk_size: int = 1000):
+        if format not in FORMATS:
+            raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+        if chunk_size < 1:
+            raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.directory = Path(output_dir) / "embeddings"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.format, self.chunk_size = format, chunk_size
+        self.index: list[dict] = []
+        self._pending: list[ProteinEmbedding] = []
+        self._chunks = 0
+        self._names: set[str] = set()
+
+    def write(self, emb: ProteinEmbedding) -> None:
+        if self.format == "npy":
+            self._pending.append(emb)
+            if len(self._pending) == self.chunk_size:
+                self._flush()
+            return
+        name = _safe_name(emb.record_id, self._names) + "." + self.format
+        arrays = _arrays(emb)
+        if self.format == "npz":
+            np.savez(self.directory / name, **arrays)
+        else:
+            torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, self.directory / name)
+        self.index.append(self._row(emb, name, 0, 0))
+
+    @staticmethod
+    def _row(emb: ProteinEmbedding, file: str, row: int, offset: int) -> dict:
+        return {"id": emb.record_id, "length": emb.length,
+                "embedded_length": emb.embedded_length, "file": file, "row": row,
+                "offset": offset}
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        stem = f"chunk_{self._chunks:05d}"
+        names = _arrays(self._pending[0]).keys()
+        for key in names:
+            parts = [_arrays(emb)[key] for emb in self._pending]
+            stacked = np.stack(parts) if key.startswith("mean") else np.concatenate(parts)
+            np.save(self.directory / f"{stem}.{key}.npy", stacked)
+        offset = 0
+        for row, emb in enumerate(self._pending):
+            self.index.append(self._row(emb, stem, row, offset))
+            offset += emb.embedded_length
+        self._pending, self._chunks = [], self._chunks + 1
+
+    def close(self) -> Path:
+        """Write what is left and ``index.csv``; returns the index path."""
+        self._flush()
+        path = self.directory / "index.csv"
+        pd.DataFrame(self.index, columns=INDEX_COLUMNS).to_csv(path, index=False)
+        return path
+
+    def __enter__(self) -> EmbeddingWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+
+
+def read_index(output_dir: str | Path) -> pd.DataFrame:
+    """``<output_dir>/embeddings/index.csv`` as a DataFrame (ids as strings)."""
+    return pd.read_csv(Path(output_dir) / "embeddings" / "index.csv", dtype={"id": str})
+
+
+def load_embedding(output_dir: str | Path, entry, key: str) -> np.ndarray:
+    """One protein's array ``key`` (e.g. ``mean_l2``, ``per_tok_l2``) for an index row."""
+    directory = Path(output_dir) / "embeddings"
+    file = str(entry["file"])
+    if file.endswith(".npz"):
+        with np.load(directory / file) as arrays:
+            return arrays[key]
+    if file.endswith(".pt"):
+        return torch.load(directory / file, weights_only=True)[key].numpy()
+    array = np.load(directory / f"{file}.{key}.npy", mmap_mode="r")
+    if key.startswith("mean"):
+        return np.array(array[int(entry["row"])])
+    start = int(entry["offset"])
+    return np.array(array[start : start + int(entry["embedded_length"])])
+
+
+def load_means(output_dir: str | Path, layer: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """(index, (N, D) mean embeddings of ``layer`` in index order)."""
+    index = read_index(output_dir)
+    key = f"mean_l{layer}"
+    return index, np.stack([load_embedding(output_dir, row, key) for _, row in index.iterrows()])

@@ -1,0 +1,8 @@
+"""Sample proteins: ``python scripts/generate.py checkpoint=CKPT num_samples=N max_length=L seed=S
+output=FASTA`` (causal checkpoints). See ``protperf/conf/generate.yaml``.
+"""
+
+from protperf.app.generate import main
+
+if __name__ == "__main__":
+    main()

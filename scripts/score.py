@@ -1,0 +1,11 @@
+"""Score variants:
+``python scripts/score.py checkpoint=CKPT mutations=CSV wildtype=FASTA output=CSV``.
+
+One column per method; Spearman rho printed when the CSV has ``DMS_score``. See
+``protperf/conf/score.yaml``.
+"""
+
+from protperf.app.score import main
+
+if __name__ == "__main__":
+    main()
