@@ -24,7 +24,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load`` a Lightning checkpoint with ``weights_only=True`` onto the CPU."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

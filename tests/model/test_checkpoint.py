@@ -8,7 +8,6 @@ import torch
 
 from protperf.app.evaluate import evaluate
 from protperf.app.train import train
-from protperf.errors import CheckpointError
 from protperf.model.checkpoint import CheckpointMismatchError, load_module, read_checkpoint
 from tests.model.conftest import TINY, compose_evaluate, compose_train
 
@@ -54,7 +53,7 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"a": torch.zeros(1)}, path)
     with pytest.raises(CheckpointMismatchError, match="not a protperf training checkpoint"):
         read_checkpoint(path)
-    with pytest.raises(CheckpointError, match="missing.ckpt does not exist"):
+    with pytest.raises(FileNotFoundError, match="missing.ckpt does not exist"):
         read_checkpoint(tmp_path / "missing.ckpt")
 
 
