@@ -21,3 +21,11 @@ class DataError(ValueError):
 
 class InferenceInputError(ValueError):
     """Unusable input to embed / score / generate; the message names the file, row or record."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, or holds pickled code; names the file."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission); names the file."""

@@ -1,6 +1,7 @@
 """What every command shares: Hydra set-up from the packaged configs and one-line errors.
 
-A user-facing failure (bad config, bad input, a checkpoint that does not fit) prints
+A user-facing failure (bad config, bad input, a missing / corrupt / unsafe checkpoint or one
+that does not fit, a checkpoint that cannot be written) prints
 ``error: <message naming the key / file>`` and exits with status 2, without a traceback unless
 ``HYDRA_FULL_ERROR=1``.
 """
@@ -16,8 +17,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from protperf.app.run_dir import register_resolvers
 from protperf.errors import (
+    CheckpointError,
     CheckpointMismatchError,
+    CheckpointWriteError,
     ConfigError,
     DataError,
     InferenceInputError,
@@ -25,8 +29,10 @@ from protperf.errors import (
 
 #: Exceptions whose message is the whole story for a user (no traceback needed).
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError, CheckpointMismatchError, DataError, InferenceInputError, FileNotFoundError,
+    ConfigError, CheckpointMismatchError, CheckpointError, CheckpointWriteError, DataError,
+    InferenceInputError, FileNotFoundError,
 )
+register_resolvers()  # ${protperf_unique_dir:...} in conf/hydra/default.yaml
 CONFIG_PATH = "pkg://protperf.conf"
 
 

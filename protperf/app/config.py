@@ -55,7 +55,9 @@ class TrainConfig:
 
     data: the data pipeline (``conf/data/*.yaml``).  logger / callbacks: Hydra ``_target_``
     nodes instantiated into Lightning loggers and callbacks (any number, keyed by name).
-    ckpt_path: resume training from this Lightning checkpoint (same step, optimizer, RNG).
+    ckpt_path: resume training from this Lightning checkpoint (same step, optimizer, data
+        position, masks); ``last``: the newest checkpoint of this run directory (what a
+        requeued SLURM job uses without being told).
     init_from: start from these weights only (fresh optimizer and step), e.g. to fine-tune exact
         weights as a Performer.
     """

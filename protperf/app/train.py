@@ -5,20 +5,25 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from protperf.app.cli import hydra_command
 from protperf.app.config import TrainConfig, validate
 from protperf.app.launch import check_ddp_launch
+from protperf.app.preemption import ResumeCheckpoint
+from protperf.app.run_dir import resolve_ckpt_path
 from protperf.app.schema import register_configs
 from protperf.data.datamodule import ProteinDataModule
-from protperf.model.checkpoint import load_module
+from protperf.errors import ConfigError
+from protperf.model.checkpoint import AtomicCheckpointIO, load_module, read_checkpoint
 from protperf.model.lightning import ProteinLMModule
 from protperf.structured import to_dataclass, to_plain
 
@@ -37,12 +42,18 @@ def build_trainer(cfg: DictConfig, config: TrainConfig) -> pl.Trainer:
     loggers = [instantiate(node) for node in (cfg.logger or {}).values() if node]
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node]
     has_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks)
+    # Requeue has one owner: submitit (hydra/launcher=slurm), after ResumeCheckpoint saved;
+    # Lightning's own SLURM handler would save mid-step and requeue a second time.
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     return pl.Trainer(
         **asdict(config.trainer),
         logger=loggers or False,
         callbacks=callbacks,
         enable_checkpointing=has_checkpoint,
         default_root_dir=config.output_dir,
+        plugins=plugins,
     )
 
 
@@ -66,12 +77,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     config = resolve_config(cfg)
     check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes)
     pl.seed_everything(config.seed, workers=True)
+    ckpt_path = resolve_ckpt_path(config.ckpt_path, config.output_dir)
+    if ckpt_path is None:
+        refuse_finished_run_dir(config.output_dir)
+    else:
+        read_checkpoint(ckpt_path)  # a missing, corrupt or unsafe file: one line, before fit
     datamodule = ProteinDataModule(config.data, objective=config.task.objective)
     module = build_module(config)
     trainer = build_trainer(cfg, config)
+    if ckpt_path is not None:
+        keep_csv_history(trainer)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=config.ckpt_path, weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    resume = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
+    if resume is not None and resume.stopped_at is not None:
+        return stopped_early(trainer, config, resume)
     last_checkpoint = save_last_checkpoint(trainer)
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     summary: dict[str, Any] = {
@@ -98,10 +119,62 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def keep_csv_history(trainer: pl.Trainer) -> None:
+    """A resumed run appends to the run's ``metrics.csv`` (Lightning's CSV logger would start
+    the file anew and lose the steps before the interruption)."""
+    for logger in trainer.loggers:
+        if not isinstance(logger, pl.loggers.CSVLogger) or not trainer.is_global_zero:
+            continue
+        path = Path(logger.log_dir, "metrics.csv")
+        if not path.is_file():
+            continue
+        history = path.read_text()
+        header = history.splitlines()[0].split(",") if history else []
+        writer = logger.experiment  # creating the writer deletes the file
+        path.write_text(history)
+        writer.metrics_keys = header
+
+
+def refuse_finished_run_dir(output_dir: str) -> None:
+    """A fresh run never writes into a directory that holds another run's results."""
+    found = [name for name, present in (
+        ("summary.json", Path(output_dir, "summary.json").is_file()),
+        ("checkpoints", any(Path(output_dir, "checkpoints").glob("*.ckpt"))),
+    ) if present]
+    if found:
+        raise ConfigError(
+            f"output directory {output_dir} already holds a run ({', '.join(found)}): resume it "
+            "with ckpt_path=last, or choose another hydra.run.dir"
+        )
+
+
+def stopped_early(trainer: pl.Trainer, config: TrainConfig, resume: ResumeCheckpoint) -> dict:
+    """After a stop signal: say where the checkpoint is, pass the signal on (submitit
+    requeues the job), skip the final evaluation."""
+    name = signal_name(resume.received)
+    summary = {"run_name": config.run_name, "step": trainer.global_step, "stopped_by": name,
+               "checkpoint": str(resume.path), "output_dir": str(config.output_dir),
+               "val_loss": math.nan}
+    if trainer.is_global_zero:
+        print(f"[protperf] {config.run_name} stopped by {name} at step {trainer.global_step}; "
+              f"checkpoint={resume.path}; resume with ckpt_path=last "
+              f"hydra.run.dir={config.output_dir}", flush=True)
+    resume.hand_over()
+    return summary
+
+
+def signal_name(signum: int | None) -> str:
+    return signal.Signals(signum).name if signum is not None else "signal"
+
+
 def save_last_checkpoint(trainer: pl.Trainer) -> str | None:
-    """Write ``<checkpoint dir>/last.ckpt`` with the final training state (resumable), unless
-    checkpointing is off. Lightning's callbacks only save on their own triggers."""
+    """``<checkpoint dir>/last.ckpt`` with the final training state (resumable), unless
+    checkpointing is off: written by :class:`ResumeCheckpoint` at the final step (data
+    position included) or, when training ended with an epoch, here."""
     callbacks = trainer.checkpoint_callbacks
+    resume = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
+    if resume is not None and resume.saved_at(trainer.global_step):
+        return str(resume.path)
     if not callbacks or callbacks[0].dirpath is None:
         return None
     path = Path(callbacks[0].dirpath, "last.ckpt")

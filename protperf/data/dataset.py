@@ -14,6 +14,10 @@ training use every item.
 
 Shuffling (training) is a permutation drawn from ``(seed, epoch)``, identical on every rank;
 evaluation keeps file order, so validation is deterministic for fixed ``num_workers``.
+
+A pass can start part-way (resuming a checkpoint): :meth:`_ShardedIterable.resume_from` tells
+each worker how many of its batches are done and which worker's share it continues (see
+:mod:`protperf.data.resume`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from protperf.data.batching import ALPHABET as _ALPHABET
 from protperf.data.batching import crop_protein
+from protperf.data.resume import ResumePoint, start_of_pass
 from protperf.data.shards import PreparedSplit
 
 
@@ -54,9 +59,24 @@ class _ShardedIterable(IterableDataset):
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self._point, self._batch_size = start_of_pass(1), 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_from(self, point: ResumePoint, batch_size: int) -> None:
+        """Start the next pass after ``point.done[w]`` batches of ``batch_size`` items of each
+        worker ``w``; loader worker slot ``i`` continues worker ``point.logical_worker(i)``."""
+        self._point, self._batch_size = point, batch_size
+
+    def _positions(self, n_items: int):
+        """This (rank, worker)'s positions into the epoch's item order, minus those done."""
+        slot, num_workers = _worker()
+        point = self._point if len(self._point.done) == num_workers else start_of_pass(num_workers)
+        worker = point.logical_worker(slot)
+        positions = shard_items(self._usable(n_items), self.rank, self.world_size, worker,
+                                num_workers)
+        return positions[point.done[worker] * self._batch_size:]
 
     def _usable(self, n_items: int) -> int:
         """Items used this epoch (all, or a multiple of world_size with ``even_ranks``)."""
@@ -90,9 +110,7 @@ class ProteinDataset(_ShardedIterable):
 
     def __iter__(self):
         order = self._protein_order()
-        worker_id, num_workers = _worker()
-        for position in shard_items(self._usable(len(order)), self.rank, self.world_size, worker_id,
-                                    num_workers):
+        for position in self._positions(len(order)):
             index = int(order[position])
             rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
             yield torch.from_numpy(crop_protein(self.split[index], self.max_length, rng))
@@ -131,9 +149,7 @@ class ConcatenatedDataset(_ShardedIterable):
     def __iter__(self):
         order = self._protein_order()
         ends = np.cumsum(self.split.lengths[order] + 2)  # stream end of each protein
-        worker_id, num_workers = _worker()
-        for k in shard_items(self._usable(self.num_windows), self.rank, self.world_size, worker_id,
-                             num_workers):
+        for k in self._positions(self.num_windows):
             yield torch.from_numpy(self._window(k, order, ends))
 
     def _window(self, k: int, order: np.ndarray, ends: np.ndarray) -> np.ndarray:

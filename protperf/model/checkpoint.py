@@ -1,15 +1,21 @@
-"""Loading protperf checkpoints safely (``weights_only=True``) with clear mismatch errors."""
+"""Reading protperf checkpoints safely (``weights_only=True``) with errors naming the file,
+and writing them atomically (:class:`AtomicCheckpointIO`)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from protperf.data.alphabet import Alphabet
-from protperf.errors import CheckpointMismatchError
+from protperf.errors import CheckpointError, CheckpointMismatchError, CheckpointWriteError
 from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.lightning import ProteinLMModule
 
@@ -19,12 +25,70 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" not in str(error).lower().replace(" ", "_"):
+            raise CheckpointError(f"checkpoint {path} is corrupt ({_first_line(error)})") from None
+        raise CheckpointError(
+            f"checkpoint {path} holds pickled Python code, which safe loading "
+            f"(weights_only=True) refuses: {_unsupported_global(error)}; only load checkpoints "
+            "written by protperf, or re-save the trusted file's plain tensors"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({_first_line(error)})"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(f"{path} is not a protperf training checkpoint (not a dict)")
     if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise CheckpointMismatchError(
             f"{path} is not a protperf training checkpoint (no state_dict / hyper_parameters)"
         )
     return checkpoint
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
+
+
+def _unsupported_global(error: BaseException) -> str:
+    """The offending name out of torch's long weights_only message."""
+    found = re.search(r"GLOBAL (\S+)", str(error))
+    if found:
+        return f"it refers to {found.group(1)}"
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()
+    return _first_line(error)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, but a file appears only complete: written next to the
+    target (``.<name>.tmp-<pid>``) and renamed over it.  A failed write (disk full, no
+    permission) removes the partial file and raises :class:`CheckpointWriteError` naming it."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            super().save_checkpoint(checkpoint, partial, storage_options)
+            os.replace(partial, path)
+        except (OSError, RuntimeError) as error:
+            partial.unlink(missing_ok=True)
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {path}: {_reason(error)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    for cause in (error, error.__cause__, error.__context__):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "no space left on the device (free some space, or set a checkpoint " \
+                   "dirpath on another disk)"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    text = _first_line(error)
+    return "no space left on the device" if "write failed" in text else text
 
 
 def load_module(

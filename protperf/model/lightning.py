@@ -3,6 +3,10 @@
 The module's hyper-parameters are plain dicts of primitives (the ``model``, ``task`` and
 ``optim`` config sections plus the alphabet), so checkpoints load with
 ``torch.load(..., weights_only=True)`` and carry everything needed to rebuild the model.
+
+Resuming is exact: the global torch generator (dropout) is reseeded before every training
+batch from ``(seed, epoch, batch, rank)`` and the epoch's running train metrics are saved in
+the checkpoint, so a run resumed mid-epoch trains and logs what the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from torchmetrics import MeanMetric
 
 from protperf import __version__
 from protperf.data.alphabet import Alphabet
+from protperf.data.resume import batch_seed
 from protperf.model.compat import check_compatible
 from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
 from protperf.model.loss import token_loss_and_accuracy
@@ -23,6 +28,8 @@ from protperf.model.transformer import ProteinLanguageModel
 from protperf.structured import to_dataclass, to_plain
 
 STAGES = ("train", "val", "test")
+#: Checkpoint key of the running (epoch) train metric states.
+METRIC_STATE_KEY = "protperf_train_metrics"
 
 
 class ProteinLMModule(pl.LightningModule):
@@ -123,6 +130,9 @@ class ProteinLMModule(pl.LightningModule):
 
     # -- random features --------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # dropout (every device's generator): the same masks for this batch after a resume
+        torch.manual_seed(batch_seed(int(self.hparams.seed), self.current_epoch, batch_idx,
+                                     self.global_rank))
         interval = self.model_config.attention.redraw_interval
         step = self.global_step
         if interval > 0 and step > 0 and step % interval == 0 and step != self._last_redraw_step:
@@ -169,6 +179,36 @@ class ProteinLMModule(pl.LightningModule):
         }
 
     # -- checkpoints ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the running train metrics of the epoch (not part of the state_dict), of every
+        DDP rank: ``(world_size,)`` tensors (every rank calls this; rank 0 writes)."""
+        checkpoint[METRIC_STATE_KEY] = {
+            name: {state: self._gather_ranks(getattr(self.metrics[name], state))
+                   for state in self.metrics[name]._defaults}
+            for name in ("train_loss", "train_acc")
+        }
+
+    def _gather_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().reshape(1)
+        if self.trainer.world_size > 1:
+            value = self.all_gather(value).reshape(-1)
+        return value.cpu()
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Fail clearly if the checkpoint's alphabet or architecture differs from this model."""
+        """Fail clearly if the checkpoint's alphabet or architecture differs from this model;
+        restore this rank's running train metrics of the epoch (with another number of ranks,
+        rank 0 takes their sum and the others start empty: the same epoch mean)."""
         check_compatible(checkpoint.get("hyper_parameters", {}), self.hparams, source="checkpoint")
+        rank, world_size = self.global_rank, self.trainer.world_size if self._trainer else 1
+        for name, states in checkpoint.get(METRIC_STATE_KEY, {}).items():
+            metric = self.metrics[name]
+            for state, saved in states.items():
+                saved = saved.reshape(-1)
+                if len(saved) == world_size:
+                    value = saved[rank]
+                else:
+                    value = saved.sum() if rank == 0 else torch.zeros_like(saved[0])
+                current = getattr(metric, state)
+                value = value.to(current.device, current.dtype).reshape(current.shape)
+                setattr(metric, state, value)
+            metric._update_count = int(float(getattr(metric, "weight", torch.ones(()))) > 0)

@@ -162,10 +162,12 @@ def test_callbacks_instantiate():
         TQDMProgressBar,
     )
 
+    from protperf.app.preemption import ResumeCheckpoint
     from tests.model.conftest import CONF
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose("train", overrides=["output_dir=o"])  # the defaults, untouched
     types = {type(instantiate(node)) for node in cfg.callbacks.values()}
-    assert types == {ModelCheckpoint, EarlyStopping, LearningRateMonitor, TQDMProgressBar}
-    assert {"model_checkpoint", "last_checkpoint"} <= set(cfg.callbacks)
+    assert types == {ModelCheckpoint, EarlyStopping, LearningRateMonitor, TQDMProgressBar,
+                     ResumeCheckpoint}
+    assert {"model_checkpoint", "last_checkpoint", "resume_checkpoint"} <= set(cfg.callbacks)
