@@ -60,9 +60,9 @@ def build_trainer(cfg: DictConfig, config: TrainConfig) -> pl.Trainer:
 def build_module(config: TrainConfig) -> ProteinLMModule:
     """A fresh module, or one whose weights come from ``init_from`` (attention kind may differ)."""
     module = ProteinLMModule(
-        model=to_plain(config.model),
-        task=to_plain(config.task),
-        optim=to_plain(config.optim),
+        model=config.model,
+        task=config.task,
+        optim=config.optim,
         seed=config.seed,
     )
     if config.init_from:

@@ -39,13 +39,16 @@ class ProteinLMModule(pl.LightningModule):
     ignored) and ``attention_mask`` (B, L) bool.  Logged metrics, per step (train) and per
     epoch (all stages): ``{stage}/loss`` (mean NLL over labelled tokens), ``{stage}/acc`` and
     ``{stage}/ppl`` (exp of the token-weighted mean loss).
+
+    ``model`` / ``task`` / ``optim`` are the config dataclasses (or their plain dicts, as a
+    checkpoint holds them); the hyper-parameters are stored as plain primitives.
     """
 
     def __init__(
         self,
-        model: dict[str, Any],
-        task: dict[str, Any],
-        optim: dict[str, Any] | None = None,
+        model: ModelConfig | dict[str, Any],
+        task: TaskConfig | dict[str, Any],
+        optim: OptimConfig | dict[str, Any] | None = None,
         seed: int = 0,
         alphabet: list[str] | None = None,
         protperf_version: str = __version__,
