@@ -36,7 +36,7 @@ class EmbedConfig:
     include: list[str] = field(default_factory=lambda: ["mean"])  # mean, per_tok
     toks_per_batch: int = 4096
     format: str = "npy"  # npy (chunks + index) | npz | pt (one file per protein)
-    chunk_size: int = 1000
+    proteins_per_file: int = 1000
     too_long: str = "crop"  # crop | error (models with a learned positional table)
     device: str = "cpu"
     progress: bool = True
@@ -49,7 +49,7 @@ def embed(config: EmbedConfig) -> Path:
     embedder = Embedder(model, config.layers, config.include, config.toks_per_batch,
                         config.too_long)
     path = Path(config.data.path) if config.data.path else SAMPLE_FASTA
-    writer = EmbeddingWriter(config.output_dir, config.format, config.chunk_size)
+    writer = EmbeddingWriter(config.output_dir, config.format, config.proteins_per_file)
     results = embedder.embed(read_fasta(path), source=str(path))
     for emb in tqdm(results, unit="protein", disable=not config.progress, desc="embed"):
         writer.write(emb)

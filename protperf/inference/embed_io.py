@@ -1,6 +1,6 @@
 """Writing and reading embedding outputs.
 
-``format='npy'`` (default): proteins are grouped in chunks of ``chunk_size``; per chunk and
+``format='npy'`` (default): proteins are grouped in chunks of ``proteins_per_file``; per chunk and
 layer ``embeddings/chunk_00000.mean_l2.npy`` holds the means (n, D) and, with per_tok,
 ``chunk_00000.per_tok_l2.npy`` the residues of the chunk's proteins concatenated (sum L, D).
 ``embeddings/index.csv`` has one row per protein: id, length, embedded_length, file (the
@@ -44,14 +44,14 @@ class EmbeddingWriter:
     """Collects embeddings and writes them under ``<output_dir>/embeddings``; call
     :meth:`close` (or use as a context manager) to flush the last chunk and the index."""
 
-    def __init__(self, output_dir: str | Path, format: str = "npy", chunk_size: int = 1000):
+    def __init__(self, output_dir: str | Path, format: str = "npy", proteins_per_file: int = 1000):
         if format not in FORMATS:
             raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
-        if chunk_size < 1:
-            raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+        if proteins_per_file < 1:
+            raise ConfigError(f"proteins_per_file must be >= 1, got {proteins_per_file}")
         self.directory = Path(output_dir) / "embeddings"
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.format, self.chunk_size = format, chunk_size
+        self.format, self.proteins_per_file = format, proteins_per_file
         self.index: list[dict] = []
         self._pending: list[ProteinEmbedding] = []
         self._chunks = 0
@@ -60,7 +60,7 @@ class EmbeddingWriter:
     def write(self, emb: ProteinEmbedding) -> None:
         if self.format == "npy":
             self._pending.append(emb)
-            if len(self._pending) == self.chunk_size:
+            if len(self._pending) == self.proteins_per_file:
                 self._flush()
             return
         name = _safe_name(emb.record_id, self._names) + "." + self.format

@@ -38,7 +38,7 @@ def variant_files(tmp_path):
 def test_embed_app_writes_chunks_and_index(trained_checkpoints, tmp_path, caplog):
     out = tmp_path / "emb"
     index_path = embed(_compose_object("embed", [
-        f"checkpoint={trained_checkpoints['mlm']}", f"output_dir={out}", "chunk_size=500",
+        f"checkpoint={trained_checkpoints['mlm']}", f"output_dir={out}", "proteins_per_file=500",
         "progress=false", "include=[mean,per_tok]"]))  # data.path: the bundled sample
     assert index_path == out / "embeddings" / "index.csv"
     index, means = load_means(out, 1)

@@ -87,7 +87,7 @@ def test_bad_records_and_options_are_named():
 def test_output_files_round_trip(tmp_path, fmt):
     model = tiny_model(causal=False, dtype=torch.float32)
     embeddings = list(Embedder(model, layers=[1, -1], include=["mean", "per_tok"]).embed(RECORDS))
-    with EmbeddingWriter(tmp_path, fmt, chunk_size=3) as writer:
+    with EmbeddingWriter(tmp_path, fmt, proteins_per_file=3) as writer:
         for emb in embeddings:
             writer.write(emb)
     index = read_index(tmp_path)
