@@ -31,6 +31,7 @@ from protperf.analysis.report import analyze
 from protperf.app.analyze import resolve_config
 from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.app.compose import compose_config
+from protperf.app.report import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,13 +78,9 @@ def run_control(family: str, config: PlantedConfig, args, workdir: Path) -> dict
     }
 
 
-def markdown_table(frame: pd.DataFrame, corner: str) -> str:
-    """A frame as a GitHub markdown table (index as first column; no tabulate dependency)."""
-    header = [corner] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
-    return "\n".join(lines)
+def indexed_table(frame: pd.DataFrame, corner: str) -> str:
+    """A frame as a GitHub markdown table with its index as the first column, ``corner``."""
+    return markdown_table(frame.rename_axis(corner).reset_index())
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -103,7 +100,7 @@ def markdown(frame: pd.DataFrame) -> str:
             title = "BLOSUM62" if diagonal else "BLOSUM62 off-diagonal only (diagonal 0)"
             lines += [f"Planted logits beta x {title}: pooled `log_odds` Pearson r (off-diagonal)"
                       " with BLOSUM62, median over seeds (largest permutation p)", "",
-                      markdown_table(table.rename(columns=lambda b: f"beta={b:g}"),
+                      indexed_table(table.rename(columns=lambda b: f"beta={b:g}"),
                                      "attention"), ""]
     vig = frame[frame["family"] == "key_preference"]
     if len(vig):
@@ -115,7 +112,7 @@ def markdown(frame: pd.DataFrame) -> str:
         grouped.index = [f"{h} heads, gamma={g:g}" for h, g in grouped.index]
         lines += ["Per-head key preference gamma x BLOSUM62[c_h, .] (beta = 0): Vig et al. r "
                   "(largest p) and the attention-mass similarity r (smallest p), medians over "
-                  "seeds", "", markdown_table(grouped, "control"), ""]
+                  "seeds", "", indexed_table(grouped, "control"), ""]
     return "\n".join(lines)
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from protperf.app.inference_common import inference_command, load_checkpoint_model
+from protperf.app.inference_common import inference_command
 from protperf.data.fasta import read_fasta
 from protperf.inference.embed import Embedder
 from protperf.inference.embed_io import EmbeddingWriter
+from protperf.inference.loading import load_model
 from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class EmbedConfig:
 
 def embed(config: EmbedConfig) -> Path:
     """Embed every record of the FASTA; returns the index path."""
-    model = load_checkpoint_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device)
     embedder = Embedder(model, config.layers, config.include, config.toks_per_batch,
                         config.too_long)
     path = Path(config.data.path) if config.data.path else SAMPLE_FASTA

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from omegaconf import MISSING
 
-from protperf.app.inference_common import inference_command, load_checkpoint_model
+from protperf.app.inference_common import inference_command
 from protperf.errors import ConfigError
 from protperf.inference.generate import Sampler, SamplingConfig
+from protperf.inference.loading import load_model
 
 
 @dataclass
@@ -32,7 +33,7 @@ class GenerateConfig:
 
 def generate(config: GenerateConfig) -> list[str]:
     """Sample ``num_samples`` proteins; writes ``output`` (FASTA, ids sample_0 ...)."""
-    model = load_checkpoint_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device)
     if not model.causal:
         raise ConfigError(
             f"checkpoint {config.checkpoint} is a masked LM (task.objective=mlm); generate "

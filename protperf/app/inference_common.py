@@ -1,5 +1,5 @@
-"""What the embed / score / generate apps share: their console entry points and checkpoint
-loading (config and input errors are reported in one line by :mod:`protperf.app.cli`)."""
+"""What the embed / score / generate apps share: their console entry points (config and input
+errors are reported in one line by :mod:`protperf.app.cli`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from protperf.app.cli import hydra_command, report_user_errors
-from protperf.inference.loading import load_model
 from protperf.structured import to_dataclass
 
 
@@ -34,7 +33,3 @@ def inference_command(config_name: str, run: Callable[[Any], Any],
     task.__name__ = task.__qualname__ = config_name
     return hydra_command(config_name, lambda: register_schema(config_name, schema))(task)
 
-
-def load_checkpoint_model(path: str, device: str):
-    """The checkpoint's network in eval mode on ``device``."""
-    return load_model(path, device)

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from protperf.attention import AttentionConfig
-from protperf.conf import CONF_DIR
 from protperf.model.config import ModelConfig
 from protperf.model.transformer import ProteinLanguageModel
 
@@ -59,15 +57,13 @@ def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedP
 
 
 def _train(objective: str, directory: Path) -> Path:
-    from protperf.app.schema import register_configs
+    from protperf.app.compose import compose_config
     from protperf.app.train import train
 
-    register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("train", overrides=[
-            *TRAIN_TINY, "model=performer_softmax", f"task={objective}",
-            f"output_dir={directory}", f"data.cache_dir={directory / 'prepared'}",
-        ])
+    cfg = compose_config("train", [
+        *TRAIN_TINY, "model=performer_softmax", f"task={objective}",
+        f"output_dir={directory}", f"data.cache_dir={directory / 'prepared'}",
+    ])
     return Path(train(cfg)["checkpoint"])
 
 

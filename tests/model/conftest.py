@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from protperf.app.compose import compose_config
 from protperf.app.schema import register_configs
 from protperf.conf import CONF_DIR
 
@@ -45,17 +45,13 @@ TINY = [
 
 def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The training config as ``scripts/train.py`` would see it, plus ``overrides``."""
-    register_configs()
     extra = [f"output_dir={output_dir}"] if output_dir is not None else ["output_dir=unused"]
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        return compose("train", overrides=[*TINY, *extra, *overrides])
+    return compose_config("train", [*TINY, *extra, *overrides])
 
 
 def compose_evaluate(overrides: list[str], output_dir: Path) -> DictConfig:
     """The evaluation config as ``scripts/evaluate.py`` would see it."""
-    register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        return compose("evaluate", overrides=[f"output_dir={output_dir}", *overrides])
+    return compose_config("evaluate", [f"output_dir={output_dir}", *overrides])
 
 
 def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
