@@ -8,7 +8,17 @@ from __future__ import annotations
 
 
 class ConfigError(ValueError):
-    """An invalid configuration value or combination; the message names the key(s)."""
+    """An invalid configuration value or combination; the message names the full key(s).
+
+    Raised by the ``validate(prefix)`` method of each config dataclass, where ``prefix`` is
+    the dataclass's place in the command's config (``model.attention``, ``data.prepare``, or
+    ``""`` for a root): see :func:`config_key`.
+    """
+
+
+def config_key(prefix: str, name: str) -> str:
+    """The full key of field ``name`` of a config placed at ``prefix`` ("" = the root)."""
+    return f"{prefix}.{name}" if prefix else name
 
 
 class CheckpointMismatchError(ValueError):

@@ -1,12 +1,12 @@
 """Plain dicts / Hydra configs -> validated config dataclasses, with errors naming the key.
 
-The one place where OmegaConf and dataclass errors become :class:`ConfigError`: the training,
-evaluation and analysis applications and checkpoint loading all go through :func:`to_dataclass`.
+The one place where OmegaConf errors become :class:`ConfigError`: the commands and checkpoint
+loading all go through :func:`to_dataclass`, which then runs the dataclass's own
+``validate(prefix)`` (each config dataclass raises ConfigError with the full key itself).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,31 +16,22 @@ from protperf.errors import ConfigError
 
 T = TypeVar("T")
 
-# Where a nested dataclass sits in the configs, for messages it words relative to itself
-# ("attention.kind=..." raised inside ModelConfig is ``model.attention.kind`` at the root).
-NESTED_PREFIXES = {"attention": "model.attention"}
-
-
-def _full_key(prefix: str, message: str) -> str:
-    """The message of a ``__post_init__`` check with its key made absolute."""
-    head = message.split(".", 1)[0]
-    if not re.match(r"^[A-Za-z_]\w*\.\w", message):
-        return f"invalid {prefix}: {message}" if prefix else message
-    if prefix:
-        return f"{prefix}.{message}"
-    if head in NESTED_PREFIXES:
-        return NESTED_PREFIXES[head] + message[len(head):]
-    return message
-
 
 def to_dataclass(schema: type[T], values: dict[str, Any] | DictConfig | T, prefix: str = "") -> T:
-    """Merge ``values`` into the dataclass ``schema`` and run its ``__post_init__`` checks.
+    """Merge ``values`` into the dataclass ``schema`` and run its ``validate(prefix)`` checks.
 
     Missing mandatory values (``???``), unknown keys and wrong types raise
-    :class:`ConfigError` naming ``prefix.key``. ``prefix`` is empty for a root config.
+    :class:`ConfigError` naming ``prefix.key``; ``prefix`` (empty for a root config) is where
+    ``schema`` sits in the command's config, and its ``validate`` names full keys itself.
     """
-    if isinstance(values, schema):
-        return values
+    config = values if isinstance(values, schema) else _merge(schema, values, prefix)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate(prefix)
+    return config
+
+
+def _merge(schema: type[T], values: dict[str, Any] | DictConfig, prefix: str) -> T:
     if isinstance(values, DictConfig):
         missing = sorted(OmegaConf.missing_keys(values))
         if missing:
@@ -49,15 +40,12 @@ def to_dataclass(schema: type[T], values: dict[str, Any] | DictConfig | T, prefi
                 f"missing mandatory value(s): {', '.join(names)} (set e.g. {names[0]}=...)"
             )
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
-        return OmegaConf.to_object(merged)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or ""
         where = ".".join(part for part in (prefix, key) if part)
         reason = str(error).splitlines()[0]
         raise ConfigError(f"invalid {where or 'config'}: {reason}") from None
-    except ValueError as error:  # a dataclass __post_init__ check
-        raise ConfigError(_full_key(prefix, str(error))) from None
 
 
 def to_plain(values: Any) -> Any:

@@ -3,7 +3,7 @@
 The same as the ``protperf-analyze`` command; options: ``protperf/conf/analyze.yaml``.
 """
 
-from protperf.app.analyze import main
+from protperf.app.entries import analyze as main
 
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
 from protperf.analysis.vig import vig_similarity
 from protperf.data.batching import ALPHABET, protein_batches, window_batches, with_specials
 from protperf.data.proteins import Protein, read_proteins
+from protperf.errors import ConfigError, config_key
 from protperf.model.checkpoint import load_module
 from protperf.model.overrides import ModelOverrides
 from protperf.resources import SAMPLE_FASTA
@@ -104,24 +105,36 @@ class AnalyzeConfig:
     wandb: bool = False
     output_dir: str = "outputs/analyze"
 
-    def validate(self) -> None:
+    def validate(self, prefix: str = "") -> None:
+        """Raise :class:`ConfigError` naming the full key of a bad value (a root: prefix "")."""
+
+        def key(name: str) -> str:
+            return config_key(prefix, name)
+
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
-            raise ValueError(
-                f"methods={list(self.methods)} must be a non-empty subset of {list(METHODS)}"
+            raise ConfigError(
+                f"{key('methods')}={list(self.methods)} must be a non-empty subset of "
+                f"{list(METHODS)}"
             )
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization={self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
+            raise ConfigError(
+                f"{key('normalization')}={self.normalization!r} is not one of "
+                f"{', '.join(NORMALIZATIONS)}"
             )
         if self.order not in ("alphabet", "clustered"):
-            raise ValueError(f"order={self.order!r} must be 'alphabet' or 'clustered'")
+            raise ConfigError(f"{key('order')}={self.order!r} must be 'alphabet' or 'clustered'")
         if not 0.0 < self.vig_threshold < 1.0:
-            raise ValueError(f"vig_threshold must be in (0, 1), got {self.vig_threshold}")
+            raise ConfigError(
+                f"{key('vig_threshold')} must be in (0, 1), got {self.vig_threshold}"
+            )
         if self.checkpoints and self.run_dir:
-            raise ValueError("give checkpoints=[...] or run_dir=..., not both")
+            raise ConfigError(
+                f"give {key('checkpoints')}=[...] or {key('run_dir')}=..., not both"
+            )
         if self.permutations < 0 or self.block_size < 1 or self.grid_max_length < 3:
-            raise ValueError("permutations >= 0, block_size >= 1 and grid_max_length >= 3 needed")
+            raise ConfigError(f"{key('permutations')} >= 0, {key('block_size')} >= 1 and "
+                              f"{key('grid_max_length')} >= 3 needed")
 
 
 @dataclass

@@ -1,13 +1,27 @@
 """Attention library: exact softmax and Performer (FAVOR+) attention.
 
-Imports nothing else of protperf. The math lives in ``ops/`` (feature maps, bidirectional
-and causal linear attention per backend, exact SDPA, segments), the O(L^2) references in
-``reference.py`` (tests, benchmarks, analysis); ``performer.py`` composes a feature map with
-a kernel, ``backends.py`` picks the causal kernel, ``layer.py`` is the multi-head module.
+Imports nothing else of protperf but :mod:`protperf.errors`. The math lives in ``ops/``
+(feature maps, bidirectional and causal linear attention per backend, exact SDPA, segments),
+the O(L^2) references in ``reference.py`` (tests, benchmarks, analysis); ``performer.py``
+composes a feature map with a kernel, ``backends.py`` picks the causal kernel, ``layer.py`` is
+the multi-head module (imported on first use, so reading a config needs no torch).
 """
 
+from typing import TYPE_CHECKING
+
 from protperf.attention.config import ATTENTION_KINDS, BACKENDS, FEATURE_TYPES, AttentionConfig
-from protperf.attention.layer import MultiHeadAttention
+
+if TYPE_CHECKING:
+    from protperf.attention.layer import MultiHeadAttention
+
+
+def __getattr__(name: str):
+    """``MultiHeadAttention`` is imported on first use: reading a config needs no torch."""
+    if name == "MultiHeadAttention":
+        from protperf.attention.layer import MultiHeadAttention
+
+        return MultiHeadAttention
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ATTENTION_KINDS",

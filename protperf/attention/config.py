@@ -1,8 +1,13 @@
-"""Typed configuration of the attention module (mirrored by ``conf/model/*.yaml``)."""
+"""Typed configuration of the attention module (mirrored by ``conf/model/*.yaml``).
+
+Checked by :meth:`AttentionConfig.validate` (called by ``ModelConfig.validate``), once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from protperf.errors import ConfigError, config_key
 
 ATTENTION_KINDS = ("exact", "favor_softmax", "favor_relu", "identity")
 FEATURE_TYPES = ("orthogonal", "iid", "simplex", "favorpp")
@@ -48,23 +53,29 @@ class AttentionConfig:
     no_projection: bool = False
     backend: str = "auto"
 
-    def __post_init__(self) -> None:
+    def validate(self, prefix: str = "model.attention") -> None:
+        """Check every field; raise :class:`ConfigError` naming ``<prefix>.<key>`` (the
+        default is this config's place in the model configs)."""
+
+        def key(name: str) -> str:
+            return config_key(prefix, name)
+
         if self.kind not in ATTENTION_KINDS:
-            raise ValueError(
-                f"attention.kind={self.kind!r} is not one of {', '.join(ATTENTION_KINDS)}"
+            raise ConfigError(
+                f"{key('kind')}={self.kind!r} is not one of {', '.join(ATTENTION_KINDS)}"
             )
         if self.feature_type not in FEATURE_TYPES:
-            raise ValueError(
-                f"attention.feature_type={self.feature_type!r} is not one of "
+            raise ConfigError(
+                f"{key('feature_type')}={self.feature_type!r} is not one of "
                 f"{', '.join(FEATURE_TYPES)}"
             )
         if self.backend not in BACKENDS:
-            raise ValueError(
-                f"attention.backend={self.backend!r} is not one of {', '.join(BACKENDS)}"
+            raise ConfigError(
+                f"{key('backend')}={self.backend!r} is not one of {', '.join(BACKENDS)}"
             )
         if self.norm_scaling not in NORM_SCALINGS:
-            raise ValueError(
-                f"attention.norm_scaling={self.norm_scaling!r} is not one of "
+            raise ConfigError(
+                f"{key('norm_scaling')}={self.norm_scaling!r} is not one of "
                 f"{', '.join(NORM_SCALINGS)}"
             )
         for name in ("num_features", "chunk_size"):
@@ -72,25 +83,25 @@ class AttentionConfig:
             if name == "chunk_size" and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"attention.{name} must be an integer > 0, got {value!r}")
+                raise ConfigError(f"{key(name)} must be an integer > 0, got {value!r}")
         if (
             isinstance(self.redraw_interval, bool)
             or not isinstance(self.redraw_interval, int)
             or self.redraw_interval < 0
         ):
-            raise ValueError(
-                f"attention.redraw_interval must be an integer >= 0, got {self.redraw_interval!r}"
+            raise ConfigError(
+                f"{key('redraw_interval')} must be an integer >= 0, got {self.redraw_interval!r}"
             )
         if not self.relu_eps >= 0.0:
-            raise ValueError(f"attention.relu_eps must be >= 0, got {self.relu_eps!r}")
+            raise ConfigError(f"{key('relu_eps')} must be >= 0, got {self.relu_eps!r}")
         if self.no_projection and self.kind != "favor_relu":
-            raise ValueError(
-                f"attention.no_projection=True needs attention.kind='favor_relu', got {self.kind!r}"
+            raise ConfigError(
+                f"{key('no_projection')}=True needs {key('kind')}='favor_relu', got {self.kind!r}"
             )
         if self.feature_type == "favorpp" and self.kind == "favor_relu":
-            raise ValueError(
-                "attention.feature_type='favorpp' is a softmax-kernel estimator; "
-                "use attention.kind='favor_softmax'"
+            raise ConfigError(
+                f"{key('feature_type')}='favorpp' is a softmax-kernel estimator; "
+                f"use {key('kind')}='favor_softmax'"
             )
 
     def causal_chunk_size(self, head_dim: int) -> int:

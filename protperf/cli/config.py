@@ -3,7 +3,8 @@
 Each default lives here or in the library dataclasses it nests (``ModelConfig``,
 ``DataConfig``, ``AnalyzeConfig`` ...); the YAML files hold only what differs.
 :mod:`protperf.cli.registry` registers every root with Hydra once; a root's ``validate``
-checks the relations between its sections, raising ConfigError with the full key.
+checks its sections (each dataclass's ``validate(prefix)``) and the relations between them,
+raising ConfigError with the full key.
 """
 
 from __future__ import annotations
@@ -14,15 +15,8 @@ from typing import Any
 from omegaconf import MISSING
 
 from protperf.data.config import DataConfig
-from protperf.errors import ConfigError
-from protperf.model.config import (
-    OBJECTIVES,
-    SCHEDULES,
-    ModelConfig,
-    OptimConfig,
-    TaskConfig,
-    validate_model,
-)
+from protperf.errors import ConfigError, config_key
+from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
 from protperf.model.overrides import ModelOverrides
 
 
@@ -80,25 +74,13 @@ class TrainConfig:
     output_dir: str = "outputs/run"  # conf/train.yaml sets ${hydra:runtime.output_dir}
     test_after_fit: bool = False
 
-    def validate(self) -> None:
-        """Check relations between keys of a full training config (raises :class:`ConfigError`)."""
-        validate_model(self.model)
-        if self.task.objective not in OBJECTIVES:
-            raise ConfigError(
-                f"task.objective={self.task.objective!r} is not one of {', '.join(OBJECTIVES)}"
-            )
-        if self.optim.schedule not in SCHEDULES:
-            raise ConfigError(
-                f"optim.schedule={self.optim.schedule!r} is not one of {', '.join(SCHEDULES)}"
-            )
-        if self.optim.lr <= 0:
-            raise ConfigError(f"optim.lr={self.optim.lr} must be positive")
-        if self.optim.warmup_steps < 0:
-            raise ConfigError(f"optim.warmup_steps={self.optim.warmup_steps} must be >= 0")
-        try:
-            self.data.validate()  # the data pipeline's own checks name data.* keys
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+    def validate(self, prefix: str = "") -> None:
+        """Check every section (each names its full keys) and the relations between them;
+        raises :class:`ConfigError`."""
+        self.model.validate(config_key(prefix, "model"))
+        self.task.validate(config_key(prefix, "task"))
+        self.optim.validate(config_key(prefix, "optim"))
+        self.data.validate(config_key(prefix, "data"))
         if self.model.position == "learned":
             length = sequence_length(self.data)
             if length > self.model.max_position:

@@ -1,19 +1,25 @@
 """The one registry of the commands' typed roots: ``<command>_schema`` in Hydra's ConfigStore.
 
 Each root YAML (``protperf/conf/<command>.yaml``) lists its schema first in its defaults, so
-every YAML group and command-line override is merged into these dataclasses: an unknown key or
-a wrong type fails at start-up naming the key (Hydra/OmegaConf), and :func:`load_config`
-turns a composed config into the validated dataclass.
+every YAML group and command-line override is merged into these dataclasses: a wrong type fails
+at start-up naming the key (Hydra/OmegaConf), and :func:`load_config` turns a composed config
+into the validated dataclass, refusing keys the schema does not have (also those added with
+``+key=value``, which Hydra lets into a typed node) with the nearest valid key.
+
+A schema is a class or ``"module:Class"``, imported only when its command runs, so that a
+command's start-up imports no other command's stack (``analyze`` needs the analysis package).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import importlib
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from protperf.analysis.pipeline import AnalyzeConfig
 from protperf.cli.config import (
     EmbedConfig,
     EvaluateConfig,
@@ -21,37 +27,68 @@ from protperf.cli.config import (
     ScoreConfig,
     TrainConfig,
 )
-from protperf.errors import ConfigError
+from protperf.errors import ConfigError, config_key
 from protperf.runtime.run_dir import register_resolvers
 from protperf.structured import to_dataclass
 
-#: command (= root YAML name) -> its typed root
-SCHEMAS: dict[str, type] = {
+#: command (= root YAML name) -> its typed root (a class, or "module:Class" imported on use)
+SCHEMAS: dict[str, type | str] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
-    "analyze": AnalyzeConfig,
+    "analyze": "protperf.analysis.pipeline:AnalyzeConfig",
     "embed": EmbedConfig,
     "score": ScoreConfig,
     "generate": GenerateConfig,
 }
 
 
-def register_schemas() -> None:
-    """Store every ``<command>_schema`` and the ``${protperf_unique_dir:...}`` resolver of
-    ``conf/hydra/default.yaml`` (idempotent; before ``hydra.main`` / ``compose``)."""
+def schema(command: str) -> type:
+    """The typed root of ``command``."""
+    found = SCHEMAS[command]
+    if isinstance(found, str):
+        module, _, name = found.partition(":")
+        found = getattr(importlib.import_module(module), name)
+    return found
+
+
+def register_schemas(*commands: str) -> None:
+    """Store the ``<command>_schema`` of ``commands`` (default: all) and the
+    ``${protperf_unique_dir:...}`` resolver of ``conf/hydra/default.yaml`` (idempotent; before
+    ``hydra.main`` / ``compose``)."""
     register_resolvers()
     store = ConfigStore.instance()
-    for name, schema in SCHEMAS.items():
-        store.store(name=f"{name}_schema", node=schema)
+    for name in commands or SCHEMAS:
+        store.store(name=f"{name}_schema", node=schema(name))
+
+
+def unknown_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """``key (did you mean nearest?)`` for every key of ``cfg`` that its typed node's dataclass
+    does not declare (dict-typed fields such as ``logger`` / ``callbacks`` take any key)."""
+    kind = OmegaConf.get_type(cfg)
+    if not dataclasses.is_dataclass(kind):
+        return []
+    fields = [field.name for field in dataclasses.fields(kind)]
+    found = []
+    for key in cfg.keys():
+        full = config_key(prefix, str(key))
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = (f"did you mean {config_key(prefix, near[0])}?" if near
+                    else f"valid keys: {', '.join(config_key(prefix, f) for f in fields)}")
+            found.append(f"{full} ({hint})")
+        elif not OmegaConf.is_interpolation(cfg, key) and isinstance(cfg[key], DictConfig):
+            found.extend(unknown_keys(cfg[key], full))
+    return found
 
 
 def load_config(command: str, cfg: DictConfig | Any) -> Any:
-    """A composed config (or an already typed one) -> the validated root of ``command``."""
-    config = to_dataclass(SCHEMAS[command], cfg)
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ValueError as error:  # library configs (data, analysis) raise ValueError
-            raise ConfigError(str(error)) from None
-    return config
+    """A composed config (or an already typed one) -> the validated root of ``command``.
+
+    Raises :class:`ConfigError` naming the first unknown key (with the nearest valid one) or
+    the full key of an invalid value (each dataclass's ``validate(prefix)``).
+    """
+    if isinstance(cfg, DictConfig):
+        unknown = unknown_keys(cfg)
+        if unknown:
+            raise ConfigError(f"unknown config key {unknown[0]}")
+    return to_dataclass(schema(command), cfg)

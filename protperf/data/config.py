@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protperf.errors import ConfigError
 from protperf.resources import SAMPLE_FASTA
 
 
@@ -45,38 +46,40 @@ class PrepareConfig:
     #: or ``"drop"`` (also counted as skipped, reason ``duplicate_id``).
     duplicate_ids: str = "keep"
 
-    def validate(self) -> None:
+    def validate(self, prefix: str = "data.prepare") -> None:
+        """Raise :class:`ConfigError` naming the ``<prefix>.*`` key of a bad value."""
+        p = f"{prefix}." if prefix else ""
         for key in ("valid_fraction", "test_fraction"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"data.prepare.{key} must be in [0, 1), got {value}")
+                raise ConfigError(f"{p}{key} must be in [0, 1), got {value}")
         if self.valid_fraction + self.test_fraction >= 1.0:
-            raise ValueError(
-                "data.prepare.valid_fraction + data.prepare.test_fraction must be < 1, got "
+            raise ConfigError(
+                f"{p}valid_fraction + {p}test_fraction must be < 1, got "
                 f"{self.valid_fraction} + {self.test_fraction}"
             )
         if self.min_residues < 0:
-            raise ValueError(f"data.prepare.min_residues must be >= 0, got {self.min_residues}")
+            raise ConfigError(f"{p}min_residues must be >= 0, got {self.min_residues}")
         if self.max_residues is not None and self.max_residues < max(1, self.min_residues):
-            raise ValueError(
-                f"data.prepare.max_residues ({self.max_residues}) must be >= data.min_residues "
+            raise ConfigError(
+                f"{p}max_residues ({self.max_residues}) must be >= {p}min_residues "
                 f"({self.min_residues}) and >= 1"
             )
         if self.long_policy not in ("skip", "truncate"):
-            raise ValueError(
-                f"data.prepare.long_policy must be 'skip' or 'truncate', got {self.long_policy!r}"
+            raise ConfigError(
+                f"{p}long_policy must be 'skip' or 'truncate', got {self.long_policy!r}"
             )
         if self.on_invalid not in ("error", "skip"):
-            raise ValueError(
-                f"data.prepare.on_invalid must be 'error' or 'skip', got {self.on_invalid!r}"
+            raise ConfigError(
+                f"{p}on_invalid must be 'error' or 'skip', got {self.on_invalid!r}"
             )
         if self.chunk_bytes < 1024:
-            raise ValueError(f"data.prepare.chunk_bytes must be >= 1024, got {self.chunk_bytes}")
+            raise ConfigError(f"{p}chunk_bytes must be >= 1024, got {self.chunk_bytes}")
         if self.duplicate_ids not in ("keep", "drop"):
-            raise ValueError(
-                f"data.prepare.duplicate_ids must be 'keep' or 'drop', got {self.duplicate_ids!r}")
+            raise ConfigError(
+                f"{p}duplicate_ids must be 'keep' or 'drop', got {self.duplicate_ids!r}")
         if not isinstance(self.allow_nucleotide, bool):
-            raise ValueError(f"data.prepare.allow_nucleotide must be true or false, got "
+            raise ConfigError(f"{p}allow_nucleotide must be true or false, got "
                              f"{self.allow_nucleotide!r}")
 
 
@@ -112,16 +115,18 @@ class DataConfig:
     def resolved_cache_dir(self) -> Path:
         return default_cache_dir() if self.cache_dir is None else Path(self.cache_dir).expanduser()
 
-    def validate(self) -> None:
-        self.prepare.validate()
+    def validate(self, prefix: str = "data") -> None:
+        """Raise :class:`ConfigError` naming the ``<prefix>.*`` key of a bad value."""
+        p = f"{prefix}." if prefix else ""
+        self.prepare.validate(f"{p}prepare")
         if self.batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"{p}batch_size must be >= 1, got {self.batch_size}")
         if self.max_length < 3:
-            raise ValueError(f"data.max_length must be >= 3 (bos, a residue, eos), got "
+            raise ConfigError(f"{p}max_length must be >= 3 (bos, a residue, eos), got "
                              f"{self.max_length}")
         if self.window < 2:
-            raise ValueError(f"data.window must be >= 2, got {self.window}")
+            raise ConfigError(f"{p}window must be >= 2, got {self.window}")
         if not 0.0 < self.mask_prob < 1.0:
-            raise ValueError(f"data.mask_prob must be in (0, 1), got {self.mask_prob}")
+            raise ConfigError(f"{p}mask_prob must be in (0, 1), got {self.mask_prob}")
         if self.num_workers < 0 or self.prepare_workers < 1:
-            raise ValueError("data.num_workers must be >= 0 and data.prepare_workers >= 1")
+            raise ConfigError(f"{p}num_workers must be >= 0 and {p}prepare_workers >= 1")

@@ -2,16 +2,16 @@
 
 The YAML files under ``conf/model``, ``conf/task``, ``conf/trainer`` ... are merged into these
 dataclasses by Hydra (see :mod:`protperf.cli.registry`), so an unknown key or a wrong type is
-rejected by OmegaConf, and :func:`validate` checks the relations between keys (heads dividing
-the width, the window fitting the positional table, ...) with messages naming the keys.
+rejected by OmegaConf, and each dataclass's ``validate(prefix)`` checks its values and the
+relations between them (heads dividing the width, ...) with messages naming the full keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protperf.attention import ATTENTION_KINDS, AttentionConfig
-from protperf.errors import ConfigError
+from protperf.attention.config import ATTENTION_KINDS, AttentionConfig
+from protperf.errors import ConfigError, config_key
 
 POSITION_KINDS = ("learned", "rotary", "none")
 OBJECTIVES = ("mlm", "clm")
@@ -47,6 +47,32 @@ class ModelConfig:
     layer_norm_eps: float = 1e-5
     attention: AttentionConfig = field(default_factory=lambda: AttentionConfig(kind="favor_relu"))
 
+    def validate(self, prefix: str = "model") -> None:
+        """Check the model; raise :class:`ConfigError` naming the ``<prefix>.*`` key."""
+
+        def key(name: str) -> str:
+            return config_key(prefix, name)
+
+        for name in ("dim", "num_heads", "num_layers", "ffn_dim", "vocab_size", "max_position"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{key(name)}={getattr(self, name)} must be positive")
+        if self.dim % self.num_heads:
+            raise ConfigError(
+                f"{key('num_heads')}={self.num_heads} does not divide {key('dim')}={self.dim}"
+            )
+        if self.position not in POSITION_KINDS:
+            raise ConfigError(
+                f"{key('position')}={self.position!r} is not one of {', '.join(POSITION_KINDS)}"
+            )
+        if self.position == "rotary" and (self.dim // self.num_heads) % 2:
+            raise ConfigError(
+                f"{key('position')}=rotary needs an even head size, got "
+                f"{key('dim')}/{key('num_heads')}={self.dim // self.num_heads}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{key('dropout')}={self.dropout} must be in [0, 1)")
+        self.attention.validate(key("attention"))
+
 
 @dataclass
 class TaskConfig:
@@ -57,6 +83,11 @@ class TaskConfig:
     """
 
     objective: str = "mlm"
+
+    def validate(self, prefix: str = "task") -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"{config_key(prefix, 'objective')}={self.objective!r} is not "
+                              f"one of {', '.join(OBJECTIVES)}")
 
     @property
     def causal(self) -> bool:
@@ -79,29 +110,15 @@ class OptimConfig:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
 
+    def validate(self, prefix: str = "optim") -> None:
+        def key(name: str) -> str:
+            return config_key(prefix, name)
 
-def validate_model(model: ModelConfig) -> None:
-    """Check a model config; raise :class:`ConfigError` naming the offending ``model.*`` key."""
-    for key in ("dim", "num_heads", "num_layers", "ffn_dim", "vocab_size", "max_position"):
-        if getattr(model, key) <= 0:
-            raise ConfigError(f"model.{key}={getattr(model, key)} must be positive")
-    if model.dim % model.num_heads:
-        raise ConfigError(
-            f"model.num_heads={model.num_heads} does not divide model.dim={model.dim}"
-        )
-    if model.position not in POSITION_KINDS:
-        raise ConfigError(
-            f"model.position={model.position!r} is not one of {', '.join(POSITION_KINDS)}"
-        )
-    if model.position == "rotary" and (model.dim // model.num_heads) % 2:
-        raise ConfigError(
-            f"model.position=rotary needs an even head size, got model.dim/model.num_heads="
-            f"{model.dim // model.num_heads}"
-        )
-    if not 0.0 <= model.dropout < 1.0:
-        raise ConfigError(f"model.dropout={model.dropout} must be in [0, 1)")
-    kind = model.attention.kind
-    if kind not in ATTENTION_KINDS:
-        raise ConfigError(
-            f"model.attention.kind={kind!r} is not one of {', '.join(ATTENTION_KINDS)}"
-        )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"{key('schedule')}={self.schedule!r} is not one of {', '.join(SCHEDULES)}"
+            )
+        if self.lr <= 0:
+            raise ConfigError(f"{key('lr')}={self.lr} must be positive")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"{key('warmup_steps')}={self.warmup_steps} must be >= 0")

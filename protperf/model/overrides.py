@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from protperf.attention import AttentionConfig
+from protperf.attention.config import AttentionConfig
 
 # Every AttentionConfig field, optional: None keeps the checkpoint's value.
 AttentionOverrides = dataclasses.make_dataclass(

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protperf.attention import MultiHeadAttention
-from protperf.model.config import ModelConfig, validate_model
+from protperf.model.config import ModelConfig
 from protperf.model.rotary import RotaryEmbedding
 
 
@@ -65,7 +65,7 @@ class ProteinLanguageModel(nn.Module):
 
     def __init__(self, config: ModelConfig, causal: bool) -> None:
         super().__init__()
-        validate_model(config)
+        config.validate()
         self.config, self.causal = config, causal
         self.token_embedding = nn.Embedding(config.vocab_size, config.dim)
         self.position_embedding = (

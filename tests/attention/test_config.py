@@ -1,6 +1,7 @@
 import pytest
 
 from protperf.attention import AttentionConfig
+from protperf.errors import ConfigError
 
 
 def test_defaults_are_valid():
@@ -33,5 +34,7 @@ def test_default_chunk_size_follows_the_head_dim():
     ],
 )
 def test_bad_fields_are_named(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        AttentionConfig(**kwargs)
+    with pytest.raises(ConfigError, match=f"^model.{message}"):
+        AttentionConfig(**kwargs).validate()
+    with pytest.raises(ConfigError, match=f"^analysis.{message}"):
+        AttentionConfig(**kwargs).validate("analysis.attention")

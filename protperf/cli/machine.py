@@ -1,0 +1,76 @@
+"""Does this machine have what the config asks for? Checked before any heavy import or work.
+
+A GPU trainer or device on a machine without CUDA, ``model.attention.backend=fla`` without
+flash-linear-attention, or the SLURM launcher where ``sbatch`` is not on the PATH fails in
+one line (:class:`ConfigError`, exit 2) naming the key, not deep inside Lightning, Triton or
+submitit.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+from protperf.errors import ConfigError
+
+GPU_ACCELERATORS = ("gpu", "cuda")
+#: Command-line choices of ``hydra/launcher`` that submit to SLURM.
+SLURM_LAUNCHERS = ("slurm", "submitit_slurm")
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device (imports torch, not Lightning)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def fla_installed() -> bool:
+    """True when flash-linear-attention can be found (without importing it)."""
+    return importlib.util.find_spec("fla") is not None
+
+
+def _needs_cuda(config: Any) -> list[str]:
+    """The ``key=value`` settings of ``config`` that need a CUDA device."""
+    needs = []
+    trainer = getattr(config, "trainer", None)
+    if trainer is not None and str(trainer.accelerator).lower() in GPU_ACCELERATORS:
+        needs.append(f"trainer.accelerator={trainer.accelerator}")
+    device = getattr(config, "device", None)
+    if isinstance(device, str) and device.split(":")[0].lower() == "cuda":
+        needs.append(f"device={device}")
+    return needs
+
+
+def _attention_backend(config: Any) -> str | None:
+    attention = getattr(getattr(config, "model", None), "attention", None)
+    return getattr(attention, "backend", None)
+
+
+def check_machine(config: Any) -> None:
+    """Raise :class:`ConfigError` when a command's typed root asks for a GPU (trainer,
+    device) or the fla backend this machine lacks."""
+    needs = _needs_cuda(config)
+    if _attention_backend(config) == "fla" and not fla_installed():
+        raise ConfigError("model.attention.backend='fla' needs flash-linear-attention and "
+                          "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
+    if _attention_backend(config) == "fla":
+        needs.append("model.attention.backend=fla")
+    if needs and not cuda_available():
+        raise ConfigError(f"{', '.join(needs)} needs a CUDA GPU and none is visible on this "
+                          "machine (use trainer=cpu / device=cpu / model.attention.backend=auto)")
+
+
+def check_launcher(argv: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` when the command line picks the SLURM launcher
+    (``hydra/launcher=slurm``) on a machine without SLURM's ``sbatch``."""
+    for arg in argv:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key.removeprefix("override ") == "hydra/launcher" and value in SLURM_LAUNCHERS:
+            if shutil.which("sbatch") is None:
+                raise ConfigError(
+                    f"{arg}: SLURM's sbatch is not on the PATH (srun not found): submit from "
+                    "a cluster login node, or drop hydra/launcher=slurm to run here"
+                )
