@@ -76,7 +76,8 @@ def unknown_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
             hint = (f"did you mean {config_key(prefix, near[0])}?" if near
                     else f"valid keys: {', '.join(config_key(prefix, f) for f in fields)}")
             found.append(f"{full} ({hint})")
-        elif not OmegaConf.is_interpolation(cfg, key) and isinstance(cfg[key], DictConfig):
+        elif (not OmegaConf.is_missing(cfg, key) and not OmegaConf.is_interpolation(cfg, key)
+              and isinstance(cfg[key], DictConfig)):
             found.extend(unknown_keys(cfg[key], full))
     return found
 
