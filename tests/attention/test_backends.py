@@ -58,7 +58,7 @@ def test_fla_kernel_refuses_cpu_tensors():
 
 def test_unknown_backend_is_named():
     with pytest.raises(ValueError, match=r"attention\.backend='triton' is not one of auto"):
-        AttentionConfig(kind="favor_relu", backend="triton")
+        AttentionConfig(kind="favor_relu", backend="triton").validate()
     with pytest.raises(ValueError, match=r"model\.attention\.backend='x' is not one of"):
         causal_kernel("x", 16)
 
