@@ -14,7 +14,8 @@ import io
 import itertools
 import stat
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 from protperf.errors import DataError
@@ -100,15 +101,33 @@ def iter_fasta(lines: Iterable[str], source: str | Path) -> Iterator[tuple[str, 
     yield from SimpleFastaParser(check_header_first(lines, source))
 
 
+def utf8_title(title: str, source: str | Path, line: Callable[[], int]) -> str:
+    """A header read as latin-1 (:data:`FASTA_ENCODING`) decoded as UTF-8, as record ids are
+    written; a header that is not valid UTF-8 is an error naming its line, ``line()`` (only
+    computed then). The rule of embedding, scoring and analysis (preparation: the same
+    message)."""
+    if title.isascii():
+        return title
+    raw = title.encode(FASTA_ENCODING)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FastaFormatError(
+            f"{source}: line {line()}: header is not valid UTF-8 (byte "
+            f"0x{raw[exc.start]:02x} at column {exc.start + 2})") from None
+
+
 def read_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
     """Stream ``(record_id, residues)`` from a plain or gzipped FASTA file.
 
-    A truncated or corrupt ``.gz`` raises :class:`FastaFormatError` naming the file.
+    A truncated or corrupt ``.gz`` or a header that is not UTF-8 (:func:`utf8_title`) raises
+    :class:`FastaFormatError` naming the file (and line).
     """
     path = check_exists(path)
     with open_text(path) as handle:
         try:
-            for title, residues in iter_fasta(handle, path):
+            for index, (title, residues) in enumerate(iter_fasta(handle, path)):
+                title = utf8_title(title, path, partial(locate_residue, path, 0, index, -1))
                 yield record_id(title, path), residues
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise FastaFormatError(f"{path}: truncated or corrupt gzip file ({exc})") from exc

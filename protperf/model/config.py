@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protperf.attention.config import ATTENTION_KINDS, AttentionConfig
+from protperf.attention.config import AttentionConfig
 from protperf.errors import ConfigError, config_key
 
 POSITION_KINDS = ("learned", "rotary", "none")
