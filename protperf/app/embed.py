@@ -10,6 +10,7 @@ from tqdm import tqdm
 from protperf.cli.command import command
 from protperf.cli.config import EmbedConfig
 from protperf.data.fasta import read_fasta
+from protperf.errors import InferenceInputError
 from protperf.inference.embed import Embedder
 from protperf.inference.embed_io import EmbeddingWriter
 from protperf.inference.loading import load_model
@@ -22,15 +23,27 @@ log = logging.getLogger(__name__)
 
 
 
+def count_records(path: Path) -> int:
+    """The number of FASTA records, read once before the model loads: an empty file or a
+    malformed one (a header that is not UTF-8, ...) fails before anything is written."""
+    count = sum(1 for _ in read_fasta(path))
+    if count == 0:
+        raise InferenceInputError(f"{path}: no FASTA records to embed")
+    return count
+
+
 def embed(config: EmbedConfig) -> Path:
     """Embed every record of the FASTA; returns the index path."""
+    path = Path(config.data.path) if config.data.path else SAMPLE_FASTA
+    total = count_records(path)
     model = load_model(config.checkpoint, config.device)
     embedder = Embedder(model, config.layers, config.include, config.toks_per_batch,
                         config.too_long)
-    path = Path(config.data.path) if config.data.path else SAMPLE_FASTA
-    writer = EmbeddingWriter(config.output_dir, config.format, config.proteins_per_file)
+    writer = EmbeddingWriter(config.output_dir, config.format, config.proteins_per_file,
+                             num_layers=model.config.num_layers)
     results = embedder.embed(read_fasta(path), source=str(path))
-    for emb in tqdm(results, unit="protein", disable=not config.progress, desc="embed"):
+    for emb in tqdm(results, total=total, unit="protein", disable=not config.progress,
+                    desc="embed"):
         writer.write(emb)
     index = writer.close()
     if embedder.cropped:

@@ -9,26 +9,42 @@ import pandas as pd
 from protperf.cli.command import command
 from protperf.cli.config import ScoreConfig
 from protperf.data.fasta import read_fasta
-from protperf.errors import InferenceInputError
+from protperf.errors import ConfigError, InferenceInputError
 from protperf.inference.loading import load_model
 from protperf.inference.mutations import read_variants
 from protperf.inference.score import Scorer, spearman_by_method
 
 
-def read_wildtype(path: str) -> str:
-    """The residues of the first record of a FASTA file."""
-    record = next(iter(read_fasta(path)), None)
-    if record is None:
+def read_wildtype(path: str, record_id: str | None = None) -> str:
+    """The residues of the one record of a FASTA file, or of record ``record_id``."""
+    records = dict(read_fasta(path))
+    if record_id is not None:
+        if record_id not in records:
+            raise InferenceInputError(
+                f"{path}: no record with id wildtype_id={record_id!r} (ids: "
+                f"{', '.join(list(records)[:5])}{', ...' if len(records) > 5 else ''})")
+        residues = records[record_id]
+    elif len(records) == 1:
+        residues = next(iter(records.values()))
+    elif not records:
         raise InferenceInputError(f"{path}: no FASTA record")
-    return record[1].upper().removesuffix("*")  # a trailing stop codon
+    else:
+        raise InferenceInputError(
+            f"{path}: {len(records)} records ({', '.join(list(records)[:3])}"
+            f"{', ...' if len(records) > 3 else ''}); say which is the wild type with "
+            "wildtype_id=<record id>")
+    return residues.upper().removesuffix("*")  # a trailing stop codon
 
 
 def score(config: ScoreConfig) -> pd.DataFrame:
     """Score every variant; writes the input table plus one column per score."""
-    wildtype = read_wildtype(config.wildtype) if config.wildtype else None
+    if config.wildtype_id is not None and not config.wildtype:
+        raise ConfigError("wildtype_id is set but wildtype (the FASTA file) is not")
+    wildtype = read_wildtype(config.wildtype, config.wildtype_id) if config.wildtype else None
     variants = read_variants(config.mutations, wildtype)
     model = load_model(config.checkpoint, config.device)
-    scores = Scorer(model, config.batch_size).score_variants(variants, config.methods)
+    scorer = Scorer(model, config.batch_size, progress=config.progress)
+    scores = scorer.score_variants(variants, config.methods)
     table = pd.concat([variants.table, scores], axis=1)
     Path(config.output).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(config.output, index=False)

@@ -154,11 +154,13 @@ class ScoreConfig:
 
     checkpoint: str = MISSING
     mutations: str = MISSING
-    wildtype: str | None = None  # FASTA (first record), or use a mutated_sequence column
+    wildtype: str | None = None  # FASTA of the wild type, or use a mutated_sequence column
+    wildtype_id: str | None = None  # the wild type's record id when the FASTA holds several
     output: str = MISSING
     methods: list[str] | None = None  # mlm: masked_marginal, wt_marginal, pll; clm: llr, ...
     batch_size: int = 32
     device: str = "cpu"
+    progress: bool = True  # a bar per method on stderr (variants or positions scored)
     run_name: str = "score"
 
 

@@ -6,11 +6,13 @@ layer ``embeddings/chunk_00000.mean_l2.npy`` holds the means (n, D) and, with pe
 ``embeddings/index.csv`` has one row per protein: id, length, embedded_length, file (the
 chunk stem), row (its row in the mean arrays) and offset (its first row in the per_tok
 arrays). ``format='npz'`` / ``'pt'``: one file per protein (``mean_l2``, ``per_tok_l2``
-keys; file = its name, row 0, offset 0).
+keys; file = its name, row 0, offset 0). ``embeddings/model.json`` records the model's number
+of layers N, so that ``layer=-1`` (= N) means the same when reading as when embedding.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from protperf.errors import ConfigError
+from protperf.errors import ConfigError, InferenceInputError
 from protperf.inference.embed import ProteinEmbedding
 
 FORMATS = ("npy", "npz", "pt")
@@ -44,7 +46,8 @@ class EmbeddingWriter:
     """Collects embeddings and writes them under ``<output_dir>/embeddings``; call
     :meth:`close` (or use as a context manager) to flush the last chunk and the index."""
 
-    def __init__(self, output_dir: str | Path, format: str = "npy", proteins_per_file: int = 1000):
+    def __init__(self, output_dir: str | Path, format: str = "npy", proteins_per_file: int = 1000,
+                 num_layers: int | None = None):
         if format not in FORMATS:
             raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
         if proteins_per_file < 1:
@@ -52,6 +55,7 @@ class EmbeddingWriter:
         self.directory = Path(output_dir) / "embeddings"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.format, self.proteins_per_file = format, proteins_per_file
+        self.num_layers = num_layers  # the model's N, written to model.json
         self.index: list[dict] = []
         self._pending: list[ProteinEmbedding] = []
         self._chunks = 0
@@ -95,6 +99,9 @@ class EmbeddingWriter:
     def close(self) -> Path:
         """Write what is left and ``index.csv``; returns the index path."""
         self._flush()
+        if self.num_layers is not None:
+            (self.directory / "model.json").write_text(
+                json.dumps({"num_layers": self.num_layers}) + "\n")
         path = self.directory / "index.csv"
         pd.DataFrame(self.index, columns=INDEX_COLUMNS).to_csv(path, index=False)
         return path
@@ -128,8 +135,26 @@ def load_embedding(output_dir: str | Path, entry, key: str) -> np.ndarray:
     return np.array(array[start : start + int(entry["embedded_length"])])
 
 
+def stored_layer(output_dir: str | Path, layer: int) -> int:
+    """``layer`` as stored (0..N); negative counts from the end as in the command
+    (-1 = N), using the number of layers in ``embeddings/model.json``."""
+    if layer >= 0:
+        return layer
+    meta = Path(output_dir) / "embeddings" / "model.json"
+    if not meta.is_file():
+        raise InferenceInputError(
+            f"{meta} is missing (embeddings written by an older protperf): give layer as a "
+            "number from 0 (token embeddings) to N (the last block)")
+    num_layers = int(json.loads(meta.read_text())["num_layers"])
+    if not -num_layers - 1 <= layer:
+        raise InferenceInputError(
+            f"layer {layer} is out of range for a {num_layers}-layer model (0..{num_layers})")
+    return layer + num_layers + 1
+
+
 def load_means(output_dir: str | Path, layer: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """(index, (N, D) mean embeddings of ``layer`` in index order)."""
+    """(index, (N, D) mean embeddings of ``layer`` in index order); ``layer`` may be negative
+    (-1 = the last block), as in the command's ``layers``."""
     index = read_index(output_dir)
-    key = f"mean_l{layer}"
+    key = f"mean_l{stored_layer(output_dir, layer)}"
     return index, np.stack([load_embedding(output_dir, row, key) for _, row in index.iterrows()])

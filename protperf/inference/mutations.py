@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from protperf.data.alphabet import NONSTANDARD_AMINO_ACIDS, STANDARD_AMINO_ACIDS
 from protperf.errors import InferenceInputError
 
 _SUBSTITUTION = re.compile(r"^([A-Z])(\d+)([A-Z])$")
@@ -37,7 +38,7 @@ def parse_mutant(text: str) -> list[Substitution]:
     """``'A23G:K45R'`` -> [Substitution('A', 23, 'G'), Substitution('K', 45, 'R')].
 
     Raises ValueError (no location; :func:`read_variants` adds it) for a malformed string,
-    position 0, or the same position twice.
+    position 0, a mutant letter that is no amino acid (``A23J``), or the same position twice.
     """
     parts = str(text).strip().split(":")
     out = []
@@ -50,6 +51,10 @@ def parse_mutant(text: str) -> list[Substitution]:
         wildtype, position, mutant = match.group(1), int(match.group(2)), match.group(3)
         if position < 1:
             raise ValueError(f"mutant {text!r}: positions are 1-based, got {position}")
+        if mutant not in STANDARD_AMINO_ACIDS + NONSTANDARD_AMINO_ACIDS:
+            raise ValueError(
+                f"mutant {text!r}: {mutant!r} is not an amino-acid letter (one of "
+                f"{STANDARD_AMINO_ACIDS} or {NONSTANDARD_AMINO_ACIDS})")
         out.append(Substitution(wildtype, position, mutant))
     positions = [s.position for s in out]
     if len(set(positions)) != len(positions):
@@ -105,7 +110,14 @@ def read_variants(path: str | Path, wildtype: str | None = None) -> Variants:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mutations file {path} does not exist")
-    table = pd.read_csv(path, dtype={"mutant": str})
+    try:
+        table = pd.read_csv(path, dtype={"mutant": str})
+    except pd.errors.EmptyDataError:
+        raise InferenceInputError(
+            f"{path}: empty file (expected a CSV with a 'mutant' column)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise InferenceInputError(f"{path}: not a readable CSV file ({reason})") from None
     if "mutant" not in table.columns:
         raise InferenceInputError(f"{path}: no 'mutant' column (columns: {list(table.columns)})")
     has_sequences = "mutated_sequence" in table.columns

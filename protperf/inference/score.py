@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from protperf.data.alphabet import Alphabet
 from protperf.errors import ConfigError, InferenceInputError
@@ -34,10 +35,12 @@ class Scorer:
     """Scores sequences and substitutions with one model (eval mode), ``batch_size``
     sequences per forward pass."""
 
-    def __init__(self, model: ProteinLanguageModel, batch_size: int = 32) -> None:
+    def __init__(self, model: ProteinLanguageModel, batch_size: int = 32,
+                 progress: bool = False) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.batch_size = model.eval(), batch_size
+        self.progress = progress  # a tqdm bar per method (units: variants, positions)
         self.objective = "clm" if model.causal else "mlm"
         self.alphabet = Alphabet()
 
@@ -71,8 +74,13 @@ class Scorer:
                 f"method {method!r} needs a {objective} checkpoint; this one is {self.objective}")
 
     # ------------------------------------------------------------------------ MLM
-    def masked_log_probs(self, residues: str, indices: list[int]) -> dict[int, torch.Tensor]:
-        """log p(. | residues with index i masked) at i, for each 0-based i: (V,) float64."""
+    def _bar(self, total: int, desc: str, unit: str) -> tqdm:
+        return tqdm(total=total, desc=desc, unit=unit, disable=not self.progress)
+
+    def masked_log_probs(self, residues: str, indices: list[int],
+                         bar: tqdm | None = None) -> dict[int, torch.Tensor]:
+        """log p(. | residues with index i masked) at i, for each 0-based i: (V,) float64.
+        ``bar`` (if given) advances by one per position."""
         self._require("mlm", "masked_marginal")
         tokens = self._encode(residues)
         out: dict[int, torch.Tensor] = {}
@@ -87,6 +95,8 @@ class Scorer:
             log_probs = self._log_probs(batch)
             for row, i in enumerate(group):
                 out[i] = log_probs[row, i + 1]
+            if bar is not None:
+                bar.update(len(group))
         return out
 
     def _marginal(self, log_probs_at, substitutions: list[list[Substitution]]) -> np.ndarray:
@@ -100,7 +110,9 @@ class Scorer:
     def masked_marginal(self, wildtype: str, substitutions: list[list[Substitution]]):
         """(N,) masked-marginal scores of N variants of ``wildtype``."""
         indices = [s.index for subs in substitutions for s in subs]
-        return self._marginal(self.masked_log_probs(wildtype, indices), substitutions)
+        with self._bar(len(set(indices)), "masked_marginal", "position") as bar:
+            log_probs = self.masked_log_probs(wildtype, indices, bar)
+        return self._marginal(log_probs, substitutions)
 
     def wildtype_marginal(self, wildtype: str, substitutions: list[list[Substitution]]):
         """(N,) wild-type-marginal scores (one unmasked pass over the wild type)."""
@@ -111,7 +123,7 @@ class Scorer:
     def pseudo_log_likelihood(self, sequences: list[str]) -> np.ndarray:
         """(N,) sum_i log p(x_i | x with i masked) of each whole sequence."""
         out = []
-        for residues in sequences:
+        for residues in tqdm(sequences, desc="pll", unit="variant", disable=not self.progress):
             tokens = self._encode(residues)
             log_probs = self.masked_log_probs(residues, list(range(len(residues))))
             out.append(sum(float(log_probs[i][tokens[i + 1]]) for i in range(len(residues))))
@@ -122,13 +134,15 @@ class Scorer:
         """(N,) log p(residues, <eos> | <cls>) of each sequence (CLM)."""
         self._require("clm", "log_likelihood")
         out = []
-        for start in range(0, len(sequences), self.batch_size):
-            rows = [self._encode(s) for s in sequences[start : start + self.batch_size]]
-            log_probs = self._log_probs(rows)
-            for row, tokens in enumerate(rows):
-                targets = tokens[1:]
-                picked = log_probs[row, : len(targets)].gather(-1, targets[:, None])
-                out.append(float(picked.sum()))
+        with self._bar(len(sequences), "log_likelihood", "variant") as bar:
+            for start in range(0, len(sequences), self.batch_size):
+                rows = [self._encode(s) for s in sequences[start : start + self.batch_size]]
+                log_probs = self._log_probs(rows)
+                for row, tokens in enumerate(rows):
+                    targets = tokens[1:]
+                    picked = log_probs[row, : len(targets)].gather(-1, targets[:, None])
+                    out.append(float(picked.sum()))
+                bar.update(len(rows))
         return np.array(out)
 
     # ------------------------------------------------------------------ all methods

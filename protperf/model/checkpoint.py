@@ -17,11 +17,21 @@ from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.lightning import ProteinLMModule
 
 
+#: First bytes of what ``torch.save`` writes: a zip archive, or a pickle (protocol >= 2).
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load`` a Lightning checkpoint with ``weights_only=True`` onto the CPU."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head and not head.startswith(CHECKPOINT_MAGIC):
+        raise CheckpointError(
+            f"checkpoint {path} is not a PyTorch checkpoint file (neither a zip archive nor a "
+            f"pickle; it starts with {head!r})")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
