@@ -12,7 +12,7 @@ Rows are appended, with provenance, to benchmarks/attention.csv and
 benchmarks/attention_approx_error.csv, and benchmarks/README.md is regenerated.
 
     python scripts/benchmark_attention.py
-    python scripts/benchmark_attention.py --lengths 512 1024 --skip-approx --out-dir /tmp/b
+    python scripts/benchmark_attention.py --lengths 512 1024 --skip-approx --smoke
 
 ``--compare-causal-kernels`` instead times the two torch causal kernels side by side in one
 process (the in-place loop kernel used on CPU, the loop-free scan used on GPUs and in bf16)
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import BENCHMARK_DIR, append_rows, provenance, write_report
+from benchmark_log import add_output_options, append_rows, provenance, write_report
 
 from protperf.attention import AttentionConfig, MultiHeadAttention
 from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
@@ -312,8 +312,7 @@ def main() -> None:
     parser.add_argument("--skip-approx", action="store_true")
     parser.add_argument("--approx-length", type=int, default=1024)
     parser.add_argument("--approx-seeds", type=int, default=3)
-    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
-                        help="where the CSVs and README are (default: benchmarks/)")
+    add_output_options(parser, "attention.csv, attention_approx_error.csv, attention.png")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import add_output_options, log_run, provenance
 
 from protperf.analysis.controls import PlantedConfig, save_planted_checkpoint
 from protperf.analysis.report import analyze
@@ -127,8 +127,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--permutations", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
-                        help="where blosum_controls.csv and the generated README.md are")
+    add_output_options(parser, "blosum_controls.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     stamp = provenance(sys.argv[1:], threads=args.threads)  # when the sweep started

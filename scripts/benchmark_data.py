@@ -10,7 +10,7 @@ Rows are appended, with provenance, to benchmarks/data.csv and benchmarks/README
 regenerated.
 
     python scripts/benchmark_data.py                                             # 100 MB, 1 GB
-    python scripts/benchmark_data.py --sizes-mb 20 --workers 1 --out-dir /tmp/b  # quick look
+    python scripts/benchmark_data.py --sizes-mb 20 --workers 1 --smoke  # quick look
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
-from benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import add_output_options, log_run, provenance
 
 from protperf.data.fasta import read_fasta
 from protperf.reporting.tables import markdown_table
@@ -108,8 +108,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--out-dir", default=str(BENCHMARK_DIR),
-                   help="where data.csv and the README are (default: benchmarks/)")
+    add_output_options(p, "data.csv")
     p.add_argument("--formats", nargs="+", choices=["plain", "gz"], default=["plain", "gz"],
                    help="input formats to prepare (gz: a gzipped copy of each generated file)")
     p.add_argument("--tmp-dir", default=None)

@@ -14,7 +14,8 @@ out-of-memory):
 
 Appends the rows to ``<out-dir>/gpu.csv`` (default ``benchmarks/``) with provenance (commit,
 date, machine + GPU name, torch, threads, arguments) and fla's version, and regenerates
-``<out-dir>/README.md``. CPU smoke run: ``--device cpu --lengths 1024 --steps 1``.
+``<out-dir>/README.md``. CPU smoke run, written to a new temporary folder (never to
+``benchmarks/``): ``--device cpu --lengths 1024 --steps 1 --smoke``.
 
     python scripts/benchmark_gpu.py                     # on a GPU machine
 """
@@ -30,7 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import add_output_options, log_run, provenance
 
 from protperf.attention import AttentionConfig
 from protperf.attention.backends import causal_kernel
@@ -310,8 +311,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--budget-s", type=float, default=420.0,
                         help="whole run (the last cell may overrun it by its own time)")
     parser.add_argument("--cell-s", type=float, default=60.0, help="one cell (all its steps)")
-    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
-                        help="where gpu.csv and the generated README.md are")
+    add_output_options(parser, "gpu.csv")
     parser.add_argument("--num-layers", type=int, default=ARCHITECTURE["num_layers"],
                         help="training model depth (tests: fewer; default the paper's 6)")
     args = parser.parse_args(argv)

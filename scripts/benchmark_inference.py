@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import add_output_options, log_run, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 ARCH = {"dim": 128, "num_heads": 4, "num_layers": 2, "ffn_dim": 512, "dropout": 0.0,
@@ -148,8 +148,7 @@ def main() -> None:
     parser.add_argument("--num-features", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
-                        help="where inference.csv and the generated README.md are")
+    add_output_options(parser, "inference.csv")
     args = parser.parse_args()
     rows = []
     for task, lengths, target in (("generate", args.gen_lengths, measure_generation),

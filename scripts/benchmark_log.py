@@ -9,6 +9,11 @@ date and arguments). Earlier runs stay in the CSV and in git history.
 
     python scripts/benchmark_report.py                     # regenerate benchmarks/README.md
     python scripts/benchmark_log.py --dir benchmarks      # the same
+
+Where rows go is explicit: ``--out-dir DIR`` (default: :data:`BENCHMARK_DIR`, the tracked
+``benchmarks/`` folder of the checkout these scripts belong to, which every script's ``--help``
+prints), or ``--smoke`` for a quick check that writes to a new temporary folder and never
+touches ``benchmarks/`` (:func:`add_output_options`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,6 +42,30 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHMARK_DIR = REPO / "benchmarks"
 #: Options that choose where results go, not what is measured: left out of ``args``.
 OUTPUT_OPTIONS = ("--out-dir", "--tmp-dir")
+
+
+class _SmokeRun(argparse.Action):
+    """``--smoke``: unless ``--out-dir`` was given, write to a new temporary folder."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, True)
+        if namespace.out_dir == BENCHMARK_DIR:
+            namespace.out_dir = Path(tempfile.mkdtemp(prefix="protperf-benchmark-smoke-"))
+            print(f"smoke run: rows go to {namespace.out_dir}, not {BENCHMARK_DIR}",
+                  file=sys.stderr, flush=True)
+
+
+def add_output_options(parser: argparse.ArgumentParser, outputs: str) -> None:
+    """``--out-dir`` (default :data:`BENCHMARK_DIR`, named in ``--help``) and ``--smoke``;
+    ``outputs`` names what the script writes there, e.g. ``"gpu.csv"``."""
+    parser.add_argument(
+        "--out-dir", type=Path, default=BENCHMARK_DIR,
+        help=f"where {outputs} and the generated README.md go (default: {BENCHMARK_DIR}, the "
+             "tracked log of this checkout; rows are appended)")
+    parser.add_argument(
+        "--smoke", action=_SmokeRun, nargs=0, default=False,
+        help="a quick check: write to a new temporary folder (printed) instead of "
+             "benchmarks/, unless --out-dir is given")
 
 
 @dataclass(frozen=True)

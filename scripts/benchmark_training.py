@@ -16,7 +16,7 @@
    perplexity and the ratio to the exact Transformer.
 
     python scripts/benchmark_training.py
-    python scripts/benchmark_training.py --windows 1024 --quality-steps 50 --out-dir /tmp/b
+    python scripts/benchmark_training.py --windows 1024 --quality-steps 50 --smoke
     python scripts/benchmark_training.py --skip quality --windows 8192 --interleaved \
         --dim 128 --num-heads 4 --ffn-dim 512
 
@@ -34,11 +34,10 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import add_output_options, log_run, provenance
 
 from protperf.conf import CONF_DIR
 
@@ -303,8 +302,7 @@ def main() -> None:
     parser.add_argument("--override", nargs="*", default=[],
                         help="extra Hydra overrides for the quality runs")
     parser.add_argument("--skip", choices=["throughput", "quality"], nargs="*", default=[])
-    parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
-                        help="where the CSVs and README are (default: benchmarks/)")
+    add_output_options(parser, "training_throughput.csv, training_quality.csv")
     args = parser.parse_args()
 
     accelerator = torch.cuda.get_device_name() if args.device == "cuda" else None

@@ -16,7 +16,6 @@ from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.lightning import ProteinLMModule
 
-
 #: First bytes of what ``torch.save`` writes: a zip archive, or a pickle (protocol >= 2).
 CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
 
