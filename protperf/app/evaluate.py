@@ -21,7 +21,6 @@ from protperf.cli.command import command
 from protperf.cli.config import EvaluateConfig
 from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
-from protperf.errors import ConfigError
 from protperf.model.checkpoint import load_module, read_checkpoint
 from protperf.reporting.tables import write_table
 
@@ -55,12 +54,10 @@ def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
         finetuner.save_checkpoint(finetuned, weights_only=True)
         log.info("fine-tuned %d steps -> %s", config.finetune.steps, finetuned)
     trainer = pl.Trainer(**trainer_args)
-    if config.split == "test":
+    if config.split == "test":  # test or val (EvaluateConfig.validate)
         metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    elif config.split == "val":
-        metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     else:
-        raise ConfigError(f"split={config.split!r} is not one of test, val")
+        metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     loss = metrics[f"{config.split}/loss"]
     return {
         "checkpoint": str(path),

@@ -122,6 +122,17 @@ class EvaluateConfig:
     output_dir: str = "outputs/evaluate"
     table_name: str = "evaluation"
 
+    def validate(self, prefix: str = "") -> None:
+        """Check the data section and the split (the checkpoints' own settings are checked
+        when they load); raises :class:`ConfigError` naming the full key."""
+        self.data.validate(config_key(prefix, "data"))
+        if self.split not in ("test", "val"):
+            raise ConfigError(
+                f"{config_key(prefix, 'split')}={self.split!r} is not one of test, val")
+        if self.finetune.steps < 0:
+            raise ConfigError(
+                f"{config_key(prefix, 'finetune.steps')}={self.finetune.steps} must be >= 0")
+
 
 @dataclass
 class EmbedData:

@@ -86,3 +86,14 @@ def test_attention_kind_is_checked_once(monkeypatch):
     with pytest.raises(ConfigError, match=r"^model.attention.kind='bogus' is not one of"):
         _load("train", ["model.attention.kind=bogus", "output_dir=unused"])
     assert calls == ["model.attention"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["split=train"], "split='train' is not one of test, val"),
+    (["data.batch_size=0"], "data.batch_size must be >= 1, got 0"),
+    (["finetune.steps=-1"], "finetune.steps=-1 must be >= 0"),
+])
+def test_evaluate_config_is_checked_at_start(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        _load("evaluate", ["checkpoints=[a.ckpt]", "output_dir=o", *overrides])
+    assert str(error.value) == message
