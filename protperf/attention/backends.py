@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from protperf.attention.config import BACKENDS, AttentionConfig
+from protperf.attention.config import AttentionConfig
 from protperf.attention.ops.causal_fla import fla_available, gated_backward_problem
 
 MODES = ("exact", "identity", "bidirectional", "loop", "scan", "fla")
@@ -75,9 +75,6 @@ def check_backend(config: AttentionConfig, causal: bool) -> None:
     Triton without fla's known wrong-gradient bug on Hopper GPUs (fla refuses that backward
     itself, but only at the first backward step).
     """
-    if config.backend not in BACKENDS:
-        raise ValueError(f"model.attention.backend={config.backend!r} is not one of "
-                         f"{', '.join(BACKENDS)}")
     if config.backend != "fla" or not (causal and config.is_performer):
         return
     if not fla_available():
