@@ -117,8 +117,11 @@ class Alphabet:
         return "".join(out)
 
 
-def _build_encode_table() -> bytes:
-    alphabet = Alphabet()
+#: The alphabet (one instance; every layer uses this one).
+ALPHABET = Alphabet()
+
+
+def _build_encode_table(alphabet: Alphabet = ALPHABET) -> bytes:
     table = bytearray([INVALID_TOKEN]) * 256
     for letter in alphabet.standard + alphabet.nonstandard:
         token_id = alphabet.tokens.index(letter)

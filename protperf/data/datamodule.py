@@ -11,9 +11,9 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from protperf.data.batching import make_collator
-from protperf.data.cache import ensure_prepared
 from protperf.data.config import DataConfig
 from protperf.data.dataset import ConcatenatedDataset, ProteinDataset
+from protperf.data.preparation.cache import ensure_prepared
 from protperf.data.resume import ResumePoint, SeededCollator, resume_point, start_of_pass
 from protperf.data.shards import PreparedSplit, read_manifest
 

@@ -2,8 +2,8 @@
 
 Every protein read is either yielded or counted under a named reason in a ``Counter``
 (``skipped_invalid``, ``skipped_empty``). Records are encoded with the rule of the
-preparation (:mod:`protperf.data.chunk`): one trailing stop codon ``*`` is dropped, any other
-character outside the alphabet is invalid.
+preparation (:mod:`protperf.data.preparation.chunk`): one trailing stop codon ``*`` is
+dropped, any other character outside the alphabet is invalid.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_window_batches_pack_every_token_once():
 
 def test_read_proteins_from_fasta_and_prepared_split(tmp_path):
     from protperf.data.config import PrepareConfig
-    from protperf.data.prepare import prepare
+    from protperf.data.preparation.pipeline import prepare
     from protperf.data.proteins import read_proteins
 
     fasta = tmp_path / "small.fasta"

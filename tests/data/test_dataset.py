@@ -11,7 +11,7 @@ from protperf.data.alphabet import Alphabet
 from protperf.data.batching import crop_protein
 from protperf.data.config import PrepareConfig
 from protperf.data.dataset import ConcatenatedDataset, ProteinDataset, shard_items
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
 from protperf.data.shards import PreparedSplit
 
 A = Alphabet()

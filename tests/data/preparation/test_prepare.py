@@ -14,11 +14,13 @@ import pytest
 from protperf.data.alphabet import Alphabet
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
 from protperf.data.fasta import read_fasta
-from protperf.data.prepare import chunk_starts, prepare, split_of
+from protperf.data.preparation.pipeline import prepare
+from protperf.data.preparation.sources import chunk_starts
+from protperf.data.preparation.splits import split_of
 from protperf.data.shards import SPLITS, PreparedSplit, read_manifest
 from protperf.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _tree_digest(directory: Path) -> dict:
