@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.data.fasta import read_fasta
 from protperf.data.shards import PreparedSplit
-
-ALPHABET = Alphabet()
 
 
 def encode_protein(text: str) -> np.ndarray:

@@ -86,10 +86,6 @@ class PreparedSplit:
     def __len__(self) -> int:
         return int(self.shard_starts[-1])
 
-    @property
-    def num_residues(self) -> int:
-        return int(self.lengths.sum())
-
     def __getitem__(self, index: int) -> np.ndarray:
         if not 0 <= index < len(self):
             raise IndexError(f"protein index {index} out of range for {len(self)} proteins")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointError, CheckpointMismatchError, CheckpointWriteError
 from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.lightning import ProteinLMModule
@@ -107,7 +107,7 @@ def load_module(
     hparams = dict(saved)
     hparams["model"] = merge_overrides(saved["model"], model_overrides)
     hparams["task"] = merge_overrides(saved["task"], task_overrides)
-    hparams["alphabet"] = list(Alphabet().tokens)
+    hparams["alphabet"] = list(ALPHABET.tokens)
     check_compatible(saved, hparams, source=f"checkpoint {path}")
     module = ProteinLMModule(
         model=hparams["model"],

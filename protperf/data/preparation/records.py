@@ -107,13 +107,6 @@ class ChunkRecords:
     #: all residues back to back, whitespace removed (latin-1 bytes); only for error messages
     residues: Callable[[], bytes]
 
-    def sequences(self) -> list[str]:
-        """Residue strings, as the reference parser gives them (for tests and errors)."""
-        ends = np.cumsum(self.lengths).tolist()
-        starts = [0] + ends[:-1]
-        text = self.residues().decode(FASTA_ENCODING)
-        return [text[a:b] for a, b in zip(starts, ends, strict=True)]
-
 
 def parse_chunk(data: bytearray, source: Path, start: int) -> ChunkRecords:
     """The records of a chunk of FASTA text that starts at byte ``start`` of the (decompressed)

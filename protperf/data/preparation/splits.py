@@ -18,21 +18,10 @@ _blake2b = hashlib.blake2b
 _HASH_SCALE = float(2**64)
 
 
-def split_of(rid: str, valid_fraction: float, test_fraction: float) -> str:
-    """Deterministic split of a record id: ``u = blake2b(id) / 2**64``; test if
-    ``u < test_fraction``, valid if ``u < test_fraction + valid_fraction``, else train."""
-    u = int.from_bytes(_blake2b(rid.encode("utf-8"), digest_size=8).digest(), "big") / _HASH_SCALE
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + valid_fraction:
-        return "valid"
-    return "train"
-
-
 def split_codes(ids: RecordIds | list[str], cfg: PrepareConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, digests)``: 0 train, 1 valid, 2 test per id (same rule and float rounding as
-    :func:`split_of`) ``(N,)`` int8, and the ids' 8-byte blake2b digests ``(N,)`` uint64
-    (also used to find duplicate ids).
+    """``(codes, digests)``: 0 train, 1 valid, 2 test per id (the rule above, in float64)
+    ``(N,)`` int8, and the ids' 8-byte blake2b digests ``(N,)`` uint64 (also used to find
+    duplicate ids).
 
     The per-id work is one hashlib call chain; the comparison is vectorized.
     """

@@ -15,7 +15,8 @@ from protperf.data.config import PrepareConfig
 from protperf.data.fasta import FastaFormatError
 from protperf.data.preparation.pipeline import prepare
 from protperf.data.preparation.records import _record_ids, split_records
-from protperf.data.preparation.splits import split_codes, split_of
+from protperf.data.preparation.splits import split_codes
+from tests.data.preparation.conftest import sequences, split_of
 
 
 def reference(data: bytes) -> list[tuple[str, str]]:
@@ -30,7 +31,7 @@ def fast(data: bytes) -> list[tuple[str, str]] | None:
     if records.ids is not None:  # the bulk first words are the ids chunk.py would take
         assert [records.ids[i] for i in range(len(records.ids))] == _record_ids(records.titles)
         assert records.ids.text == "".join(f"{i}\n" for i in _record_ids(records.titles)).encode()
-    return [(t.rstrip(), s) for t, s in zip(records.titles, records.sequences(), strict=True)]
+    return [(t.rstrip(), s) for t, s in zip(records.titles, sequences(records), strict=True)]
 
 
 TRICKY = {
