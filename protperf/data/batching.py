@@ -61,19 +61,25 @@ def crop_protein(
     (``rng`` given, training) or at offset 0 (``rng=None``, evaluation): a window keeps bos only
     if it starts at the protein's start and eos only if it reaches its end.
     """
-    n = len(residues)
-    total = n + 2
+    total = len(residues) + 2
     start = 0
     if total > max_length and rng is not None:
         start = int(rng.integers(0, total - max_length + 1))
-    stop = min(total, start + max_length)
+    return protein_window(residues, start, min(total, start + max_length))
+
+
+def protein_window(residues: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Tokens ``start:stop`` of ``<cls> residues <eos>`` (``0 <= start < stop <= n + 2``) as
+    ``(stop - start,)`` int64, without building the whole sequence: the window keeps bos only
+    if ``start == 0`` and eos only if ``stop == n + 2``."""
+    n = len(residues)
     out = np.empty(stop - start, dtype=np.int64)
     # full-sequence coordinates: 0 = bos, 1..n = residues, n + 1 = eos
     lo, hi = max(start, 1), min(stop, n + 1)
     out[lo - start : hi - start] = residues[lo - 1 : hi - 1]
     if start == 0:
         out[0] = ALPHABET.bos_id
-    if stop == total:
+    if stop == n + 2:
         out[-1] = ALPHABET.eos_id
     return out
 

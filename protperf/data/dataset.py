@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from protperf.data.alphabet import ALPHABET
-from protperf.data.batching import crop_protein
+from protperf.data.batching import crop_protein, protein_window
 from protperf.data.resume import ResumePoint, start_of_pass
 from protperf.data.shards import PreparedSplit
 
@@ -160,15 +160,7 @@ class ConcatenatedDataset(_ShardedIterable):
         while pos < stop:
             protein = self.split[int(order[p])]
             begin = int(ends[p]) - (len(protein) + 2)  # stream position of its bos
-            full_lo, full_hi = pos - begin, min(stop, int(ends[p])) - begin
-            piece = np.empty(full_hi - full_lo, dtype=np.int64)
-            lo, hi = max(full_lo, 1), min(full_hi, len(protein) + 1)
-            if hi > lo:
-                piece[lo - full_lo : hi - full_lo] = protein[lo - 1 : hi - 1]
-            if full_lo == 0:
-                piece[0] = ALPHABET.bos_id
-            if full_hi == len(protein) + 2:
-                piece[-1] = ALPHABET.eos_id
+            piece = protein_window(protein, pos - begin, min(stop, int(ends[p])) - begin)
             out[pos - k * self.window : pos - k * self.window + len(piece)] = piece
             pos += len(piece)
             p += 1
