@@ -54,30 +54,42 @@ class ChunkJob:
         (``digests``: per split, the id digests of the kept records in file order, for
         :mod:`.duplicates`)."""
         records = parse_chunk(data, self.source, start)
-        n = len(records.lengths)
-        stats: Counter = Counter(read=n)
+        stats: Counter = Counter(read=len(records.lengths))
+        tokens, lengths, keep = self._residues(records, start, stats)
+        kept_lengths = length_filter(keep, lengths, self.cfg, stats)
+        starts = np.cumsum(lengths) - lengths
+        nucleotide = keep & nucleotide_like(tokens, starts, lengths)
+        stats["nucleotide_like"] = int(nucleotide.sum())
+        self._check_nucleotide(records.ids, start, nucleotide, keep)
+        codes, digests = split_codes(records.ids, self.cfg)
+        shards, kept = write_splits(self.out_dir, f"{index:05d}", tokens, starts, kept_lengths,
+                                    records.ids, np.where(keep, codes, -1), writer)
+        for split, indices in kept.items():
+            residues = int(kept_lengths[indices].sum())
+            stats[f"{split}:sequences"] = len(indices)
+            stats[f"{split}:residues"] = residues
+            stats["kept"] += len(indices)
+            stats["residues"] += residues
+        return {"stats": dict(stats), "shards": shards,
+                "digests": {split: digests[indices] for split, indices in kept.items()}}
+
+    def _residues(self, records: ChunkRecords, start: int, stats: Counter
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(tokens, lengths, keep)``: the records back to back without their trailing stop
+        codon ``(T',)`` uint8, their lengths ``(N,)`` int64, and ``(N,)`` bool, False for empty
+        records and records with an invalid character (counted in ``stats``); raises for an
+        empty header or, with ``on_invalid=error``, an invalid character."""
         lengths, stops, invalid = strip_stop_codons(records.tokens, records.lengths)
         keep = lengths > 0
-        stats["skip:empty"] = int(n - keep.sum())
-        ends = np.cumsum(records.lengths)  # with the stop codons
-        bad_records = np.unique(np.searchsorted(ends, invalid, side="right"))
+        stats["skip:empty"] = int(len(keep) - keep.sum())
+        bad_records = np.unique(np.searchsorted(np.cumsum(records.lengths), invalid,
+                                                side="right"))
         self._raise_first_error(records, start, bad_records, invalid)
         if bad_records.size:
             stats["skip:invalid_characters"] = int(bad_records.size)
             keep[bad_records] = False
-        kept_lengths = length_filter(keep, lengths, self.cfg, stats)
-        codes, digests = split_codes(records.ids, self.cfg)
-        tokens, starts = records.tokens, ends - records.lengths
-        if stops.size:  # drop the stop codons: records are back to back again
-            tokens = np.delete(tokens, stops)
-            starts = starts - np.searchsorted(stops, starts)
-        nucleotide = keep & nucleotide_like(tokens, starts, lengths)
-        stats["nucleotide_like"] = int(nucleotide.sum())
-        self._check_nucleotide(records.ids, start, nucleotide, keep)
-        shards, kept_digests = write_splits(
-            self.out_dir, f"{index:05d}", tokens, starts, kept_lengths, records.ids,
-            keep, codes, digests, stats, writer)
-        return {"stats": dict(stats), "shards": shards, "digests": kept_digests}
+        tokens = np.delete(records.tokens, stops) if stops.size else records.tokens
+        return tokens, lengths, keep
 
     def _raise_first_error(self, records: ChunkRecords, start: int, bad_records: np.ndarray,
                            invalid: np.ndarray) -> None:
@@ -197,32 +209,26 @@ def span_pieces(data, starts: np.ndarray, lengths: np.ndarray) -> list[memoryvie
 
 
 def write_splits(out_dir: Path, name: str, tokens: np.ndarray, starts: np.ndarray,
-                 lengths: np.ndarray, ids: RecordIds, keep: np.ndarray, codes: np.ndarray,
-                 digests: np.ndarray, stats: Counter, writer: ShardWriter | None = None
-                 ) -> tuple[dict, dict]:
-    """Write shard ``name`` of each split that keeps records (``keep & codes == code``; record
-    ``i`` is ``tokens[starts[i]:starts[i] + lengths[i]]``), counting them in ``stats``; returns
-    ``(manifest entry per split, id digests of the kept records per split)``.
+                 lengths: np.ndarray, ids: RecordIds, destination: np.ndarray,
+                 writer: ShardWriter | None = None) -> tuple[dict, dict]:
+    """Write shard ``name`` of every split that gets records: record ``i`` is
+    ``tokens[starts[i]:starts[i] + lengths[i]]`` and goes to split ``destination[i]`` (0 train,
+    1 valid, 2 test; -1 nowhere).  Returns ``(manifest entry per split written, indices of the
+    records of each split (N_split,))``.
 
-    Each shard is written from ``tokens`` and ``ids.text`` as a few runs of consecutive kept
-    records (one slice each), not record by record.
+    Each shard is written from ``tokens`` and ``ids.text`` as a few runs of consecutive records
+    (one slice each), not record by record.
     """
     id_spans = ids.ends - ids.starts
     write = write_shard if writer is None else writer.write
-    shards, kept_digests = {}, {}
-    for code, split in enumerate(SPLITS):  # codes: 0 train, 1 valid, 2 test
-        indices = np.flatnonzero(keep & (codes == code))
-        kept_digests[split] = digests[indices]
-        count, residues = len(indices), int(lengths[indices].sum())
-        stats[f"{split}:sequences"] = count
-        stats[f"{split}:residues"] = residues
-        stats["kept"] += count
-        stats["residues"] += residues
-        if count:
+    shards, kept = {}, {}
+    for code, split in enumerate(SPLITS):
+        kept[split] = indices = np.flatnonzero(destination == code)
+        if len(indices):
             shards[split] = write(
                 out_dir / split, name,
                 span_pieces(tokens, starts[indices], lengths[indices]),
                 lengths[indices],
                 span_pieces(ids.text, ids.starts[indices], id_spans[indices]),
             )
-    return shards, kept_digests
+    return shards, kept
