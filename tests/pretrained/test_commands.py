@@ -8,16 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from protperf.analysis.pipeline import analyze_model
 from protperf.analysis.pipeline import load_model as analysis_model
-from protperf.app.analyze import resolve_config as analyze_config
-from protperf.app.compose import compose_config
 from protperf.app.embed import embed
 from protperf.app.evaluate import evaluate
 from protperf.app.score import score
 from protperf.app.train import train
+from protperf.cli.compose import compose_config
+from protperf.cli.registry import load_config
 from protperf.inference.embed_io import load_means
 from protperf.model.checkpoint import load_module
 from protperf.pretrained import import_pretrained
@@ -38,8 +37,8 @@ def imported(fair_esm_file, bert_dir, tmp_path_factory):
     }
 
 
-def plain(name, overrides):
-    return OmegaConf.to_object(compose_config(name, overrides))
+def typed(name, overrides):
+    return load_config(name, compose_config(name, overrides))
 
 
 @pytest.mark.parametrize("kind", ["favor_softmax", "favor_relu"])
@@ -85,14 +84,14 @@ def test_embed_and_score(imported, tmp_path, capsys):
     path, _ = imported["esm"]
     fasta = tmp_path / "proteins.fasta"
     fasta.write_text("".join(f">p{i}\n{p}\n" for i, p in enumerate(PROTEINS)))
-    embed(plain("embed", [f"checkpoint={path}", f"data.path={fasta}",
+    embed(typed("embed", [f"checkpoint={path}", f"data.path={fasta}",
                           f"output_dir={tmp_path / 'emb'}", "progress=false", "layers=[0,-1]"]))
     index, means = load_means(tmp_path / "emb", 2)
     assert index["id"].tolist() == ["p0", "p1", "p2"]
     assert means.shape == (3, 32) and np.isfinite(means).all()
     (tmp_path / "wt.fasta").write_text(">wt\nMKTAYIAKQRQISFVKSHFSRQ\n")
     (tmp_path / "variants.csv").write_text("mutant,DMS_score\nK2R,0.1\nT3A:Y5W,0.7\nQ9E,0.4\n")
-    score(plain("score", [f"checkpoint={path}", f"mutations={tmp_path / 'variants.csv'}",
+    score(typed("score", [f"checkpoint={path}", f"mutations={tmp_path / 'variants.csv'}",
                           f"wildtype={tmp_path / 'wt.fasta'}", f"output={tmp_path / 's.csv'}"]))
     table = pd.read_csv(tmp_path / "s.csv")
     assert table["masked_marginal"].notna().all()
@@ -100,10 +99,10 @@ def test_embed_and_score(imported, tmp_path, capsys):
 
 def test_analyze_as_performer(imported, tmp_path):
     path, result = imported["bert"]
-    config = analyze_config(compose_config("analyze", [
+    config = typed("analyze", [
         f"checkpoint={path}", "model.attention.kind=favor_relu", "data.max_sequences=4",
         "data.max_length=36", "permutations=5", "grid_max_length=10", "figures=false",
-        f"output_dir={tmp_path}"]))
+        f"output_dir={tmp_path}"])
     analysis = analyze_model(analysis_model(config), config)
     heads = analysis.head_table[analysis.head_table["kind"] == "head"]
     assert len(heads) == result.config.num_layers * result.config.num_heads
