@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
-from protperf.app.report import markdown_table
 from protperf.data.fasta import read_fasta
+from protperf.reporting.tables import markdown_table
 from protperf.resources import SAMPLE_FASTA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def generate_fasta(path: Path, size_bytes: int, seed: int = 0) -> int:
 _CHILD = """
 import sys, time
 from protperf.data.config import PrepareConfig
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
 t = time.perf_counter()
 m = prepare(sys.argv[1], sys.argv[2], PrepareConfig(), workers=int(sys.argv[3]), overwrite=True)
 print(time.perf_counter() - t, m["sequences_read"])

@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from protperf.attention import AttentionConfig
 from protperf.inference.decoding import FullForwardDecoder, IncrementalDecoder
 from protperf.inference.generate import Sampler, SamplingConfig
+from protperf.model.config import ModelConfig
+from protperf.model.transformer import ProteinLanguageModel
 from tests.inference.conftest import tiny_model
 
 # float64 runs agree to rounding; float32 (the default dtype) to this absolute tolerance on
@@ -74,3 +77,24 @@ def test_block_step_equals_the_last_position_of_block_forward():
         steps = [block.step(x[:, t:t + 1], caches[0],
                             lambda q, k, t=t: model.rotary(q, k, start=t)) for t in range(12)]
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=TOL64)
+
+
+@pytest.mark.parametrize("kind", ["favor_softmax", "exact"])
+def test_decoding_follows_the_imported_architecture_knobs(kind):
+    """Post-LN blocks, embedding LayerNorm, no final LayerNorm, token-type vector, token
+    dropout (no <mask> in the prefix) and the LM-head transform: step equals forward."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        dim=32, num_heads=2, num_layers=2, ffn_dim=64, dropout=0.0, position="learned",
+        max_position=64, attention=AttentionConfig(kind=kind, num_features=16),
+        norm_placement="post", embedding_norm=True, final_norm=False, token_type_vector=True,
+        token_dropout=True, lm_head_transform=True)
+    model = ProteinLanguageModel(config, causal=True).double().eval()
+    with torch.no_grad():
+        model.token_type.normal_()
+    ids = torch.randint(5, 25, (2, 30), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = model(ids)
+    decoder = IncrementalDecoder(model, 2, 30)
+    steps = torch.stack([decoder.step(ids[:, t]) for t in range(30)], 1)
+    torch.testing.assert_close(steps, full, rtol=0, atol=TOL64)
