@@ -32,15 +32,15 @@ def fla_installed() -> bool:
     return importlib.util.find_spec("fla") is not None
 
 
-def _needs_cuda(config: Any) -> list[str]:
-    """The ``key=value`` settings of ``config`` that need a CUDA device."""
+def _needs_cuda(config: Any) -> list[tuple[str, str]]:
+    """``(key=value, what to use instead)`` for each setting of ``config`` that needs CUDA."""
     needs = []
     trainer = getattr(config, "trainer", None)
     if trainer is not None and str(trainer.accelerator).lower() in GPU_ACCELERATORS:
-        needs.append(f"trainer.accelerator={trainer.accelerator}")
+        needs.append((f"trainer.accelerator={trainer.accelerator}", "trainer=default (CPU)"))
     device = getattr(config, "device", None)
     if isinstance(device, str) and device.split(":")[0].lower() == "cuda":
-        needs.append(f"device={device}")
+        needs.append((f"device={device}", "device=cpu"))
     return needs
 
 
@@ -53,14 +53,15 @@ def check_machine(config: Any) -> None:
     """Raise :class:`ConfigError` when a command's typed root asks for a GPU (trainer,
     device) or the fla backend this machine lacks."""
     needs = _needs_cuda(config)
-    if _attention_backend(config) == "fla" and not fla_installed():
-        raise ConfigError("model.attention.backend='fla' needs flash-linear-attention and "
-                          "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
     if _attention_backend(config) == "fla":
-        needs.append("model.attention.backend=fla")
+        if not fla_installed():
+            raise ConfigError("model.attention.backend='fla' needs flash-linear-attention and "
+                              "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
+        needs.append(("model.attention.backend=fla", "model.attention.backend=auto"))
     if needs and not cuda_available():
-        raise ConfigError(f"{', '.join(needs)} needs a CUDA GPU and none is visible on this "
-                          "machine (use trainer=cpu / device=cpu / model.attention.backend=auto)")
+        raise ConfigError(
+            f"{', '.join(key for key, _ in needs)} needs a CUDA GPU and none is visible on this "
+            f"machine (use {' / '.join(instead for _, instead in needs)})")
 
 
 def check_launcher(argv: Sequence[str]) -> None:
