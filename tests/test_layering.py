@@ -1,7 +1,8 @@
 """The package's layers: data flows one way, no import cycles, importing changes no global state.
 
 ``attention`` imports nothing else of protperf; ``data`` neither model, analysis, inference nor
-app; ``model`` not analysis, inference or app; only ``app`` imports ``app``. Imports inside
+app; ``model`` not analysis, inference or app; only ``app`` imports ``app``; ``transfer``
+(pretrained Transformer -> Performer recovery) is imported by scripts only. Imports inside
 functions count too, so a cycle cannot hide behind a function-local import.
 """
 
@@ -19,12 +20,13 @@ import protperf
 PACKAGE = Path(protperf.__file__).parent
 # layer -> the protperf layers it must not import
 FORBIDDEN = {
-    "attention": {"data", "model", "analysis", "inference", "app", "structured"},
-    "data": {"attention", "model", "analysis", "inference", "app", "pretrained"},
-    "model": {"analysis", "inference", "app", "pretrained"},
-    "analysis": {"inference", "app", "pretrained"},
-    "inference": {"analysis", "app", "pretrained"},
-    "pretrained": {"analysis", "inference", "app"},
+    "attention": {"data", "model", "analysis", "inference", "app", "structured", "transfer"},
+    "data": {"attention", "model", "analysis", "inference", "app", "pretrained", "transfer"},
+    "model": {"analysis", "inference", "app", "pretrained", "transfer"},
+    "analysis": {"inference", "app", "pretrained", "transfer"},
+    "inference": {"analysis", "app", "pretrained", "transfer"},
+    "pretrained": {"analysis", "inference", "app", "transfer"},
+    "transfer": {"app"},
 }
 
 
