@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.inference import load_model
 from protperf.transfer.antiberty import import_antiberty
 from protperf.transfer.antibodies import FINETUNE_FASTA, TEST_FASTA, read_antibodies

@@ -1,8 +1,9 @@
 """The package's layers: data flows one way, no import cycles, importing changes no global state.
 
-``attention`` imports nothing else of protperf; ``data`` neither model, analysis, inference nor
-app; ``model`` not analysis, inference or app; only ``app`` imports ``app``; ``transfer``
-(pretrained Transformer -> Performer recovery) is imported by scripts only. Imports inside
+``attention`` imports nothing else of protperf; ``data`` neither model, analysis nor inference;
+no library layer imports the command side (runtime, reporting, cli, app); only ``app`` imports
+``app``; ``transfer`` (pretrained Transformer -> Performer recovery) is imported by scripts
+only. Imports inside
 functions count too, so a cycle cannot hide behind a function-local import.
 """
 
@@ -18,15 +19,22 @@ import pytest
 import protperf
 
 PACKAGE = Path(protperf.__file__).parent
-# layer -> the protperf layers it must not import
+# layer -> the protperf layers it must not import. Bottom to top: attention; data; model;
+# analysis and inference; runtime (training runtime) and reporting; cli (the Hydra home); app.
+COMMAND_SIDE = {"runtime", "reporting", "cli", "app"}
 FORBIDDEN = {
-    "attention": {"data", "model", "analysis", "inference", "app", "structured", "transfer"},
-    "data": {"attention", "model", "analysis", "inference", "app", "pretrained", "transfer"},
-    "model": {"analysis", "inference", "app", "pretrained", "transfer"},
-    "analysis": {"inference", "app", "pretrained", "transfer"},
-    "inference": {"analysis", "app", "pretrained", "transfer"},
-    "pretrained": {"analysis", "inference", "app", "transfer"},
-    "transfer": {"app"},
+    "attention": {"data", "model", "analysis", "inference", "structured", "pretrained",
+                  "transfer"} | COMMAND_SIDE,
+    "data": {"attention", "model", "analysis", "inference", "pretrained",
+             "transfer"} | COMMAND_SIDE,
+    "model": {"analysis", "inference", "pretrained", "transfer"} | COMMAND_SIDE,
+    "analysis": {"inference", "pretrained", "transfer"} | COMMAND_SIDE,
+    "inference": {"analysis", "pretrained", "transfer"} | COMMAND_SIDE,
+    "pretrained": {"analysis", "inference", "transfer"} | COMMAND_SIDE,
+    "transfer": COMMAND_SIDE,
+    "runtime": {"analysis", "inference", "reporting", "cli", "app", "transfer"},
+    "reporting": {"runtime", "cli", "app", "transfer"},
+    "cli": {"reporting", "app", "transfer"},
 }
 
 

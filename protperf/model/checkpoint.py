@@ -1,10 +1,8 @@
-"""Reading protperf checkpoints safely (``weights_only=True``) with errors naming the file,
-and writing them atomically (:class:`AtomicCheckpointIO`)."""
+"""Reading protperf checkpoints safely (``weights_only=True``) with errors naming the file
+(writing them atomically: :mod:`protperf.runtime.checkpoint_io`)."""
 
 from __future__ import annotations
 
-import errno
-import os
 import pickle
 import re
 from collections.abc import Mapping
@@ -12,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from protperf.data.alphabet import Alphabet
-from protperf.errors import CheckpointError, CheckpointMismatchError, CheckpointWriteError
+from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.lightning import ProteinLMModule
 
@@ -61,34 +58,6 @@ def _unsupported_global(error: BaseException) -> str:
         if "WeightsUnpickler error:" in line:
             return line.split("WeightsUnpickler error:", 1)[1].strip()
     return _first_line(error)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, but a file appears only complete: written next to the
-    target (``.<name>.tmp-<pid>``) and renamed over it.  A failed write (disk full, no
-    permission) removes the partial file and raises :class:`CheckpointWriteError` naming it."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            super().save_checkpoint(checkpoint, partial, storage_options)
-            os.replace(partial, path)
-        except (OSError, RuntimeError) as error:
-            partial.unlink(missing_ok=True)
-            raise CheckpointWriteError(
-                f"cannot write checkpoint {path}: {_reason(error)}") from None
-
-
-def _reason(error: BaseException) -> str:
-    for cause in (error, error.__cause__, error.__context__):
-        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return "no space left on the device (free some space, or set a checkpoint " \
-                   "dirpath on another disk)"
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-    text = _first_line(error)
-    return "no space left on the device" if "write failed" in text else text
 
 
 def load_module(

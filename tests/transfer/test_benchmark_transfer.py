@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from benchmark_log import PROVENANCE
 
-from protperf.app.benchmark_log import PROVENANCE
 from protperf.transfer import antiberty
 
 REPO = Path(__file__).resolve().parents[2]

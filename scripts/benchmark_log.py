@@ -8,7 +8,7 @@ latest run (the run of the last row with those arguments; a run is the rows shar
 date and arguments). Earlier runs stay in the CSV and in git history.
 
     python scripts/benchmark_report.py                     # regenerate benchmarks/README.md
-    python -m protperf.app.benchmark_log --dir benchmarks  # the same
+    python scripts/benchmark_log.py --dir benchmarks      # the same
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from protperf.app.report import markdown_table
+from protperf.reporting.tables import markdown_table
 
 #: Columns every benchmark row carries, after its result columns.
 PROVENANCE = ("commit", "date", "machine", "cores", "torch", "threads", "args")
 #: The repository this module belongs to (its commit is the rows' ``commit``).
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 #: Where the scripts write by default.
 BENCHMARK_DIR = REPO / "benchmarks"
 #: Options that choose where results go, not what is measured: left out of ``args``.
