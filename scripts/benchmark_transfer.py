@@ -13,7 +13,7 @@ weights; ``transfer``: attention transfer from the exact model, q/k projections;
     python scripts/benchmark_transfer.py --num-features 256 --feature-seeds 0 --steps 20
 
 Appends to ``benchmarks/transfer.csv`` (rows with provenance), regenerates
-``benchmarks/README.md`` and prints the rows.
+``benchmarks/README.md`` and prints the headline table (accuracy / perplexity).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import torch
 from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
 from protperf.inference import load_model
+from protperf.reporting.tables import markdown_table
 from protperf.transfer.antiberty import import_antiberty
 from protperf.transfer.antibodies import FINETUNE_FASTA, TEST_FASTA, read_antibodies
-from protperf.transfer.benchmark import TransferBenchmarkConfig, run_benchmark
+from protperf.transfer.benchmark import TransferBenchmarkConfig, headline_table, run_benchmark
 
 DEFAULTS = TransferBenchmarkConfig()
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                               log=lambda line: print(line, flush=True))
     frame.insert(0, "model", "AntiBERTy" if args.checkpoint is None else args.checkpoint.stem)
     output, _ = log_run("transfer", frame, stamp, args.out_dir)
+    print(markdown_table(headline_table(frame)))
     print(f"appended {len(frame)} rows to {output}")
     return 0
 

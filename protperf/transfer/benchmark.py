@@ -112,3 +112,26 @@ def run_benchmark(
     return pd.DataFrame(rows)
 
 
+
+
+def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per attention (and m): zero-shot accuracy and perplexity (median over feature
+    seeds, accuracy range in brackets), then for each fine-tuned recipe the accuracy and
+    perplexity at its last step. ``frame``: the rows of one run (numbers or CSV text)."""
+    zero = frame[frame["stage"] == "zero-shot"]
+    tuned = frame[frame["stage"] == "finetune"]
+    out = []
+    for (kind, m), group in zero.groupby(["attention", "m"], sort=False):
+        accuracy = group["accuracy"].astype(float)
+        cells = {"attention": kind if kind == "exact" else f"{kind} m={m}",
+                 "zero-shot accuracy": f"{accuracy.median():.3f}" + (
+                     f" ({accuracy.min():.3f}-{accuracy.max():.3f})" if len(group) > 1 else ""),
+                 "zero-shot perplexity": f"{group['perplexity'].astype(float).median():.2f}"}
+        for recipe, curve in tuned[(tuned["attention"] == kind)
+                                   & (tuned["m"].astype(str) == str(m))].groupby(
+                                       "recipe", sort=False):
+            last = curve.loc[curve["step"].astype(int).idxmax()]
+            cells[f"{recipe} @{int(last['step'])} steps"] = (
+                f"{float(last['accuracy']):.3f} / {float(last['perplexity']):.2f}")
+        out.append(cells)
+    return pd.DataFrame(out).fillna("")

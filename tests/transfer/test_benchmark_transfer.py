@@ -106,3 +106,28 @@ def test_real_antiberty_imports_and_collapses_as_a_performer(tmp_path):
         with_attention(model, AttentionConfig(kind="favor_softmax", num_features=64)), batches)
     assert exact.accuracy > 0.75 and exact.perplexity < 3  # 0.84 / 2.0 on 32 sequences
     assert performer.accuracy < exact.accuracy - 0.2
+
+
+def test_headline_table_takes_medians_over_seeds_and_the_last_step():
+    from protperf.transfer.benchmark import headline_table
+
+    def row(stage, attention, m, seed, recipe, step, accuracy, perplexity):
+        return dict(stage=stage, attention=attention, m=m, feature_seed=seed, recipe=recipe,
+                    step=step, accuracy=accuracy, perplexity=perplexity)
+
+    frame = pd.DataFrame([
+        row("zero-shot", "exact", "", "", "", 0, 0.9, 1.5),
+        *(row("zero-shot", "favor_relu", 64, s, "", 0, a, p)
+          for s, a, p in ((0, 0.3, 9.0), (1, 0.5, 7.0), (2, 0.4, 8.0))),
+        row("finetune", "favor_relu", 64, 0, "mlm", 0, 0.3, 9.0),
+        row("finetune", "favor_relu", 64, 0, "mlm", 10, 0.6, 4.0),
+        row("finetune", "favor_relu", 64, 0, "transfer", 10, 0.7, 3.0),
+    ]).astype(str)  # as read back from the CSV
+    table = headline_table(frame)
+    assert table.to_dict("records") == [
+        {"attention": "exact", "zero-shot accuracy": "0.900", "zero-shot perplexity": "1.50",
+         "mlm @10 steps": "", "transfer @10 steps": ""},
+        {"attention": "favor_relu m=64", "zero-shot accuracy": "0.400 (0.300-0.500)",
+         "zero-shot perplexity": "8.00", "mlm @10 steps": "0.600 / 4.00",
+         "transfer @10 steps": "0.700 / 3.00"},
+    ]
