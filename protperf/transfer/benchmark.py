@@ -24,7 +24,7 @@ from protperf.attention import AttentionConfig
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.transfer.conversion import with_attention
 from protperf.transfer.evaluation import masked_batches, masked_lm_score
-from protperf.transfer.finetune import FinetuneConfig, finetune
+from protperf.transfer.finetune import RecoveryConfig, finetune
 
 
 @dataclass
@@ -100,7 +100,7 @@ def run_benchmark(
         for recipe in config.recipes:
             student = with_attention(
                 teacher, AttentionConfig(kind=kind, num_features=config.finetune_features), 0)
-            recipe_config = FinetuneConfig(recipe=recipe, steps=config.steps,
+            recipe_config = RecoveryConfig(recipe=recipe, steps=config.steps,
                                            batch_size=config.batch_size,
                                            eval_every=config.eval_every)
             curve = finetune(student, teacher, train_sequences, batches, recipe_config)

@@ -38,7 +38,7 @@ TRAINABLE = ("all", "qk")
 
 
 @dataclass
-class FinetuneConfig:
+class RecoveryConfig:
     """recipe: ``mlm`` or ``transfer``; trainable: ``all`` weights or the ``qk`` projections
     (None: the recipe's own, ``all`` for mlm and ``qk`` for transfer); lr: AdamW learning
     rate after a linear warm-up of ``warmup_steps`` (None: 1e-4 for mlm, 1e-3 for transfer);
@@ -111,7 +111,7 @@ def mlm_loss(student: ProteinLanguageModel, batch: dict[str, torch.Tensor]) -> t
     return token_loss_and_accuracy(logits, batch["labels"])[0]
 
 
-def training_batches(sequences: Sequence[str], config: FinetuneConfig):
+def training_batches(sequences: Sequence[str], config: RecoveryConfig):
     """Endless masked batches of ``sequences`` in a seeded random order (epoch by epoch)."""
     tokens = encode_sequences(sequences)
     collate = MLMCollator(seed=config.seed + 1)
@@ -127,7 +127,7 @@ def finetune(
     teacher: ProteinLanguageModel | None,
     train_sequences: Sequence[str],
     eval_batches: Sequence[dict[str, torch.Tensor]],
-    config: FinetuneConfig,
+    config: RecoveryConfig,
 ) -> list[CurvePoint]:
     """Train ``student`` in place with ``config.recipe`` (``teacher``: the exact-attention
     model, needed by ``transfer``, never changed) and return its learning curve."""

@@ -15,7 +15,7 @@ from protperf.transfer.antibodies import TEST_FASTA, read_antibodies
 from protperf.transfer.conversion import attention_io, with_attention
 from protperf.transfer.evaluation import masked_batches, masked_lm_nll, masked_lm_score
 from protperf.transfer.finetune import (
-    FinetuneConfig,
+    RecoveryConfig,
     attention_transfer_loss,
     finetune,
     trainable_parameters,
@@ -100,7 +100,7 @@ def test_attention_transfer_lowers_its_loss_trains_only_qk_and_leaves_the_teache
     batches = masked_batches(SEQUENCES[:8], seed=0, batch_size=8)
     with torch.no_grad():
         first = float(attention_transfer_loss(student, teacher, batches[0]))
-    config = FinetuneConfig(recipe="transfer", steps=30, batch_size=4, eval_every=15, lr=1e-2)
+    config = RecoveryConfig(recipe="transfer", steps=30, batch_size=4, eval_every=15, lr=1e-2)
     curve = finetune(student, teacher, SEQUENCES, batches, config)
     assert [p.step for p in curve] == [0, 15, 30]
     with torch.no_grad():  # 0.70 -> 0.21 when written
@@ -119,7 +119,7 @@ def test_mlm_recipe_moves_every_weight_and_reports_its_curve():
     batches = masked_batches(SEQUENCES[:4], seed=0)
     zero_shot = masked_lm_score(student, batches)
     curve = finetune(student, None, SEQUENCES, batches,
-                     FinetuneConfig(recipe="mlm", steps=4, eval_every=2, batch_size=2))
+                     RecoveryConfig(recipe="mlm", steps=4, eval_every=2, batch_size=2))
     assert curve[0].accuracy == zero_shot.accuracy and curve[0].perplexity == zero_shot.perplexity
     assert [p.step for p in curve] == [0, 2, 4] and all(p.train_loss > 0 for p in curve[1:])
     assert curve[-1].train_s > 0
@@ -130,6 +130,6 @@ def test_mlm_recipe_moves_every_weight_and_reports_its_curve():
 def test_transfer_without_a_teacher_and_bad_settings_are_refused():
     model = tiny_exact_model()
     with pytest.raises(ValueError, match="recipe='transfer' needs the exact-attention teacher"):
-        finetune(model, None, SEQUENCES, [], FinetuneConfig(recipe="transfer", steps=1))
+        finetune(model, None, SEQUENCES, [], RecoveryConfig(recipe="transfer", steps=1))
     with pytest.raises(ValueError, match="recipe='lora' is not one of mlm, transfer"):
-        FinetuneConfig(recipe="lora")
+        RecoveryConfig(recipe="lora")
