@@ -9,7 +9,7 @@ ReLU at every m and feature seed, then fine-tunes each ``--finetune-kinds`` at
 weights; ``transfer``: attention transfer from the exact model, q/k projections; see
 ``protperf/transfer/finetune.py``), scoring every ``--eval-every`` steps.
 
-    python scripts/benchmark_transfer.py                                  # ~25 min, 1 CPU
+    python scripts/benchmark_transfer.py                # 44 min on one busy CPU core
     python scripts/benchmark_transfer.py --num-features 256 --feature-seeds 0 --steps 20
 
 Appends to ``benchmarks/transfer.csv`` (rows with provenance), regenerates
