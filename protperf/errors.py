@@ -29,3 +29,11 @@ class CheckpointError(ValueError):
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (disk full, no permission); names the file."""
+
+
+class RunDirectoryBusyError(RuntimeError):
+    """Another live process trains in this run directory; names its pid and host."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weights; names the step."""

@@ -46,6 +46,7 @@ from protperf.data.records import split_records
 from protperf.data.shards import FORMAT_VERSION, MANIFEST, SPLITS, ShardWriter, write_file
 from protperf.data.stream import gzip_chunks
 from protperf.data.target import (
+    check_source_outside,
     check_target,
     clean_leftovers,
     is_prepared,
@@ -272,6 +273,11 @@ def _prepare_into(source: Path, tmp: Path, cfg: PrepareConfig, workers: int) -> 
     if not stats.get("read", 0):
         raise DataError(f"no records in {source}")
     _drop_duplicates(tmp, stats, drops)
+    if not stats.get("kept", 0):
+        skipped = ", ".join(f"{reason}={stats[f'skip:{reason}']}" for reason in SKIP_REASONS
+                            if stats.get(f"skip:{reason}"))
+        raise DataError(f"{source}: none of its {stats['read']} records was kept ({skipped}): "
+                        "nothing to train on")
     return _build_manifest(source, checksum["sha256"], cfg, stats, shards)
 
 
@@ -317,6 +323,7 @@ def prepare(
     cfg.validate()
     source = check_exists(source).resolve()
     out_dir = Path(out_dir)
+    check_source_outside(source, out_dir)
     try:
         with locked(out_dir):
             clean_leftovers(out_dir)

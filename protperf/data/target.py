@@ -8,7 +8,9 @@ process preparing the same ``DIR`` waits, then finds it prepared.  A temporary w
 is gone (killed, node crash) is removed by the next preparation of ``DIR``; one whose process
 is alive, or that was written on another host, is reported and left alone.
 
-A folder that is not empty and holds no valid manifest is never deleted or replaced.
+A folder that is not empty and holds no valid manifest is never deleted or replaced.  Replacing
+a prepared directory (``--force``) replaces only what preparation wrote there (the manifest and
+the shard files it lists): other files in it are moved into the new directory.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from protperf.data.shards import FORMAT_VERSION, MANIFEST
+from protperf.data.shards import FORMAT_VERSION, MANIFEST, SHARD_FILES, SPLITS
 from protperf.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,13 @@ def is_prepared(directory: Path) -> bool:
         _FORMAT_PREFIX)
 
 
+def check_source_outside(source: Path, out_dir: Path) -> None:
+    """Refuse to prepare into a folder that holds the input (``--force`` would replace it)."""
+    if source.resolve().is_relative_to(out_dir.resolve()):
+        raise DataError(f"{source}: the input lies inside the output directory {out_dir}; "
+                        "move it out or choose another --out")
+
+
 def check_target(out_dir: Path, overwrite: bool) -> None:
     """Refuse an ``out_dir`` that may hold a user's files: an existing non-directory, or a
     non-empty directory that is not prepared.  A prepared one needs ``overwrite``
@@ -73,6 +82,46 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
     if any(out_dir.iterdir()):
         raise DataError(f"{out_dir}: not empty and not a prepared directory (no valid "
                         f"{MANIFEST}); refusing to replace it, choose another --out")
+
+
+def written_files(directory: Path) -> set[Path]:
+    """Paths (relative to ``directory``) that preparation wrote, by its manifest: the manifest
+    and each shard's files.  Empty if there is no readable manifest."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        entries = {split: manifest["splits"][split]["shards"] for split in SPLITS}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return set()
+    return {Path(MANIFEST)} | {Path(split, f"{entry['name']}.{suffix}")
+                               for split, shards in entries.items()
+                               for entry in shards for suffix in SHARD_FILES}
+
+
+def foreign_entries(directory: Path) -> list[Path]:
+    """Entries of the prepared ``directory`` (relative paths) that preparation did not write."""
+    ours = written_files(directory)
+    found = []
+    for path in sorted(directory.iterdir()):
+        if path.name in SPLITS and path.is_dir() and not path.is_symlink():
+            found += [p.relative_to(directory) for p in sorted(path.iterdir())
+                      if p.relative_to(directory) not in ours]
+        elif Path(path.name) not in ours:
+            found.append(Path(path.name))
+    return found
+
+
+def remove_written(directory: Path) -> list[Path]:
+    """Delete what preparation wrote in ``directory`` (and the folders that are then empty);
+    returns the entries left (not written by preparation)."""
+    for relative in sorted(written_files(directory), key=lambda p: p.name == MANIFEST):
+        (directory / relative).unlink(missing_ok=True)  # the manifest last
+    for split in SPLITS:
+        with contextlib.suppress(OSError):
+            (directory / split).rmdir()  # only if empty
+    left = sorted(directory.rglob("*"))
+    if not left:
+        directory.rmdir()
+    return left
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,11 +154,17 @@ def leftover_temporaries(out_dir: Path) -> tuple[list[Path], list[Path]]:
 
 
 def clean_leftovers(out_dir: Path) -> None:
-    """Remove stale temporaries of ``out_dir``; log the ones left alone."""
+    """Remove stale temporaries of ``out_dir``; log the ones left alone.  Of a stale replaced
+    directory (``.old-``) only what preparation wrote is removed."""
     stale, live = leftover_temporaries(out_dir)
     for path in stale:
         log.warning("removing %s, left by a preparation that did not finish", path)
-        shutil.rmtree(path, ignore_errors=True)
+        if ".old-" in path.name and path.is_dir():
+            if remove_written(path):
+                log.warning("%s holds files that preparation did not write: left for you to "
+                            "move", path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
     for path in live:
         if path.exists():
             log.warning("leaving %s alone: written by a running process or another host "
@@ -150,7 +205,13 @@ def fsync_path(path: Path) -> None:
 def publish(tmp: Path, out_dir: Path) -> None:
     """fsync every file and folder of the complete ``tmp`` and rename it to ``out_dir``
     (checked by :func:`check_target`), replacing an empty or prepared directory; the old one
-    is renamed aside first and then removed."""
+    is renamed aside first, the files preparation did not write are moved from it into the new
+    directory, and the rest of it is removed."""
+    foreign = foreign_entries(out_dir) if out_dir.is_dir() and is_prepared(out_dir) else []
+    clash = next((entry for entry in foreign if (tmp / entry).exists()), None)
+    if clash is not None:
+        raise DataError(f"{out_dir / clash}: not written by preparation, but the new one writes "
+                        "a file of that name; move it away first")
     for path in sorted(tmp.rglob("*"), key=lambda p: (p.is_dir(), str(p))):
         fsync_path(path)  # files first, then their folders
     fsync_path(tmp)
@@ -164,4 +225,7 @@ def publish(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
     fsync_path(out_dir.parent)
     if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        for entry in foreign:
+            (out_dir / entry).parent.mkdir(exist_ok=True)
+            os.replace(aside / entry, out_dir / entry)
+        remove_written(aside)
