@@ -78,47 +78,54 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
             raise DataError(f"{out_dir}: already prepared from another input, with other "
                             "settings or an older format; pass --force (overwrite=True) to "
                             "replace it")
+        check_split_folders(out_dir)
         return
     if any(out_dir.iterdir()):
         raise DataError(f"{out_dir}: not empty and not a prepared directory (no valid "
                         f"{MANIFEST}); refusing to replace it, choose another --out")
 
 
-def written_files(directory: Path) -> set[Path]:
-    """Paths (relative to ``directory``) that preparation wrote, by its manifest: the manifest
-    and each shard's files.  Empty if there is no readable manifest."""
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-        entries = {split: manifest["splits"][split]["shards"] for split in SPLITS}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        return set()
-    return {Path(MANIFEST)} | {Path(split, f"{entry['name']}.{suffix}")
-                               for split, shards in entries.items()
-                               for entry in shards for suffix in SHARD_FILES}
+def _is_shard_file(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(tuple(f".{suffix}" for suffix in SHARD_FILES))
 
 
-def foreign_entries(directory: Path) -> list[Path]:
-    """Entries of the prepared ``directory`` (relative paths) that preparation did not write."""
-    ours = written_files(directory)
-    found = []
-    for path in sorted(directory.iterdir()):
-        if path.name in SPLITS and path.is_dir() and not path.is_symlink():
-            found += [p.relative_to(directory) for p in sorted(path.iterdir())
-                      if p.relative_to(directory) not in ours]
-        elif Path(path.name) not in ours:
-            found.append(Path(path.name))
+def written_files(directory: Path) -> list[Path]:
+    """What preparation wrote in the prepared ``directory``: its manifest and the shard files
+    of its split folders (those a manifest lists, and stale ones of the same form)."""
+    found = [directory / MANIFEST] if (directory / MANIFEST).is_file() else []
+    for split in SPLITS:
+        if (directory / split).is_dir():
+            found += [p for p in sorted((directory / split).iterdir()) if _is_shard_file(p)]
     return found
 
 
+def foreign_entries(directory: Path) -> list[str]:
+    """Names of the top-level entries of the prepared ``directory`` that preparation did not
+    write (anything but the manifest and the split folders)."""
+    return [p.name for p in sorted(directory.iterdir())
+            if p.name != MANIFEST and not (p.name in SPLITS and p.is_dir())]
+
+
+def check_split_folders(directory: Path) -> None:
+    """Refuse to replace a prepared ``directory`` whose split folders hold other files than
+    shards (they would be deleted with the old shards)."""
+    for split in SPLITS:
+        if (directory / split).is_dir():
+            other = [p for p in sorted((directory / split).iterdir()) if not _is_shard_file(p)]
+            if other:
+                raise DataError(f"{other[0]}: not a shard file, in a split folder of the "
+                                "prepared directory being replaced; move it away first")
+
+
 def remove_written(directory: Path) -> list[Path]:
-    """Delete what preparation wrote in ``directory`` (and the folders that are then empty);
-    returns the entries left (not written by preparation)."""
-    for relative in sorted(written_files(directory), key=lambda p: p.name == MANIFEST):
-        (directory / relative).unlink(missing_ok=True)  # the manifest last
+    """Delete what preparation wrote in ``directory`` (the manifest last), then the folders
+    left empty; returns the entries left (not written by preparation)."""
+    for path in sorted(written_files(directory), key=lambda p: p.name == MANIFEST):
+        path.unlink(missing_ok=True)
     for split in SPLITS:
         with contextlib.suppress(OSError):
             (directory / split).rmdir()  # only if empty
-    left = sorted(directory.rglob("*"))
+    left = sorted(directory.iterdir())
     if not left:
         directory.rmdir()
     return left
@@ -208,10 +215,6 @@ def publish(tmp: Path, out_dir: Path) -> None:
     is renamed aside first, the files preparation did not write are moved from it into the new
     directory, and the rest of it is removed."""
     foreign = foreign_entries(out_dir) if out_dir.is_dir() and is_prepared(out_dir) else []
-    clash = next((entry for entry in foreign if (tmp / entry).exists()), None)
-    if clash is not None:
-        raise DataError(f"{out_dir / clash}: not written by preparation, but the new one writes "
-                        "a file of that name; move it away first")
     for path in sorted(tmp.rglob("*"), key=lambda p: (p.is_dir(), str(p))):
         fsync_path(path)  # files first, then their folders
     fsync_path(tmp)
@@ -225,7 +228,6 @@ def publish(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
     fsync_path(out_dir.parent)
     if aside is not None:
-        for entry in foreign:
-            (out_dir / entry).parent.mkdir(exist_ok=True)
-            os.replace(aside / entry, out_dir / entry)
+        for name in foreign:  # the new directory holds only the manifest and split folders
+            os.replace(aside / name, out_dir / name)
         remove_written(aside)

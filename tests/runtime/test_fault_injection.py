@@ -30,6 +30,7 @@ from protperf.app.train import main, train
 from protperf.data.config import PrepareConfig
 from protperf.data.prepare import prepare
 from protperf.data.shards import MANIFEST
+from protperf.data.validate import verify_prepared
 from protperf.errors import (
     CheckpointError,
     DataError,
@@ -161,14 +162,19 @@ def test_force_replaces_only_what_preparation_wrote(tmp_path):
     (out / "notes.txt").write_text("mine")
     (out / "mine").mkdir()
     (out / "mine" / "x.bin").write_bytes(b"x")
-    (out / "train" / "README").write_text("also mine")
     manifest = prepare(source, out, PrepareConfig(valid_fraction=0.3), overwrite=True)
-    assert json.loads((out / MANIFEST).read_text()) == manifest
-    assert manifest["settings"]["valid_fraction"] == 0.3
+    assert verify_prepared(out) == manifest and manifest["settings"]["valid_fraction"] == 0.3
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "mine" / "x.bin").read_bytes() == b"x"
-    assert (out / "train" / "README").read_text() == "also mine"
     assert not [p for p in tmp_path.iterdir() if ".old-" in p.name or ".tmp-" in p.name]
+    # a file of the user's among the shards: refused, nothing changed
+    (out / "train" / "README").write_text("also mine")
+    with pytest.raises(DataError) as error:
+        prepare(source, out, PrepareConfig(valid_fraction=0.2), overwrite=True)
+    assert str(error.value) == (f"{out / 'train' / 'README'}: not a shard file, in a split "
+                                "folder of the prepared directory being replaced; move it "
+                                "away first")
+    assert json.loads((out / MANIFEST).read_text()) == manifest
 
 
 def test_an_input_inside_the_output_directory_is_refused(tmp_path):
