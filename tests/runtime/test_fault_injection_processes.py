@@ -20,8 +20,8 @@ from tests.runtime.conftest import all_finite, proteins_fasta
 from tests.scale.conftest import REPO, TINY, run_script
 
 QUIET = {"HYDRA_FULL_ERROR": None}  # the one-line errors users see
-LONG = [*TINY, "trainer.max_steps=400", "trainer.val_check_interval=400",
-        "callbacks.last_checkpoint.every_n_train_steps=1000"]
+LONG = [*TINY, "trainer.max_steps=100000", "trainer.val_check_interval=100000",
+        "callbacks.last_checkpoint.every_n_train_steps=100000"]  # stopped or killed by the test
 
 
 def _error_line(result: subprocess.CompletedProcess) -> str:
@@ -42,7 +42,7 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
-    while not (path.is_file() and path.read_text()):
+    while not (path.is_file() and path.stat().st_size > 0):
         assert process.poll() is None, process.communicate()[1][-3000:]
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.2)
@@ -110,7 +110,7 @@ def test_sighup_and_sigint_from_outside_save_and_exit_0(tmp_path, signum):
     assert f"stopped by {signal.Signals(signum).name} at step" in stdout
     assert time.monotonic() - start < 60  # one batch and one checkpoint, no validation
     step = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"]
-    assert 1 <= step < 400
+    assert step >= 1
 
 
 @pytest.mark.slow
