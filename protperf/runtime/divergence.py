@@ -60,6 +60,7 @@ class DivergenceGuard(pl.Callback):
         self.warn_nats_above_uniform = warn_nats_above_uniform
         self.skipped = 0  # batches skipped so far in this run (kept in checkpoints)
         self._bad_loss: float | None = None
+        self._warned_step: int | None = None  # one warning per step (scheduled + final)
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            loss: torch.Tensor) -> None:
@@ -94,11 +95,13 @@ class DivergenceGuard(pl.Callback):
                     self.skip_nonfinite_batches)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
+        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics \
+                or trainer.global_step == self._warned_step:
             return
         vocab_size = int(pl_module.model_config.vocab_size)
         val_loss = float(trainer.callback_metrics["val/loss"])
         if is_diverging(val_loss, vocab_size, self.warn_nats_above_uniform):
+            self._warned_step = trainer.global_step
             log.warning(
                 "training is diverging: val/loss=%.4g at step %d is more than %g nats above "
                 "uniform guessing (ln %d = %.3f); lower optim.lr or set "

@@ -121,8 +121,10 @@ def test_diverging_validation_is_warned_about(caplog):
     trainer = SimpleNamespace(sanity_checking=False, global_step=200,
                               callback_metrics={"val/loss": torch.tensor(90.1)})
     module = SimpleNamespace(model_config=SimpleNamespace(vocab_size=30))
+    guard = DivergenceGuard()
     with caplog.at_level(logging.WARNING, logger="protperf.runtime.divergence"):
-        DivergenceGuard().on_validation_end(trainer, module)
+        guard.on_validation_end(trainer, module)
+        guard.on_validation_end(trainer, module)  # the final validation at the same step
     assert caplog.messages == [
         "training is diverging: val/loss=90.1 at step 200 is more than 1 nats above uniform "
         "guessing (ln 30 = 3.401); lower optim.lr or set trainer.gradient_clip_val"]
