@@ -22,6 +22,7 @@ from protperf.data.datamodule import ProteinDataModule
 from protperf.errors import ConfigError
 from protperf.model.checkpoint import load_module, read_checkpoint
 from protperf.model.lightning import ProteinLMModule
+from protperf.runtime.best_checkpoints import AdoptBestCheckpoints
 from protperf.runtime.checkpoint_io import AtomicCheckpointIO, remove_dead_partials
 from protperf.runtime.divergence import DivergenceGuard
 from protperf.runtime.launch import check_ddp_launch
@@ -37,7 +38,7 @@ def build_trainer(config: TrainConfig) -> pl.Trainer:
     """A Lightning Trainer with the configured loggers and callbacks (Hydra ``_target_`` nodes)."""
     loggers = [instantiate(node) for node in config.logger.values() if node]
     callbacks = [instantiate(node) for node in config.callbacks.values() if node]
-    callbacks.append(DivergenceGuard(**asdict(config.divergence)))
+    callbacks += [DivergenceGuard(**asdict(config.divergence)), AdoptBestCheckpoints()]
     has_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks)
     # Requeue has one owner: submitit (hydra/launcher=slurm), after ResumeCheckpoint saved;
     # Lightning's own SLURM handler would save mid-step and requeue a second time.

@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from protperf.app.train import main, train
 from protperf.data.config import PrepareConfig
@@ -38,6 +39,7 @@ from protperf.errors import (
     TrainingDivergedError,
 )
 from protperf.model.checkpoint import read_checkpoint
+from protperf.runtime.best_checkpoints import adopt_best_files
 from protperf.runtime.checkpoint_io import AtomicCheckpointIO, remove_dead_partials
 from protperf.runtime.divergence import DivergenceGuard, is_diverging, uniform_loss
 from protperf.runtime.run_dir import resolve_ckpt_path
@@ -278,6 +280,32 @@ def test_a_stop_saves_without_validating_and_the_resumed_run_keeps_one_best(tmp_
     resumed = train(compose_train([*common, "ckpt_path=last"], output_dir=tmp_path))
     assert resumed["step"] == 6
     assert _best_files(tmp_path) == [Path(resumed["best_checkpoint"]).name]
+
+
+def test_train_then_extend_keeps_one_best_file_the_better_one(tmp_path):
+    common = ["trainer.val_check_interval=2", "callbacks.last_checkpoint.every_n_train_steps=100"]
+    first = train(compose_train([*common, "trainer.max_steps=2"], output_dir=tmp_path))
+    # last.ckpt was saved at step 2 before the validation that wrote best-step000002.ckpt
+    assert _best_files(tmp_path) == ["best-step000002.ckpt"]
+    second = train(compose_train([*common, "trainer.max_steps=4", "ckpt_path=last"],
+                                 output_dir=tmp_path))
+    better = 2 if first["val_loss"] <= second["val_loss"] else 4
+    assert _best_files(tmp_path) == [f"best-step{better:06d}.ckpt"]
+    assert Path(second["best_checkpoint"]).name == f"best-step{better:06d}.ckpt"
+
+
+def test_an_unknown_better_best_file_is_adopted_and_the_worse_one_removed(tmp_path):
+    callback = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss", save_top_k=1)
+    older, known = tmp_path / "best-step000002.ckpt", tmp_path / "best-step000004.ckpt"
+    for path, score in ((older, 1.5), (known, 2.5)):
+        state = {"monitor": "val/loss", "best_k_models": {str(path): torch.tensor(score)}}
+        torch.save({"callbacks": {callback.state_key: state}}, path)
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")  # not a best file: left alone
+    callback.best_k_models = {str(known): torch.tensor(2.5)}  # the restored state
+    assert adopt_best_files(callback, remove=True) == [str(older)]
+    assert callback.best_k_models == {str(older): torch.tensor(1.5)}
+    assert callback.best_model_path == callback.kth_best_model_path == str(older)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-step000002.ckpt", "other.ckpt"]
 
 
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGHUP"])
