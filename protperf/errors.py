@@ -37,3 +37,8 @@ class RunDirectoryBusyError(RuntimeError):
 
 class TrainingDivergedError(RuntimeError):
     """Training produced a non-finite loss, gradient or weights; names the step."""
+
+
+class PretrainedSourceError(CheckpointMismatchError):
+    """A pretrained model that cannot be imported (unknown architecture, missing weights or
+    vocabulary, a tensor that does not fit); the message names the file or tensor."""

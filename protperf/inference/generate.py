@@ -3,7 +3,8 @@
 Every sequence starts with ``<cls>`` (the training bos) and the optional prompt; new tokens
 are drawn from the residue letters and ``<eos>`` only (never pad, mask, cls or unk); a
 sequence ends at ``<eos>`` or at ``max_length`` residues (prompt included). Performers decode
-in recurrent form, exact models with a KV cache (:mod:`protperf.inference.decoding`).
+in recurrent form, exact models with a KV cache (``ProteinLanguageModel.step``, driven by
+:mod:`protperf.inference.decoding`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import ConfigError
 from protperf.inference.decoding import FullForwardDecoder, IncrementalDecoder
 from protperf.model.transformer import ProteinLanguageModel
@@ -85,7 +86,7 @@ class Sampler:
         if decoding not in DECODERS:
             raise ConfigError(f"decoding={decoding!r} is not one of {', '.join(DECODERS)}")
         self.model, self.decoding = model.eval(), decoding
-        self.alphabet = Alphabet()
+        self.alphabet = ALPHABET
         allowed = torch.full((model.config.vocab_size,), float("-inf"))
         allowed[self.alphabet.residue_ids + [self.alphabet.eos_id]] = 0.0
         self._allowed = allowed

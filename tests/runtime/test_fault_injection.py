@@ -29,9 +29,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from protperf.app.train import main, train
 from protperf.data.config import PrepareConfig
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
+from protperf.data.preparation.validate import verify_prepared
 from protperf.data.shards import MANIFEST
-from protperf.data.validate import verify_prepared
 from protperf.errors import (
     CheckpointError,
     DataError,
