@@ -250,10 +250,14 @@ def test_train_refuses_a_run_directory_in_use(tmp_path, one_line_error):
 
 
 # -- 5. leftovers, prompt stops, SIGINT / SIGHUP --------------------------------------------
+def _dead_pid() -> str:
+    return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+
+
 def test_partial_checkpoints_of_dead_writers_are_removed(tmp_path):
     host = host_name().replace("-", "_")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = _dead_pid()
     names = {f".last.ckpt.tmp-{host}-{dead}": False, f".last.ckpt.tmp-{dead}": False,
              f".last.ckpt.tmp-{host}-{os.getpid()}": True,  # a live writer
              f".last.ckpt.tmp-otherhost-{dead}": True, "last.ckpt": True}
@@ -277,9 +281,13 @@ def test_a_stop_saves_without_validating_and_the_resumed_run_keeps_one_best(tmp_
     metrics = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert metrics.dropna(subset=["val/loss"])["step"].tolist() == [1]  # step 2 only, not 3
     assert _best_files(tmp_path) == ["best-step000002.ckpt"]
+    host = host_name().replace("-", "_")
+    partial = tmp_path / "checkpoints" / f".last.ckpt.tmp-{host}-{_dead_pid()}"
+    partial.write_bytes(b"an interrupted write")
     resumed = train(compose_train([*common, "ckpt_path=last"], output_dir=tmp_path))
     assert resumed["step"] == 6
     assert _best_files(tmp_path) == [Path(resumed["best_checkpoint"]).name]
+    assert not partial.exists()  # removed when the resumed run started
 
 
 def test_train_then_extend_keeps_one_best_file_the_better_one(tmp_path):
