@@ -11,9 +11,10 @@ from tqdm import tqdm
 
 from protperf.app.inference_common import inference_command
 from protperf.data.fasta import read_fasta
+from protperf.inference import load_model
 from protperf.inference.embed import Embedder
 from protperf.inference.embed_io import EmbeddingWriter
-from protperf.inference.loading import load_model
+from protperf.model.overrides import ModelOverrides
 from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ class EmbedData:
 class EmbedConfig:
     """Root of ``protperf/conf/embed.yaml``; see :mod:`protperf.inference.embed` for the policy."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     data: EmbedData = field(default_factory=EmbedData)
     output_dir: str = MISSING
     layers: list[int] = field(default_factory=lambda: [-1])
@@ -46,7 +48,8 @@ class EmbedConfig:
 
 def embed(config: EmbedConfig) -> Path:
     """Embed every record of the FASTA; returns the index path."""
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     embedder = Embedder(model, config.layers, config.include, config.toks_per_batch,
                         config.too_long)
     path = Path(config.data.path) if config.data.path else SAMPLE_FASTA

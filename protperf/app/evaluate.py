@@ -25,7 +25,8 @@ from protperf.app.report import write_table
 from protperf.data.config import DataConfig
 from protperf.data.datamodule import ProteinDataModule
 from protperf.errors import ConfigError
-from protperf.model.checkpoint import load_module, read_checkpoint
+from protperf.model.checkpoint import load_module
+from protperf.model.loading import read_saved_model
 from protperf.model.overrides import ModelOverrides
 from protperf.structured import to_dataclass
 
@@ -58,7 +59,7 @@ class EvaluateConfig:
 
 def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
     """One table row: the checkpoint evaluated (after optional fine-tuning) on ``split``."""
-    saved = read_checkpoint(path)["hyper_parameters"]
+    saved = read_saved_model(path).hyper_parameters
     overrides = config.model.as_overrides()
     module = load_module(path, model_overrides=overrides)
     objective = module.task_config.objective

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import MISSING
 
 from protperf.app.inference_common import inference_command
 from protperf.errors import ConfigError
+from protperf.inference import load_model
 from protperf.inference.generate import Sampler, SamplingConfig
-from protperf.inference.loading import load_model
+from protperf.model.overrides import ModelOverrides
 
 
 @dataclass
 class GenerateConfig:
     """Root of ``protperf/conf/generate.yaml``."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     output: str = MISSING
     num_samples: int = 10
     max_length: int = 256  # residues, prompt included
@@ -33,7 +35,8 @@ class GenerateConfig:
 
 def generate(config: GenerateConfig) -> list[str]:
     """Sample ``num_samples`` proteins; writes ``output`` (FASTA, ids sample_0 ...)."""
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     if not model.causal:
         raise ConfigError(
             f"checkpoint {config.checkpoint} is a masked LM (task.objective=mlm); generate "

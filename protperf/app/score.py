@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -11,16 +11,18 @@ from omegaconf import MISSING
 from protperf.app.inference_common import inference_command
 from protperf.data.fasta import read_fasta
 from protperf.errors import InferenceInputError
-from protperf.inference.loading import load_model
+from protperf.inference import load_model
 from protperf.inference.mutations import read_variants
 from protperf.inference.score import Scorer, spearman_by_method
+from protperf.model.overrides import ModelOverrides
 
 
 @dataclass
 class ScoreConfig:
     """Root of ``protperf/conf/score.yaml``; methods None = all of the checkpoint's objective."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     mutations: str = MISSING
     wildtype: str | None = None  # FASTA (first record), or use a mutated_sequence column
     output: str = MISSING
@@ -42,7 +44,8 @@ def score(config: ScoreConfig) -> pd.DataFrame:
     """Score every variant; writes the input table plus one column per score."""
     wildtype = read_wildtype(config.wildtype) if config.wildtype else None
     variants = read_variants(config.mutations, wildtype)
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     scores = Scorer(model, config.batch_size).score_variants(variants, config.methods)
     table = pd.concat([variants.table, scores], axis=1)
     Path(config.output).parent.mkdir(parents=True, exist_ok=True)
