@@ -20,10 +20,11 @@ PACKAGE = Path(protperf.__file__).parent
 # layer -> the protperf layers it must not import
 FORBIDDEN = {
     "attention": {"data", "model", "analysis", "inference", "app", "structured"},
-    "data": {"attention", "model", "analysis", "inference", "app"},
-    "model": {"analysis", "inference", "app"},
-    "analysis": {"inference", "app"},
-    "inference": {"analysis", "app"},
+    "data": {"attention", "model", "analysis", "inference", "app", "pretrained"},
+    "model": {"analysis", "inference", "app", "pretrained"},
+    "analysis": {"inference", "app", "pretrained"},
+    "inference": {"analysis", "app", "pretrained"},
+    "pretrained": {"analysis", "inference", "app"},
 }
 
 

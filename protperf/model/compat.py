@@ -9,10 +9,12 @@ from typing import Any
 from protperf.data.alphabet import Alphabet
 from protperf.errors import CheckpointMismatchError
 
-# Model keys that change parameter shapes: a checkpoint only loads into the same values.
+# Model keys that change parameter shapes or what the weights compute: a checkpoint only
+# loads into the same values (keys a checkpoint lacks, from older versions, are not compared).
 ARCHITECTURE_KEYS = (
     "dim", "num_heads", "num_layers", "ffn_dim", "vocab_size", "position", "max_position",
-    "tie_embeddings",
+    "tie_embeddings", "layer_norm_eps", "norm_placement", "embedding_norm", "final_norm",
+    "token_type_vector", "token_dropout", "lm_head_transform",
 )
 
 
