@@ -36,7 +36,9 @@ from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 
 #: ESM-2 8M (esm2_t6_8M_UR50D): 6 layers, width 320, 20 heads, MLP 4 x 320.
 ESM2_8M = {"name": "esm2-8M-shape", "dim": 320, "num_heads": 20, "num_layers": 6,
-           "ffn_dim": 1280, "dropout": 0.0, "position": "rotary", "max_position": 1026}
+           "ffn_dim": 1280, "dropout": 0.0, "position": "rotary", "max_position": 1026,
+           "norm_placement": "pre", "final_norm": True, "lm_head_transform": True,
+           "token_dropout": True}
 METHODS = ("exact", "favor_relu", "favor_softmax")
 ARCH = "ESM-2 8M shape (6 layers, D=320, 20 heads, ff=1280, rotary), random weights"
 

@@ -58,8 +58,10 @@ one token per line in id order).
 """))
 
 
-def export_model(checkpoint: str | Path, out: str | Path, format: str = "protperf") -> Path:
-    """Export the model saved at ``checkpoint`` (.ckpt or export directory) to ``out``."""
+def export_model(checkpoint: str | Path, out: str | Path, format: str = "protperf",
+                 as_exact: bool = False) -> Path:
+    """Export the model saved at ``checkpoint`` (.ckpt or export directory) to ``out``;
+    ``as_exact``: write a Performer's weights for exact attention (``esm`` format)."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -68,7 +70,7 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     if format == "esm":
         from protperf.pretrained.esm_export import export_esm
 
-        return export_esm(saved, out)
+        return export_esm(saved, out, as_exact=as_exact)
     network = build_model(saved)
     model_config, task_config = resolve_configs(saved)
     hyper_parameters = {**saved.hyper_parameters, "model": to_plain(model_config),
@@ -86,13 +88,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", default="protperf", choices=FORMATS,
                         help="protperf (config.json + model.safetensors) or esm "
                              "(transformers EsmForMaskedLM)")
+    parser.add_argument("--as-exact", action="store_true",
+                        help="esm format: write a Performer's weights for exact attention "
+                             "(transformers' ESM has no Performer; outputs then differ)")
     return parser.parse_args(argv)
 
 
 @report_user_errors
 def run(argv: Sequence[str] | None = None) -> Path:
     args = parse_args(argv)
-    out = export_model(args.checkpoint, args.out, args.format)
+    out = export_model(args.checkpoint, args.out, args.format, args.as_exact)
     print(f"[protperf] exported {args.checkpoint} ({args.format} format) -> {out}", flush=True)
     return out
 

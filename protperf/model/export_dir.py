@@ -39,6 +39,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"
 CARD_FILE = "README.md"
+#: config.json key marking a Hugging Face directory written by ``protperf-export --format esm``.
+EXPORT_MARK = "protperf_export"
 
 
 def tied_parameter_names(network: nn.Module) -> set[str]:
@@ -123,13 +125,22 @@ def read_export_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     return hyper_parameters, state_dict
 
 
+def is_previous_export(path: str | Path) -> bool:
+    """Whether the directory ``path`` was written by protperf-export (either format)."""
+    try:
+        config = _read_json(Path(path) / CONFIG_FILE)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and (config.get("format") == FORMAT or EXPORT_MARK in config)
+
+
 def check_output_dir(out: str | Path) -> None:
     """``out`` may be missing, an empty directory or an earlier export (which is replaced);
     anything else raises :class:`CheckpointWriteError` naming it."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CheckpointWriteError(f"--out {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).is_file():
+    if out.is_dir() and any(out.iterdir()) and not is_previous_export(out):
         raise CheckpointWriteError(
             f"--out {out} is a non-empty directory that is not an export; choose a new or "
             "empty directory"

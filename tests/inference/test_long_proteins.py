@@ -34,7 +34,8 @@ def esm2_like_directory(tmp_path_factory):
 
     torch.manual_seed(0)
     config = ModelConfig(dim=32, num_heads=4, num_layers=2, ffn_dim=64, dropout=0.0,
-                         position="rotary", max_position=1026,
+                         position="rotary", max_position=1026, norm_placement="pre",
+                         final_norm=True, lm_head_transform=True, token_dropout=True,
                          attention=AttentionConfig(kind="exact", num_features=32))
     root = tmp_path_factory.mktemp("long")
     checkpoint = save_checkpoint(ProteinLanguageModel(config, causal=False), root / "esm.ckpt")
