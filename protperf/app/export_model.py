@@ -14,6 +14,7 @@ CHECKPOINT may itself be an export directory. OUT must be new, empty or an earli
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,51 @@ from protperf.structured import to_plain
 FORMATS = ("protperf", "esm")
 
 
-def model_card(hyper_parameters: Mapping[str, Any], source: str) -> str:
+def require_pretrained_extra(format: str) -> None:
+    """Writing an export needs huggingface_hub (the model card) and, for ``esm``, transformers:
+    the ``pretrained`` extra. One line naming it when missing."""
+    for module in ("huggingface_hub", *(["transformers"] if format == "esm" else [])):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(
+                f"protperf-export --format {format} needs {module}: pip install "
+                "'protperf[pretrained]'") from None
+
+
+USAGE = {
+    "protperf": """```python
+from protperf.inference import load_model, Embedder
+model = load_model("path/to/this/directory")
+```
+
+Every protperf command takes the directory as `checkpoint=DIR` (`protperf-embed`,
+`protperf-score`, `protperf-analyze`, `protperf-evaluate`, `protperf-train init_from=DIR`);
+`model.attention.kind=favor_relu` runs exact-attention weights as a Performer.
+Files: `config.json` (model, task, alphabet), `model.safetensors`, `vocab.txt` (the alphabet,
+one token per line in id order).
+""",
+    "esm": """```python
+from transformers import AutoTokenizer, EsmForMaskedLM
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")
+model = EsmForMaskedLM.from_pretrained("path/to/this/directory")
+logits = model(**tokenizer(["MKTAYIAKQR"], return_tensors="pt")).logits
+```
+
+The vocabulary (`vocab.txt`) is protperf's alphabet in its id order, not facebook/esm2's: use
+the tokenizer saved here. The contact head is not trained (zeros).
+""",
+}
+
+
+def model_card(hyper_parameters: Mapping[str, Any], source: str, format: str = "protperf") -> str:
     """README.md of an export directory: metadata for the Hub and how to use the model."""
     from huggingface_hub import ModelCard, ModelCardData
 
     model, task = hyper_parameters["model"], hyper_parameters["task"]
     objective = {"mlm": "masked", "clm": "causal"}.get(task.get("objective"), "")
-    data = ModelCardData(library_name="protperf",
+    library = "protperf" if format == "protperf" else "transformers"
+    data = ModelCardData(library_name=library,
                          tags=["protein-language-model", "protperf", model["attention"]["kind"]])
     return str(ModelCard(f"""---
 {data.to_yaml()}
@@ -45,17 +84,7 @@ A protein {objective} language model trained with protperf, exported from `{sour
 {model["num_layers"]} layers, width {model["dim"]}, {model["num_heads"]} heads,
 `{model["position"]}` positions, attention `{model["attention"]["kind"]}`.
 
-```python
-from protperf.inference import load_model, Embedder
-model = load_model("path/to/this/directory")
-```
-
-Every protperf command takes the directory as `checkpoint=DIR` (`protperf-embed`,
-`protperf-score`, `protperf-analyze`, `protperf-evaluate`, `protperf-train init_from=DIR`);
-`model.attention.kind=favor_relu` runs exact-attention weights as a Performer.
-Files: `config.json` (model, task, alphabet), `model.safetensors`, `vocab.txt` (the alphabet,
-one token per line in id order).
-"""))
+{USAGE[format]}"""))
 
 
 def export_model(checkpoint: str | Path, out: str | Path, format: str = "protperf",
@@ -64,13 +93,15 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     ``as_exact``: write a Performer's weights for exact attention (``esm`` format)."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
+    require_pretrained_extra(format)
     out = Path(out)
     check_output_dir(out)
     saved = read_saved_model(checkpoint)
     if format == "esm":
         from protperf.pretrained.esm_export import export_esm
 
-        return export_esm(saved, out, as_exact=as_exact)
+        return export_esm(saved, out, as_exact=as_exact,
+                          card=model_card(saved.hyper_parameters, Path(checkpoint).name, "esm"))
     network = build_model(saved)
     model_config, task_config = resolve_configs(saved)
     hyper_parameters = {**saved.hyper_parameters, "model": to_plain(model_config),

@@ -124,8 +124,11 @@ def esm_state_dict(state: dict[str, torch.Tensor], model: ModelConfig) -> dict[s
     return {name: tensor.detach().clone().contiguous() for name, tensor in out.items()}
 
 
-def export_esm(saved: SavedModel, out: str | Path, as_exact: bool = False) -> Path:
-    """Write ``saved`` as an ``EsmForMaskedLM`` directory at ``out`` (complete or untouched)."""
+def export_esm(
+    saved: SavedModel, out: str | Path, as_exact: bool = False, card: str | None = None
+) -> Path:
+    """Write ``saved`` as an ``EsmForMaskedLM`` directory at ``out`` (complete or untouched),
+    with ``card`` as its README.md."""
     from transformers import EsmForMaskedLM, EsmTokenizer
 
     out = Path(out)
@@ -154,6 +157,8 @@ def export_esm(saved: SavedModel, out: str | Path, as_exact: bool = False) -> Pa
         hf_model.save_pretrained(staging)
         (staging / "vocab.txt").write_text("\n".join(Alphabet().tokens) + "\n")
         EsmTokenizer(vocab_file=str(staging / "vocab.txt")).save_pretrained(staging)
+        if card is not None:
+            (staging / "README.md").write_text(card)
         replace_directory(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -84,6 +84,13 @@ def test_init_from_an_export_directory(exact_checkpoint, tmp_path):
     summary = train(compose_train(["model=performer_relu", f"init_from={directory}",
                                    "trainer.max_steps=1"], output_dir=tmp_path / "run"))
     assert summary["attention"] == "favor_relu" and summary["step"] == 1
+    table = evaluate(compose_evaluate(
+        [f"checkpoints=[{directory}]", "model.attention.kind=favor_relu",
+         *[o for o in TINY if o.startswith(("data.", "trainer.limit_test"))],
+         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"],
+        output_dir=tmp_path / "evaluate"))
+    assert table["trained_attention"].tolist() == ["exact"]
+    assert table["eval_attention"].tolist() == ["favor_relu"]
 
 
 def test_evaluate_exact_as_performer_with_finetune(exact_checkpoint, tmp_path):

@@ -81,6 +81,7 @@ def test_the_saved_tokenizer_encodes_with_protperf_ids(tmp_path):
     assert torch.equal(encoded["attention_mask"].bool(), mask)
     assert tokenizer.convert_ids_to_tokens(list(range(6))) == [
         "<pad>", "<mask>", "<cls>", "<eos>", "<unk>", "A"]
+    assert "library_name: transformers" in (directory / "README.md").read_text()
 
 
 def test_the_export_imports_back_unchanged(tmp_path):
