@@ -1,7 +1,7 @@
 """The errors every layer of protperf may raise and the applications report in one line.
 
 Each message names what was wrong and where (file, line, record, row or config key); the
-commands print it as ``error: MESSAGE`` and exit non-zero (:mod:`protperf.app.cli`).
+commands print it as ``error: MESSAGE`` and exit non-zero (:mod:`protperf.cli.command`).
 """
 
 from __future__ import annotations

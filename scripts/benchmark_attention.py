@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from benchmark_log import BENCHMARK_DIR, append_rows, provenance, write_report
 
-from protperf.app.benchmark_log import BENCHMARK_DIR, append_rows, provenance, write_report
 from protperf.attention import AttentionConfig, MultiHeadAttention
 from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
 from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized

@@ -3,7 +3,7 @@
 Every control is a one-layer model whose exact attention logits are beta x BLOSUM62 (+ a
 per-head key preference gamma x BLOSUM62[c_h, .] and positional noise; see
 ``protperf.analysis.controls``), saved as a checkpoint and analysed with the configuration of
-``scripts/analyze.py`` (``protperf.app.compose.compose_config`` + ``resolve_config`` +
+``scripts/analyze.py`` (``protperf.cli.compose.compose_config`` + ``load_config`` +
 ``analyze``), as exact
 attention and as FAVOR+ softmax / ReLU with m random features (linear-time aggregate).
 
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
 from protperf.analysis.controls import PlantedConfig, save_planted_checkpoint
 from protperf.analysis.report import analyze
-from protperf.app.analyze import resolve_config
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
-from protperf.app.compose import compose_config
-from protperf.app.report import markdown_table
+from protperf.cli.compose import compose_config
+from protperf.cli.registry import load_config
+from protperf.reporting.tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def controls(args: argparse.Namespace):
 def run_control(family: str, config: PlantedConfig, args, workdir: Path) -> dict:
     checkpoint = save_planted_checkpoint(config, workdir / "planted.ckpt")
     methods = "[similarity,vig,embedding]"
-    analysis = resolve_config(compose_config("analyze", [
+    analysis = load_config("analyze", compose_config("analyze", [
         f"checkpoint={checkpoint}", f"output_dir={workdir / 'analysis'}", f"methods={methods}",
         f"data.max_sequences={args.sequences}", f"data.max_length={args.max_length}",
         f"permutations={args.permutations}", "figures=false", "progress=false",

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
-from protperf.app.report import markdown_table
 from protperf.data.fasta import read_fasta
+from protperf.reporting.tables import markdown_table
 from protperf.resources import SAMPLE_FASTA
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.attention import AttentionConfig
 from protperf.attention.backends import causal_kernel
 from protperf.attention.ops.causal_fla import fla_available, fla_chunk_simple_gla

@@ -30,8 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 ARCH = {"dim": 128, "num_heads": 4, "num_layers": 2, "ffn_dim": 512, "dropout": 0.0,

@@ -31,8 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
 #: ESM-2 8M (esm2_t6_8M_UR50D): 6 layers, width 320, 20 heads, MLP 4 x 320.
 ESM2_8M = {"name": "esm2-8M-shape", "dim": 320, "num_heads": 20, "num_layers": 6,

@@ -6,7 +6,7 @@
 
 import sys
 
-from protperf.app.benchmark_log import main
+from benchmark_log import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
-from protperf.app.benchmark_log import BENCHMARK_DIR, log_run, provenance
 from protperf.conf import CONF_DIR
 
 KINDS = {"identity": "identity", "transformer": "exact", "performer_softmax": "favor_softmax",
@@ -225,12 +225,12 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
 def run_quality(args: argparse.Namespace) -> pd.DataFrame:
     from hydra import compose, initialize_config_dir
 
-    from protperf.app.baseline import label_counts, unigram_scores
-    from protperf.app.schema import register_configs
-    from protperf.app.train import resolve_config, train
+    from protperf.app.train import train
+    from protperf.cli.registry import load_config, register_schemas
     from protperf.data.datamodule import ProteinDataModule
+    from protperf.reporting.baseline import label_counts, unigram_scores
 
-    register_configs()
+    register_schemas()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(
         version_base="1.3", config_dir=str(CONF_DIR)
@@ -247,7 +247,7 @@ def run_quality(args: argparse.Namespace) -> pd.DataFrame:
                     *args.override,
                 ])
                 if unigram is None:
-                    config = resolve_config(cfg)
+                    config = load_config("train", cfg)
                     torch.manual_seed(args.seed)
                     datamodule = ProteinDataModule(config.data, objective=objective)
                     datamodule.setup("fit")

@@ -1,7 +1,8 @@
 """The package's layers: data flows one way, no import cycles, importing changes no global state.
 
-``attention`` imports nothing else of protperf; ``data`` neither model, analysis, inference nor
-app; ``model`` not analysis, inference or app; only ``app`` imports ``app``. Imports inside
+``attention`` imports nothing else of protperf; ``data`` neither model, analysis nor inference;
+no library layer imports the command side (runtime, reporting, cli, app); only ``app`` imports
+``app``. Imports inside
 functions count too, so a cycle cannot hide behind a function-local import.
 """
 
@@ -17,14 +18,20 @@ import pytest
 import protperf
 
 PACKAGE = Path(protperf.__file__).parent
-# layer -> the protperf layers it must not import
+# layer -> the protperf layers it must not import. Bottom to top: attention; data; model;
+# analysis and inference; runtime (training runtime) and reporting; cli (the Hydra home); app.
+COMMAND_SIDE = {"runtime", "reporting", "cli", "app"}
 FORBIDDEN = {
-    "attention": {"data", "model", "analysis", "inference", "app", "structured"},
-    "data": {"attention", "model", "analysis", "inference", "app", "pretrained"},
-    "model": {"analysis", "inference", "app", "pretrained"},
-    "analysis": {"inference", "app", "pretrained"},
-    "inference": {"analysis", "app", "pretrained"},
-    "pretrained": {"analysis", "inference", "app"},
+    "attention": {"data", "model", "analysis", "inference", "structured", "pretrained"}
+    | COMMAND_SIDE,
+    "data": {"attention", "model", "analysis", "inference", "pretrained"} | COMMAND_SIDE,
+    "model": {"analysis", "inference", "pretrained"} | COMMAND_SIDE,
+    "analysis": {"inference", "pretrained"} | COMMAND_SIDE,
+    "inference": {"analysis", "pretrained"} | COMMAND_SIDE,
+    "pretrained": {"analysis", "inference"} | COMMAND_SIDE,
+    "runtime": {"analysis", "inference", "reporting", "cli", "app"},
+    "reporting": {"runtime", "cli", "app"},
+    "cli": {"reporting", "app"},
 }
 
 

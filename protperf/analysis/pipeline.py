@@ -81,7 +81,7 @@ class AnalyzeConfig:
     grid_max_length: crop that protein to this many tokens for the grid.
     figures: write the PNG/SVG figures (false: tables, matrices and summary only).
     wandb: also log the PNG figures to a wandb run in ``<output_dir>/wandb`` (offline unless
-        ``WANDB_MODE`` says otherwise; :mod:`protperf.app.wandb_figures`).
+        ``WANDB_MODE`` says otherwise; :mod:`protperf.reporting.wandb_figures`).
     """
 
     checkpoint: str | None = None

@@ -1,1 +1,2 @@
-"""Thin applications over the library: train, evaluate, analyze, embed, score, generate."""
+"""The commands (``protperf-<name>`` console scripts, ``scripts/<name>.py``): thin layers over
+the library, configured through :mod:`protperf.cli`."""

@@ -11,31 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
-
 from protperf.analysis.curve import analyze_checkpoints
 from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig
 from protperf.analysis.report import analyze
-from protperf.app.cli import hydra_command
-from protperf.app.wandb_figures import log_analysis_figures
-from protperf.errors import ConfigError
-from protperf.structured import to_dataclass
-
-
-def register_config() -> None:
-    """Register :class:`AnalyzeConfig` as Hydra's ``analyze_schema`` (types conf/analyze.yaml)."""
-    ConfigStore.instance().store(name="analyze_schema", node=AnalyzeConfig)
-
-
-def resolve_config(cfg: DictConfig) -> AnalyzeConfig:
-    """Hydra DictConfig -> validated :class:`AnalyzeConfig` (errors name the key)."""
-    config = to_dataclass(AnalyzeConfig, cfg)
-    try:
-        config.validate()
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    return config
+from protperf.cli.command import command
+from protperf.reporting.wandb_figures import log_analysis_figures
+from protperf.structured import to_plain
 
 
 def summary_line(result: AnalysisResult, output_dir: str) -> str:
@@ -70,13 +51,12 @@ def _fmt(value: Any) -> str:
     return "nan" if value is None else f"{value:.3g}"
 
 
-@hydra_command("analyze", register_config)
-def main(cfg: DictConfig) -> None:
-    config = resolve_config(cfg)
+@command("analyze")
+def main(config: AnalyzeConfig) -> None:
     if config.checkpoints or config.run_dir:
         result = analyze_checkpoints(config)[-1]  # the summary line of the last checkpoint
     else:
         result = analyze(config)
     if config.wandb:
-        log_analysis_figures(config.output_dir, OmegaConf.to_container(cfg, resolve=True))
-    print(summary_line(result, cfg.output_dir), flush=True)
+        log_analysis_figures(config.output_dir, to_plain(config))
+    print(summary_line(result, config.output_dir), flush=True)

@@ -15,9 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from protperf.app.report import write_table
-from protperf.app.run_plots import plot_curves
-from protperf.app.runs import METRICS, collect_runs
+from protperf.reporting.run_plots import plot_curves
+from protperf.reporting.runs import METRICS, collect_runs
+from protperf.reporting.tables import write_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,47 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import MISSING
 from tqdm import tqdm
 
-from protperf.app.inference_common import inference_command
+from protperf.cli.command import command
+from protperf.cli.config import EmbedConfig
 from protperf.data.fasta import read_fasta
 from protperf.inference import load_model
 from protperf.inference.embed import Embedder
 from protperf.inference.embed_io import EmbeddingWriter
-from protperf.model.overrides import ModelOverrides
 from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class EmbedData:
-    """The input FASTA (plain or .gz); None = the bundled sample."""
-
-    path: str | None = None
 
 
-@dataclass
-class EmbedConfig:
-    """Root of ``protperf/conf/embed.yaml``; see :mod:`protperf.inference.embed` for the policy."""
-
-    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
-    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
-    data: EmbedData = field(default_factory=EmbedData)
-    output_dir: str = MISSING
-    layers: list[int] = field(default_factory=lambda: [-1])
-    include: list[str] = field(default_factory=lambda: ["mean"])  # mean, per_tok
-    toks_per_batch: int = 4096
-    format: str = "npy"  # npy (chunks + index) | npz | pt (one file per protein)
-    proteins_per_file: int = 1000
-    too_long: str = "crop"  # crop | error (models with a learned positional table)
-    device: str = "cpu"
-    progress: bool = True
-    run_name: str = "embed"
 
 
 def embed(config: EmbedConfig) -> Path:
@@ -67,4 +43,4 @@ def embed(config: EmbedConfig) -> Path:
     return index
 
 
-main = inference_command("embed", embed, EmbedConfig)
+main = command("embed")(embed)

@@ -10,51 +10,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import pandas as pd
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import DictConfig
 
-from protperf.app.cli import hydra_command
-from protperf.app.config import TrainerConfig
-from protperf.app.report import write_table
-from protperf.data.config import DataConfig
+from protperf.cli.command import command
+from protperf.cli.config import EvaluateConfig
+from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
 from protperf.errors import ConfigError
 from protperf.model.checkpoint import load_module
 from protperf.model.loading import read_saved_model
-from protperf.model.overrides import ModelOverrides
-from protperf.structured import to_dataclass
+from protperf.reporting.tables import write_table
 
 log = logging.getLogger(__name__)
 
-@dataclass
-class FinetuneConfig:
-    """Train ``steps`` steps on the train split before evaluating (0 = evaluate as loaded)."""
-
-    steps: int = 0
-    lr: float | None = None
-    warmup_steps: int = 0
 
 
-@dataclass
-class EvaluateConfig:
-    """Root of ``conf/evaluate.yaml``."""
-
-    checkpoints: list[str] = MISSING
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelOverrides = field(default_factory=ModelOverrides)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    split: str = "test"
-    seed: int = 42
-    run_name: str = "evaluate"
-    output_dir: str = "outputs/evaluate"
-    table_name: str = "evaluation"
 
 
 def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
@@ -102,9 +77,9 @@ def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
     }
 
 
-def evaluate(cfg: DictConfig) -> pd.DataFrame:
+def evaluate(cfg: DictConfig | EvaluateConfig) -> pd.DataFrame:
     """Evaluate every checkpoint; writes ``<output_dir>/<table_name>.csv`` and ``.md``."""
-    config = to_dataclass(EvaluateConfig, cfg)
+    config = load_config("evaluate", cfg)
     if isinstance(config.checkpoints, str):
         config.checkpoints = [config.checkpoints]
     rows = [evaluate_checkpoint(path, config) for path in config.checkpoints]
@@ -116,11 +91,6 @@ def evaluate(cfg: DictConfig) -> pd.DataFrame:
     return table
 
 
-def register_configs() -> None:
-    """Store ``evaluate_schema`` (what ``conf/evaluate.yaml`` names in its defaults)."""
-    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
-
-
-@hydra_command("evaluate", register_configs)
-def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+@command("evaluate")
+def main(config: EvaluateConfig) -> None:
+    evaluate(config)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from protperf.app.cli import report_user_errors
+from protperf.cli.command import report_user_errors
 from protperf.errors import ConfigError
 from protperf.model.export_dir import check_output_dir, write_export_dir
 from protperf.model.loading import build_model, read_saved_model, resolve_configs

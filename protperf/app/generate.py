@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import MISSING
-
-from protperf.app.inference_common import inference_command
+from protperf.cli.command import command
+from protperf.cli.config import GenerateConfig
 from protperf.errors import ConfigError
 from protperf.inference import load_model
 from protperf.inference.generate import Sampler, SamplingConfig
-from protperf.model.overrides import ModelOverrides
-
-
-@dataclass
-class GenerateConfig:
-    """Root of ``protperf/conf/generate.yaml``."""
-
-    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
-    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
-    output: str = MISSING
-    num_samples: int = 10
-    max_length: int = 256  # residues, prompt included
-    seed: int = 0
-    temperature: float = 1.0  # 0 = greedy
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1 = off
-    prompt: str = ""
-    batch_size: int = 16
-    device: str = "cpu"
-    run_name: str = "generate"
 
 
 def generate(config: GenerateConfig) -> list[str]:
@@ -54,4 +32,4 @@ def generate(config: GenerateConfig) -> list[str]:
     return proteins
 
 
-main = inference_command("generate", generate, GenerateConfig)
+main = command("generate")(generate)

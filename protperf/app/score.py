@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import MISSING
 
-from protperf.app.inference_common import inference_command
+from protperf.cli.command import command
+from protperf.cli.config import ScoreConfig
 from protperf.data.fasta import read_fasta
 from protperf.errors import InferenceInputError
 from protperf.inference import load_model
 from protperf.inference.mutations import read_variants
 from protperf.inference.score import Scorer, spearman_by_method
-from protperf.model.overrides import ModelOverrides
-
-
-@dataclass
-class ScoreConfig:
-    """Root of ``protperf/conf/score.yaml``; methods None = all of the checkpoint's objective."""
-
-    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
-    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
-    mutations: str = MISSING
-    wildtype: str | None = None  # FASTA (first record), or use a mutated_sequence column
-    output: str = MISSING
-    methods: list[str] | None = None  # mlm: masked_marginal, wt_marginal, pll; clm: llr, ...
-    batch_size: int = 32
-    device: str = "cpu"
-    run_name: str = "score"
 
 
 def read_wildtype(path: str) -> str:
@@ -59,4 +42,4 @@ def score(config: ScoreConfig) -> pd.DataFrame:
     return table
 
 
-main = inference_command("score", score, ScoreConfig)
+main = command("score")(score)

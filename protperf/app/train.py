@@ -13,34 +13,28 @@ from typing import Any
 import lightning.pytorch as pl
 from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from protperf.app.cli import hydra_command
-from protperf.app.config import TrainConfig, validate
-from protperf.app.launch import check_ddp_launch
-from protperf.app.preemption import ResumeCheckpoint
-from protperf.app.run_dir import resolve_ckpt_path
-from protperf.app.schema import register_configs
+from protperf.cli.command import command
+from protperf.cli.config import TrainConfig
+from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
 from protperf.errors import ConfigError
-from protperf.model.checkpoint import AtomicCheckpointIO, load_module, read_checkpoint
+from protperf.model.checkpoint import load_module, read_checkpoint
 from protperf.model.lightning import ProteinLMModule
-from protperf.structured import to_dataclass, to_plain
+from protperf.runtime.checkpoint_io import AtomicCheckpointIO
+from protperf.runtime.launch import check_ddp_launch
+from protperf.runtime.preemption import ResumeCheckpoint
+from protperf.runtime.run_dir import resolve_ckpt_path
+from protperf.structured import to_plain
 
 log = logging.getLogger(__name__)
 
 
-def resolve_config(cfg: DictConfig) -> TrainConfig:
-    """Instantiate the typed config (runs every ``__post_init__``) and :func:`validate` it."""
-    config = to_dataclass(TrainConfig, cfg)
-    validate(config)
-    return config
-
-
-def build_trainer(cfg: DictConfig, config: TrainConfig) -> pl.Trainer:
+def build_trainer(config: TrainConfig) -> pl.Trainer:
     """A Lightning Trainer with the configured loggers and callbacks (Hydra ``_target_`` nodes)."""
-    loggers = [instantiate(node) for node in (cfg.logger or {}).values() if node]
-    callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node]
+    loggers = [instantiate(node) for node in config.logger.values() if node]
+    callbacks = [instantiate(node) for node in config.callbacks.values() if node]
     has_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks)
     # Requeue has one owner: submitit (hydra/launcher=slurm), after ResumeCheckpoint saved;
     # Lightning's own SLURM handler would save mid-step and requeue a second time.
@@ -72,9 +66,9 @@ def build_module(config: TrainConfig) -> ProteinLMModule:
     return module
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig | TrainConfig) -> dict[str, Any]:
     """Fit, validate the final weights, write ``summary.json``; returns the summary."""
-    config = resolve_config(cfg)
+    config = load_config("train", cfg)
     check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes)
     pl.seed_everything(config.seed, workers=True)
     ckpt_path = resolve_ckpt_path(config.ckpt_path, config.output_dir)
@@ -84,11 +78,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         read_checkpoint(ckpt_path)  # a missing, corrupt or unsafe file: one line, before fit
     datamodule = ProteinDataModule(config.data, objective=config.task.objective)
     module = build_module(config)
-    trainer = build_trainer(cfg, config)
+    trainer = build_trainer(config)
     if ckpt_path is not None:
         keep_csv_history(trainer)
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(to_plain(config))
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     resume = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
     if resume is not None and resume.stopped_at is not None:
@@ -201,7 +195,7 @@ def summary_line(summary: dict[str, Any]) -> str:
     return line + f" checkpoint={summary['checkpoint']}"
 
 
-@hydra_command("train", register_configs)
-def main(cfg: DictConfig) -> float:
+@command("train")
+def main(config: TrainConfig) -> float:
     """Train; returns the final validation loss (the objective of Hydra sweepers)."""
-    return train(cfg)["val_loss"]
+    return train(config)["val_loss"]

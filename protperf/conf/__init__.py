@@ -1,6 +1,6 @@
 """Hydra configs of the applications (package data; ``train.yaml`` is the training root).
 
-YAML files hold only what differs from the dataclass defaults (:mod:`protperf.app.config`,
+YAML files hold only what differs from the dataclass defaults (:mod:`protperf.cli.config`,
 :mod:`protperf.model.config`, :mod:`protperf.data.config`).
 """
 

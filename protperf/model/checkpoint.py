@@ -1,57 +1,26 @@
-"""The LightningModule of a saved model (:func:`load_module`) and atomic checkpoint writing
-(:class:`AtomicCheckpointIO`); reading is Lightning-free in :mod:`protperf.model.loading`."""
+"""The LightningModule of a saved model (:func:`load_module`), for training and evaluation;
+reading is Lightning-free in :mod:`protperf.model.loading` (writing checkpoints atomically:
+:mod:`protperf.runtime.checkpoint_io`)."""
 
 from __future__ import annotations
 
-import errno
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from protperf.errors import CheckpointMismatchError, CheckpointWriteError
+from protperf.errors import CheckpointMismatchError
 from protperf.model.lightning import ProteinLMModule
 from protperf.model.loading import (
     feature_seed,
-    first_line,
     load_weights,
     read_checkpoint,
     read_saved_model,
     resolve_configs,
 )
 
-__all__ = ["AtomicCheckpointIO", "CheckpointMismatchError", "load_module", "read_checkpoint"]
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, but a file appears only complete: written next to the
-    target (``.<name>.tmp-<pid>``) and renamed over it.  A failed write (disk full, no
-    permission) removes the partial file and raises :class:`CheckpointWriteError` naming it."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            super().save_checkpoint(checkpoint, partial, storage_options)
-            os.replace(partial, path)
-        except (OSError, RuntimeError) as error:
-            partial.unlink(missing_ok=True)
-            raise CheckpointWriteError(
-                f"cannot write checkpoint {path}: {_reason(error)}") from None
-
-
-def _reason(error: BaseException) -> str:
-    for cause in (error, error.__cause__, error.__context__):
-        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return "no space left on the device (free some space, or set a checkpoint " \
-                   "dirpath on another disk)"
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-    text = first_line(error)
-    return "no space left on the device" if "write failed" in text else text
+__all__ = ["CheckpointMismatchError", "load_module", "read_checkpoint"]
 
 
 def load_module(

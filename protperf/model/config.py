@@ -1,7 +1,7 @@
 """Typed configuration of the language models and their training (mirrored by ``conf/``).
 
 The YAML files under ``conf/model``, ``conf/task``, ``conf/trainer`` ... are merged into these
-dataclasses by Hydra (see :mod:`protperf.app.schema`), so an unknown key or a wrong type is
+dataclasses by Hydra (see :mod:`protperf.cli.registry`), so an unknown key or a wrong type is
 rejected by OmegaConf, and :func:`validate` checks the relations between keys (heads dividing
 the width, the window fitting the positional table, ...) with messages naming the keys.
 """

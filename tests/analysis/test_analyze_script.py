@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from protperf.app.schema import register_configs
 from protperf.app.train import train
+from protperf.cli.registry import register_schemas
 from protperf.conf import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("train")
-    register_configs()
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose("train", overrides=[*TINY, f"output_dir={out}",
                                           f"data.cache_dir={out / 'prepared'}"])

@@ -1,7 +1,7 @@
 """Planted positive controls: the analysis recovers BLOSUM62 when it is there, and only then.
 
 Every analysis goes through a saved checkpoint and the configuration ``scripts/analyze.py``
-composes (``compose_config("analyze", ...)`` + ``resolve_config`` + ``analyze``), on 8
+composes (``compose_config("analyze", ...)`` + ``load_config`` + ``analyze``), on 8
 proteins of the bundled sample cropped to 256 tokens, with fixed seeds (model seed 0,
 permutation seed 0).
 """
@@ -23,8 +23,8 @@ from protperf.analysis.controls import (
 from protperf.analysis.embedding import amino_acid_embeddings, cosine_similarity
 from protperf.analysis.report import analyze
 from protperf.analysis.residues import ALPHABET
-from protperf.app.analyze import resolve_config
-from protperf.app.compose import compose_config
+from protperf.cli.compose import compose_config
+from protperf.cli.registry import load_config
 from protperf.model.checkpoint import load_module
 
 DATA = ["data.max_sequences=8", "data.max_length=256", "permutations=200", "figures=false",
@@ -32,7 +32,7 @@ DATA = ["data.max_sequences=8", "data.max_length=256", "permutations=200", "figu
 
 
 def run(checkpoint, tmp_path, *overrides: str) -> dict:
-    config = resolve_config(compose_config("analyze", [
+    config = load_config("analyze", compose_config("analyze", [
         f"checkpoint={checkpoint}", f"output_dir={tmp_path / 'out'}", *DATA, *overrides]))
     return analyze(config).summary
 

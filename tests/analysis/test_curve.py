@@ -8,8 +8,8 @@ import pytest
 from protperf.analysis.controls import PlantedConfig, planted_module, save_checkpoint
 from protperf.analysis.curve import analyze_checkpoints, checkpoints_by_step, find_checkpoints
 from protperf.analysis.report import analyze
-from protperf.app.analyze import resolve_config
-from protperf.app.compose import compose_config
+from protperf.cli.compose import compose_config
+from protperf.cli.registry import load_config
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_checkpoints_by_step_sorts_and_prefers_named_over_last(run_dir):
 
 def test_learning_curve_over_a_run_directory(run_dir, tmp_path):
     out = tmp_path / "curve"
-    config = resolve_config(compose_config("analyze", [
+    config = load_config("analyze", compose_config("analyze", [
         f"run_dir={run_dir}", f"output_dir={out}", "figures=false",
         "methods=[similarity,embedding]", "data.max_sequences=8", "data.max_length=256",
         "permutations=200", "progress=false"]))
@@ -56,21 +56,20 @@ def test_run_dir_without_checkpoints_is_named(tmp_path):
 def test_checkpoints_and_run_dir_together_are_rejected(tmp_path):
     message = r"give checkpoints=\[\.\.\.\] or run_dir=\.\.\., not both"
     with pytest.raises(ValueError, match=message):
-        resolve_config(compose_config("analyze", ["checkpoints=[a.ckpt]", "run_dir=run",
+        load_config("analyze", compose_config("analyze", ["checkpoints=[a.ckpt]", "run_dir=run",
                                                   f"output_dir={tmp_path}"]))
 
 
 def test_library_analyze_points_checkpoint_lists_to_the_curve(tmp_path):
-    config = resolve_config(compose_config("analyze", ["checkpoints=[a.ckpt]",
+    config = load_config("analyze", compose_config("analyze", ["checkpoints=[a.ckpt]",
                                                        f"output_dir={tmp_path}"]))
     with pytest.raises(ValueError, match="analyzed by protperf.analysis.curve.analyze_checkpoints"):
         analyze(config)
 
 
 def test_paper_blosum_experiment_keeps_curve_checkpoints():
-    from protperf.app.train import resolve_config as resolve_train
 
-    config = resolve_train(compose_config("train", [
+    config = load_config("train", compose_config("train", [
         "experiment=paper_blosum_performer_relu", "output_dir=o", "data.path=/data/uniref50"]))
     assert config.model.attention.kind == "favor_relu" and config.task.objective == "mlm"
     assert (config.model.num_layers, config.model.num_heads, config.model.dim) == (36, 8, 512)

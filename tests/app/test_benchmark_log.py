@@ -1,15 +1,14 @@
-"""protperf.app.benchmark_log: appending rows with provenance and the generated README."""
+"""scripts/benchmark_log.py: appending rows with provenance and the generated README."""
 
 from __future__ import annotations
 
 import subprocess
 
+import benchmark_log
 import pandas as pd
 import pytest
 import torch
-
-from protperf.app import benchmark_log
-from protperf.app.benchmark_log import (
+from benchmark_log import (
     PROVENANCE,
     append_rows,
     command_args,

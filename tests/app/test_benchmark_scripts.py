@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
-from protperf.app.benchmark_log import PROVENANCE
+from benchmark_log import PROVENANCE
 
 REPO = Path(__file__).resolve().parents[2]
 

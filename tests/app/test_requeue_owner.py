@@ -7,15 +7,15 @@ import signal
 from hydra import compose, initialize_config_dir
 from submitit.slurm.slurm import SlurmJobEnvironment, _make_sbatch_string
 
-from protperf.app.preemption import STOP_SIGNALS
-from protperf.app.schema import register_configs
-from protperf.app.train import build_trainer, resolve_config
+from protperf.app.train import build_trainer
+from protperf.cli.registry import load_config, register_schemas
 from protperf.conf import CONF_DIR
+from protperf.runtime.preemption import STOP_SIGNALS
 from tests.model.conftest import compose_train
 
 
 def _compose(overrides: list[str]):
-    register_configs()
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose("train", overrides=overrides, return_hydra_config=True)
 
@@ -34,7 +34,7 @@ def test_lightning_does_not_requeue_under_slurm(monkeypatch, tmp_path):
                        "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
         monkeypatch.setenv(key, value)
     cfg = compose_train([], output_dir=tmp_path)
-    trainer = build_trainer(cfg, resolve_config(cfg))
+    trainer = build_trainer(load_config("train", cfg))
     environment = trainer._accelerator_connector.cluster_environment
     assert type(environment).__name__ == "SLURMEnvironment"
     assert environment.auto_requeue is False

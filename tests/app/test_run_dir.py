@@ -11,24 +11,24 @@ from concurrent.futures import ThreadPoolExecutor
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from protperf.app.run_dir import claim_unique_dir, newest_checkpoint, resolve_ckpt_path
-from protperf.app.schema import register_configs
+from protperf.cli.registry import register_schemas
 from protperf.conf import CONF_DIR
+from protperf.runtime.run_dir import claim_unique_dir, newest_checkpoint, resolve_ckpt_path
 from tests.model.conftest import REPO, TINY
 
 
 def test_claims_are_distinct_and_repeat_within_a_process(tmp_path, monkeypatch):
-    monkeypatch.setattr("protperf.app.run_dir._claimed", {})
+    monkeypatch.setattr("protperf.runtime.run_dir._claimed", {})
     base = str(tmp_path / "outputs" / "2026-01-01_00-00-00")
     first = claim_unique_dir(base)
     assert first == base and os.path.isdir(first)
     assert claim_unique_dir(base) == first  # Hydra resolves the directory several times
-    monkeypatch.setattr("protperf.app.run_dir._claimed", {})  # another process
+    monkeypatch.setattr("protperf.runtime.run_dir._claimed", {})  # another process
     assert claim_unique_dir(base) == base + "_1"
 
 
 def test_default_run_and_sweep_dirs_are_claimed():
-    register_configs()
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose("train", return_hydra_config=True)
     hydra = OmegaConf.to_container(cfg.hydra, resolve=False)

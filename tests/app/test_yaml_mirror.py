@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from protperf.analysis.pipeline import AnalyzeConfig
-from protperf.app.config import TrainConfig, TrainerConfig
 from protperf.app.evaluate import EvaluateConfig
+from protperf.cli.config import TrainConfig, TrainerConfig
 from protperf.conf import CONF_DIR
 from protperf.data.config import DataConfig
 from protperf.model.config import ModelConfig, TaskConfig
@@ -69,12 +69,11 @@ def test_yaml_keys_exist_and_differ_from_the_dataclass(path, schema):
 def test_the_default_training_config_is_the_dataclass_default():
     from hydra import compose, initialize_config_dir
 
-    from protperf.app.schema import register_configs
-    from protperf.app.train import resolve_config
+    from protperf.cli.registry import load_config, register_schemas
 
-    register_configs()
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        config = resolve_config(compose("train", overrides=["output_dir=unused"]))
+        config = load_config("train", compose("train", overrides=["output_dir=unused"]))
     defaults = TrainConfig()
     assert config.model == defaults.model  # the model scripts/train.py trains is ModelConfig()
     for section in ("data", "task", "optim", "trainer"):

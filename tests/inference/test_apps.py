@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protperf.app.compose import compose_config
-from protperf.app.embed import EmbedConfig, embed
-from protperf.app.generate import GenerateConfig, generate
-from protperf.app.inference_common import run_app
-from protperf.app.score import ScoreConfig, score
+import protperf.app.embed
+import protperf.app.generate
+import protperf.app.score
+from protperf.app.embed import embed
+from protperf.app.generate import generate
+from protperf.app.score import score
+from protperf.cli.compose import compose_config
 from protperf.data.fasta import read_fasta
 from protperf.inference.embed_io import load_means
 from protperf.resources import SAMPLE_FASTA
@@ -20,7 +22,8 @@ from tests.inference.conftest import run_script
 WT = "MKTAYIAKQRQISFVKSHFSRQ"
 
 
-SCHEMAS = {"embed": EmbedConfig, "score": ScoreConfig, "generate": GenerateConfig}
+COMMANDS = {"embed": protperf.app.embed.main, "score": protperf.app.score.main,
+            "generate": protperf.app.generate.main}
 
 
 def _compose(name: str, overrides: list[str]):
@@ -112,7 +115,7 @@ def _compose_object(name, overrides):
 
 def _error_line(capsys, app, name, overrides) -> str:
     with pytest.raises(SystemExit) as exit_info:
-        run_app(app, SCHEMAS[name], _compose(name, overrides))
+        COMMANDS[name].run(_compose(name, overrides))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err

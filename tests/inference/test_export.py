@@ -17,10 +17,10 @@ import torch
 from omegaconf import OmegaConf
 
 from protperf.analysis.pipeline import AnalyzeConfig, analyzed_model
-from protperf.app.compose import compose_config
 from protperf.app.embed import embed
 from protperf.app.export_model import export_model
 from protperf.app.score import score
+from protperf.cli.compose import compose_config
 from protperf.data.alphabet import Alphabet
 from protperf.errors import CheckpointError, CheckpointMismatchError, CheckpointWriteError
 from protperf.inference import Embedder, Scorer, load_model, read_variants

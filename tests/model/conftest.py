@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from protperf.app.compose import compose_config
-from protperf.app.schema import register_configs
+from protperf.cli.compose import compose_config
+from protperf.cli.registry import register_schemas
 from protperf.conf import CONF_DIR
 
-register_configs()  # the schemas conf/*.yaml name in their defaults
+register_schemas()  # the schemas conf/*.yaml name in their defaults
 REPO = Path(__file__).resolve().parents[2]
 CONF = CONF_DIR
 

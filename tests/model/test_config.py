@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from protperf.app.config import TrainConfig, validate
-from protperf.app.train import resolve_config
+from protperf.cli.config import TrainConfig
+from protperf.cli.registry import load_config
 from protperf.errors import ConfigError
 from tests.model.conftest import compose_train
 
@@ -14,7 +14,7 @@ from tests.model.conftest import compose_train
 @pytest.mark.parametrize("model", ["transformer", "performer_softmax", "performer_relu"])
 @pytest.mark.parametrize("task", ["mlm", "clm"])
 def test_every_model_and_task_composes_and_validates(model, task):
-    config = resolve_config(compose_train([f"model={model}", f"task={task}"]))
+    config = load_config("train", compose_train([f"model={model}", f"task={task}"]))
     assert config.model.name == model
     assert config.task.objective == task
     expected_kind = {"transformer": "exact", "performer_softmax": "favor_softmax",
@@ -23,13 +23,13 @@ def test_every_model_and_task_composes_and_validates(model, task):
 
 
 def test_default_config_is_valid():
-    config = resolve_config(compose_train([]))
+    config = load_config("train", compose_train([]))
     assert config.model.attention.kind == "favor_relu"
     assert config.task.objective == "mlm"
 
 
 def test_concatenated_8192_windows_fit_default_positional_table():
-    config = resolve_config(
+    config = load_config("train", 
         compose_train(["model.max_position=8192", "data.concatenate=true", "data.window=8192"])
     )
     assert config.data.window == 8192
@@ -52,7 +52,7 @@ def test_wrong_type_names_the_key():
 
 def test_heads_not_dividing_width():
     with pytest.raises(ConfigError, match=r"model.num_heads=3 does not divide model.dim=16"):
-        resolve_config(compose_train(["model.num_heads=3"]))
+        load_config("train", compose_train(["model.num_heads=3"]))
 
 
 def test_window_longer_than_positional_table():
@@ -61,22 +61,22 @@ def test_window_longer_than_positional_table():
         match=r"data.window=8192 is longer than the learned positional table "
         r"\(model.max_position=64\)",
     ):
-        resolve_config(compose_train(["data.concatenate=true", "data.window=8192"]))
+        load_config("train", compose_train(["data.concatenate=true", "data.window=8192"]))
 
 
 def test_crop_longer_than_positional_table():
     with pytest.raises(ConfigError, match=r"data.max_length=128 is longer .*max_position=64"):
-        resolve_config(compose_train(["data.max_length=128"]))
+        load_config("train", compose_train(["data.max_length=128"]))
 
 
 def test_rotary_positions_have_no_length_limit():
-    config = resolve_config(compose_train(["model.position=rotary", "data.max_length=128"]))
+    config = load_config("train", compose_train(["model.position=rotary", "data.max_length=128"]))
     assert config.model.position == "rotary"
 
 
 def test_unknown_attention_kind():
     with pytest.raises(ConfigError, match=r"model.attention.kind='reformer' is not one of"):
-        resolve_config(compose_train(["model.attention.kind=reformer"]))
+        load_config("train", compose_train(["model.attention.kind=reformer"]))
 
 
 def test_unknown_task():
@@ -86,16 +86,16 @@ def test_unknown_task():
 
 def test_bad_objective_value():
     with pytest.raises(ConfigError, match=r"task.objective='bid' is not one of mlm, clm"):
-        resolve_config(compose_train(["task.objective=bid"]))
+        load_config("train", compose_train(["task.objective=bid"]))
 
 
 def test_bad_schedule():
     with pytest.raises(ConfigError, match=r"optim.schedule='step' is not one of"):
-        resolve_config(compose_train(["optim.schedule=step"]))
+        load_config("train", compose_train(["optim.schedule=step"]))
 
 
 def test_validate_without_data():
-    validate(TrainConfig())  # the defaults are consistent
+    TrainConfig().validate()  # the defaults are consistent
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_paper_experiments(experiment):
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose("train", overrides=[f"experiment={experiment}", "output_dir=o",
                                           "data.path=/data/trembl"])
-    config = resolve_config(cfg)
+    config = load_config("train", cfg)
     assert (config.model.num_heads, config.model.dim, config.model.attention.num_features) == (
         8, 512, 256)
     assert (config.optim.lr, tuple(config.optim.betas), config.optim.eps) == (1e-3, (0.9, 0.98),
@@ -131,7 +131,7 @@ def test_missing_mandatory_value_is_named():
     cfg = compose_train([])
     cfg.model.ffn_dim = "???"
     with pytest.raises(ConfigError, match=r"missing mandatory value\(s\): model.ffn_dim"):
-        resolve_config(cfg)
+        load_config("train", cfg)
 
 
 @pytest.mark.parametrize("wandb_mode,expected", [(None, "offline"), ("disabled", "disabled")])
@@ -162,7 +162,7 @@ def test_callbacks_instantiate():
         TQDMProgressBar,
     )
 
-    from protperf.app.preemption import ResumeCheckpoint
+    from protperf.runtime.preemption import ResumeCheckpoint
     from tests.model.conftest import CONF
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):

@@ -160,7 +160,7 @@ def test_learning_rate_follows_warmup_and_decay():
 
 
 def test_unigram_baseline_against_direct_computation():
-    from protperf.app.baseline import label_counts, unigram_scores
+    from protperf.reporting.baseline import label_counts, unigram_scores
 
     train_batch = {"labels": torch.tensor([[5, 5, 5, 6, -100], [7, 5, -100, -100, -100]])}
     eval_batch = {"labels": torch.tensor([[5, 6, 8, -100]])}

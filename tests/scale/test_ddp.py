@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from protperf.app.batch_record import read_records, row_digests
 from protperf.data.config import DataConfig, PrepareConfig
 from protperf.data.datamodule import ProteinDataModule
+from protperf.runtime.batch_record import read_records, row_digests
 from tests.scale.conftest import TINY, run_script
 
 WINDOW = 256
-RECORDER = ("+callbacks.batch_record={_target_:protperf.app.batch_record.BatchRecorder,"
+RECORDER = ("+callbacks.batch_record={_target_:protperf.runtime.batch_record.BatchRecorder,"
             "dirpath:batch_records}")
 
 

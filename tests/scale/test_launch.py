@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from protperf.app.launch import check_ddp_launch
 from protperf.errors import ConfigError
+from protperf.runtime.launch import check_ddp_launch
 from tests.scale.conftest import REPO, TINY
 
 

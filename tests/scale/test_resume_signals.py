@@ -25,7 +25,7 @@ from tests.scale.conftest import REPO, TINY, run_script
 
 SLOW_STEPS = [*TINY, "trainer.max_steps=400", "trainer.val_check_interval=400",
               "callbacks.last_checkpoint.every_n_train_steps=1000",
-              "+callbacks.batch_record={_target_:protperf.app.batch_record.BatchRecorder,"
+              "+callbacks.batch_record={_target_:protperf.runtime.batch_record.BatchRecorder,"
               "dirpath:batch_records}"]
 
 

@@ -32,8 +32,8 @@ def test_recorded_mlm_rows_hash_the_unmasked_example():
 
     import torch
 
-    from protperf.app.batch_record import BatchRecorder, row_digests
     from protperf.data.batching import make_collator
+    from protperf.runtime.batch_record import BatchRecorder, row_digests
 
     examples = [torch.tensor([2, 5, 6, 7, 8, 9, 10, 3]), torch.tensor([2, 11, 12, 3])]
     batch = make_collator("mlm", mask_prob=0.5, seed=1)(examples)

@@ -13,12 +13,12 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from protperf.app.runs import collect_runs
-from protperf.app.schema import register_configs
+from protperf.cli.registry import register_schemas
 from protperf.conf import CONF_DIR
+from protperf.reporting.runs import collect_runs
 from tests.scale.conftest import REPO, TINY, run_script
 
-register_configs()
+register_schemas()
 
 
 def _compose(overrides: list[str]):

@@ -11,14 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from protperf.app import wandb_figures  # noqa: E402
-from protperf.app.schema import register_configs  # noqa: E402
-from protperf.app.wandb_figures import log_figures_to_wandb  # noqa: E402
+from protperf.cli.registry import register_schemas  # noqa: E402
 from protperf.conf import CONF_DIR
+from protperf.reporting import wandb_figures  # noqa: E402
+from protperf.reporting.wandb_figures import log_figures_to_wandb  # noqa: E402
 from tests.scale import wandb_records  # noqa: E402
 from tests.scale.conftest import TINY, run_script  # noqa: E402
 
-register_configs()
+register_schemas()
 
 
 def _wandb_mode(monkeypatch, value):

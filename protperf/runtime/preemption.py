@@ -7,7 +7,7 @@ On SIGUSR1, SIGUSR2 or SIGTERM this callback lets the current batch finish, writ
 trainer; under DDP the ranks agree on the stop at the same batch.  After ``fit`` returns,
 :meth:`ResumeCheckpoint.hand_over` passes the signal to the handler that was installed before
 training (submitit's, which requeues the job; a requeued job resumes from the newest
-checkpoint of its run directory, see :func:`protperf.app.run_dir.resolve_ckpt_path`).
+checkpoint of its run directory, see :func:`protperf.runtime.run_dir.resolve_ckpt_path`).
 
 Saving at the final training step (not after ``fit``) keeps the epoch's data position and
 running metrics in ``last.ckpt``, so "train N steps, resume to 2N" equals one 2N-step run.

@@ -1,4 +1,5 @@
-"""What every command shares: Hydra set-up from the packaged configs and one-line errors.
+"""The one command decorator: Hydra set-up from the packaged configs, typed config, one-line
+errors.
 
 A user-facing failure (bad config, bad input, a missing / corrupt / unsafe checkpoint or one
 that does not fit, a checkpoint that cannot be written) prints
@@ -17,7 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from protperf.app.run_dir import register_resolvers
+from protperf.cli.registry import load_config, register_schemas
 from protperf.errors import (
     CheckpointError,
     CheckpointMismatchError,
@@ -32,7 +33,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, CheckpointMismatchError, CheckpointError, CheckpointWriteError, DataError,
     InferenceInputError, FileNotFoundError,
 )
-register_resolvers()  # ${protperf_unique_dir:...} in conf/hydra/default.yaml
 CONFIG_PATH = "pkg://protperf.conf"
 
 
@@ -52,21 +52,30 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def hydra_command(config_name: str, register: Callable[[], None]) -> Callable:
-    """Decorator: ``task(cfg: DictConfig)`` -> a console entry point ``main()`` that registers
-    the schemas, composes ``protperf/conf/<config_name>.yaml`` with the command line, and runs
-    ``task`` with one-line user errors. ``main`` returns what ``task`` returns (sweepers)."""
+def command(config_name: str) -> Callable:
+    """Decorator for every Hydra command: ``task(config)`` -> a console entry point ``main()``.
 
-    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+    ``main`` registers the schemas, composes ``protperf/conf/<config_name>.yaml`` with the
+    command line, turns it into the validated typed root (:func:`load_config`) and runs
+    ``task`` on it with one-line user errors; it returns what ``task`` returns (sweepers).
+    Hydra names the job (its log file) after the module of ``task``.
+    """
+
+    def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
+        @functools.wraps(task)
+        def typed(cfg: DictConfig) -> Any:
+            return task(load_config(config_name, cfg))
+
         hydra_task = hydra.main(
             version_base="1.3", config_path=CONFIG_PATH, config_name=config_name
-        )(report_user_errors(task))
+        )(report_user_errors(typed))
 
         @functools.wraps(task)
         def main() -> Any:
-            register()
+            register_schemas()
             return hydra_task()
 
+        main.run = report_user_errors(typed)  # the task on a composed config (tests)
         return main
 
     return decorate

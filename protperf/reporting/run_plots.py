@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import seaborn as sns
 
-from protperf.app.runs import METRICS
+from protperf.reporting.runs import METRICS
 
 METRIC_LABELS = {"acc": "accuracy (%)", "loss": "cross-entropy (nats)", "ppl": "perplexity"}
 
@@ -14,7 +14,7 @@ METRIC_LABELS = {"acc": "accuracy (%)", "loss": "cross-entropy (nats)", "ppl": "
 def plot_curves(curves: pd.DataFrame, metric: str = "acc", smooth: int = 1):
     """Seaborn ``relplot`` of ``metric`` against step.
 
-    curves: the long table of :func:`protperf.app.runs.collect_runs`.
+    curves: the long table of :func:`protperf.reporting.runs.collect_runs`.
     smooth: rolling-mean window (in logged points) applied to the noisy per-step training
         values of each run; validation points are drawn as logged.
     Runs sharing model and direction (e.g. seeds) are drawn as mean with a band.

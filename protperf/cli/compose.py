@@ -1,4 +1,4 @@
-"""Compose an application's config in Python (notebooks, tests) as its command would see it."""
+"""Compose a command's config in Python (notebooks, tests) as its command would see it."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ from collections.abc import Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from protperf.app.analyze import register_config as register_analyze
-from protperf.app.embed import EmbedConfig
-from protperf.app.generate import GenerateConfig
-from protperf.app.inference_common import register_schema
-from protperf.app.schema import register_configs
-from protperf.app.score import ScoreConfig
+from protperf.cli.registry import register_schemas
 from protperf.conf import CONF_DIR
 
 
@@ -22,10 +17,6 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 
     Keys that read Hydra's runtime (``output_dir``) must be given in ``overrides``.
     """
-    register_configs()
-    register_analyze()
-    for name, schema in (("embed", EmbedConfig), ("score", ScoreConfig),
-                         ("generate", GenerateConfig)):
-        register_schema(name, schema)
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name, overrides=list(overrides))

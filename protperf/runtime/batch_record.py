@@ -5,7 +5,7 @@ Use it to check sharding on a real multi-process run (no data is duplicated acro
 that only rank 0 writes checkpoints::
 
     python scripts/train.py trainer=ddp \\
-        '+callbacks.batch_record={_target_:protperf.app.batch_record.BatchRecorder,dirpath:batch_records}'
+        '+callbacks.batch_record={_target_:protperf.runtime.batch_record.BatchRecorder,dirpath:batch_records}'
 
 Each rank writes ``<dirpath>/rank<global rank>.jsonl``: one line per training batch
 (``{"kind": "batch", "rank", "epoch", "step", "rows": [sha1 of each row's real tokens],

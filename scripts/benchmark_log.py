@@ -8,7 +8,7 @@ latest run (the run of the last row with those arguments; a run is the rows shar
 date and arguments). Earlier runs stay in the CSV and in git history.
 
     python scripts/benchmark_report.py                     # regenerate benchmarks/README.md
-    python -m protperf.app.benchmark_log --dir benchmarks  # the same
+    python scripts/benchmark_log.py --dir benchmarks      # the same
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from protperf.app.report import markdown_table
+from protperf.reporting.tables import markdown_table
 
 #: Columns every benchmark row carries, after its result columns.
 PROVENANCE = ("commit", "date", "machine", "cores", "torch", "threads", "args")
 #: The repository this module belongs to (its commit is the rows' ``commit``).
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 #: Where the scripts write by default.
 BENCHMARK_DIR = REPO / "benchmarks"
 #: Options that choose where results go, not what is measured: left out of ``args``.
@@ -135,6 +135,18 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "peak memory for one protein of `length` residues.",
         columns=("task", "model", "length", "status", "per_s", "per_cpu_s", "first_ms",
                  "last_ms", "peak_mib", "state_mib", "arch"),
+    ),
+    "long_proteins": BenchmarkSpec(
+        title="Long proteins: one protein embedded in one pass, exact vs Performer",
+        rerun="python scripts/benchmark_long_proteins.py",
+        about="A model of ESM-2 8M's shape and architecture (6 layers, D 320, 20 heads, rotary; "
+              "random weights) loaded from an export directory with `model.attention.kind` "
+              "overridden; one protein of `length` residues, one forward pass, each cell in a "
+              "fresh process under an address-space limit. Cells: wall time of the pass and "
+              "peak RSS above the loaded model (`cpu_s` in the CSV), or why the cell did not "
+              "run (skipped / failed).",
+        columns=("method", "m", "length", "status", "time_s", "cpu_s", "peak_mib"),
+        pivot=Pivot(rows=("method", "m"), column="length", cell=time_and_memory),
     ),
     "blosum_controls": BenchmarkSpec(
         title="Planted BLOSUM62 controls: what the attention analysis recovers",

@@ -77,7 +77,7 @@ def log_analysis_figures(output_dir: str | Path, config: Mapping[str, Any] | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m protperf.app.wandb_figures <dir> [--name N] [--project P]``: log every
+    """``python -m protperf.reporting.wandb_figures <dir> [--name N] [--project P]``: log every
     PNG in ``dir`` (e.g. the run directory of ``scripts/analyze.py``) to a wandb run stored
     in ``<dir>/wandb`` (offline unless ``WANDB_MODE`` says otherwise)."""
     import argparse
