@@ -67,12 +67,11 @@ def import_pretrained(source: str | Path, out: str | Path, overwrite: bool = Fal
 
 
 def train_overrides(config: ModelConfig) -> list[str]:
-    """The ``model.*`` overrides ``protperf-train init_from=`` needs for this architecture
-    (its keys that differ from the defaults, exact attention)."""
-    defaults = ModelConfig()
+    """The ``model.*`` overrides ``protperf-train init_from=`` needs for this architecture:
+    every key that must match the checkpoint's (whatever the model group's YAML says), its
+    dropout, exact attention (change it to train as a Performer)."""
     keys = [f.name for f in fields(ModelConfig) if f.name in ARCHITECTURE_KEYS]
-    overrides = [f"model.{k}={_value(getattr(config, k))}" for k in keys
-                 if getattr(config, k) != getattr(defaults, k)]
+    overrides = [f"model.{k}={_value(getattr(config, k))}" for k in keys]
     return [*overrides, f"model.dropout={config.dropout}", "model.attention.kind=exact"]
 
 

@@ -128,3 +128,34 @@ def fair_esm_file(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     path = tmp_path_factory.mktemp("fair_esm") / "esm2_t2_tiny.pt"
     torch.save(fair_esm_file_data(model), path)
     return path, model
+
+
+def esm_vocab() -> list[str]:
+    """fair-esm's ESM-1b / ESM-2 alphabet (33 tokens), which HF ESM-2's vocab.txt lists."""
+    from esm.data import Alphabet as EsmAlphabet
+
+    return list(EsmAlphabet.from_architecture("ESM-1b").all_toks)
+
+
+@pytest.fixture(scope="session")
+def hf_esm_dirs(tmp_path_factory) -> dict[str, Path]:
+    """An HF EsmForMaskedLM (rotary, token dropout) saved as safetensors and as .bin."""
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    vocab = esm_vocab()
+    torch.manual_seed(0)
+    config = EsmConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                       num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+                       position_embedding_type="rotary", token_dropout=True,
+                       emb_layer_norm_before=False, layer_norm_eps=1e-5,
+                       mask_token_id=vocab.index("<mask>"), pad_token_id=vocab.index("<pad>"))
+    model = perturb(EsmForMaskedLM(config), seed=3)
+    root = tmp_path_factory.mktemp("hf_esm")
+    dirs = {"safetensors": root / "esm2_tiny", "bin": root / "esm2_tiny_bin"}
+    model.save_pretrained(dirs["safetensors"])
+    dirs["bin"].mkdir()
+    torch.save(model.state_dict(), dirs["bin"] / "pytorch_model.bin")
+    (dirs["bin"] / "config.json").write_bytes((dirs["safetensors"] / "config.json").read_bytes())
+    for directory in dirs.values():
+        (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return dirs

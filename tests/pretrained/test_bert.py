@@ -11,6 +11,7 @@ from protperf.inference import load_model
 from protperf.pretrained import import_pretrained
 from tests.pretrained.conftest import (
     BERT_VOCAB,
+    A,
     amino_acid_columns,
     batch,
     residue_positions,
@@ -47,15 +48,33 @@ def test_logits_and_hidden_states_equal_the_source(variant, bert_dir, bert_bin_d
         torch.testing.assert_close(layers[layer][attention], hidden[attention], rtol=0, atol=TOL)
 
 
-def test_missing_tokens_are_never_predicted(bert_dir, tmp_path):
+def test_vocabulary_is_mapped_by_symbol(bert_dir, tmp_path):
     imported = import_pretrained(bert_dir, tmp_path / "bert.ckpt")
     assert imported.unpredicted_tokens == []  # ProtBert-like: every protperf token present
     assert imported.dropped_tokens == ["[unused1]"]
+
+
+def test_tokens_the_source_lacks_are_never_predicted(bert_dir, tmp_path):
+    """A vocabulary without X, B, Z, U, O (as AntiBERTy's): those protperf tokens get no
+    probability, so argmax and sampling never produce them; as inputs they embed as [UNK]."""
+    lacking = [t if t not in "XBZUO" else f"[unused{t}]" for t in BERT_VOCAB]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(lacking) + "\n")
+    imported = import_pretrained(bert_dir, tmp_path / "bert.ckpt", vocab=vocab)
+    assert imported.unpredicted_tokens == list("XBZUO")
     model = load_model(tmp_path / "bert.ckpt")
+    rare = torch.tensor([A.tokens.index(t) for t in "XBZUO"])
     _, ids, attention = source_outputs(bert_dir)
     with torch.no_grad():
-        probabilities = model(ids, attention).softmax(-1)
-    assert probabilities.isfinite().all()
+        logits = model(ids, attention)
+    probabilities = logits.softmax(-1)
+    assert probabilities[..., rare].max() == 0.0
+    assert not torch.isin(logits.argmax(-1), rare).any()
+    draws = torch.multinomial(probabilities.flatten(0, 1), 500, replacement=True,
+                              generator=torch.Generator().manual_seed(0))
+    assert not torch.isin(draws, rare).any()
+    weight = model.token_embedding.weight
+    torch.testing.assert_close(weight[rare], weight[A.unk_id].expand(5, -1), rtol=0, atol=0)
 
 
 def test_extra_heads_are_ignored_and_named(bert_bin_dir, tmp_path, caplog):
