@@ -14,7 +14,6 @@ CHECKPOINT may itself be an export directory. OUT must be new, empty or an earli
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,10 @@ from protperf.cli.command import report_user_errors
 from protperf.errors import ConfigError
 from protperf.model.export_dir import check_output_dir, write_export_dir
 from protperf.model.loading import build_model, read_saved_model, resolve_configs
+from protperf.pretrained.weights import require
 from protperf.structured import to_plain
 
 FORMATS = ("protperf", "esm")
-
-
-def require_pretrained_extra(format: str) -> None:
-    """Writing an export needs huggingface_hub (the model card) and, for ``esm``, transformers:
-    the ``pretrained`` extra. One line naming it when missing."""
-    for module in ("huggingface_hub", *(["transformers"] if format == "esm" else [])):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise ConfigError(
-                f"protperf-export --format {format} needs {module}: pip install "
-                "'protperf[pretrained]'") from None
 
 
 USAGE = {
@@ -67,14 +55,13 @@ the tokenizer saved here. The contact head is not trained (zeros).
 
 def model_card(hyper_parameters: Mapping[str, Any], source: str, format: str = "protperf") -> str:
     """README.md of an export directory: metadata for the Hub and how to use the model."""
-    from huggingface_hub import ModelCard, ModelCardData
-
+    hub = require("huggingface_hub", "protperf-export (the model card)")
     model, task = hyper_parameters["model"], hyper_parameters["task"]
     objective = {"mlm": "masked", "clm": "causal"}.get(task.get("objective"), "")
     library = "protperf" if format == "protperf" else "transformers"
-    data = ModelCardData(library_name=library,
+    data = hub.ModelCardData(library_name=library,
                          tags=["protein-language-model", "protperf", model["attention"]["kind"]])
-    return str(ModelCard(f"""---
+    return str(hub.ModelCard(f"""---
 {data.to_yaml()}
 ---
 
@@ -93,7 +80,6 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     ``as_exact``: write a Performer's weights for exact attention (``esm`` format)."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
-    require_pretrained_extra(format)
     out = Path(out)
     check_output_dir(out)
     saved = read_saved_model(checkpoint)

@@ -47,6 +47,7 @@ from protperf.model.loading import SavedModel, build_model, resolve_configs
 from protperf.model.rotary import pairs_from_halves
 from protperf.pretrained.esm import HF_ESM_LAYOUT
 from protperf.pretrained.layout import reorder_heads
+from protperf.pretrained.weights import require
 
 
 def esm_incompatibilities(
@@ -75,10 +76,9 @@ def esm_incompatibilities(
 
 def esm_config(model: ModelConfig):
     """The ``transformers.EsmConfig`` of a protperf model (vocabulary: protperf's alphabet)."""
-    from transformers import EsmConfig
-
+    transformers = require("transformers", "protperf-export --format esm")
     alphabet = Alphabet()
-    return EsmConfig(
+    return transformers.EsmConfig(
         vocab_size=model.vocab_size, pad_token_id=alphabet.pad_id,
         mask_token_id=alphabet.mask_id, bos_token_id=alphabet.cls_id,
         eos_token_id=alphabet.eos_id, hidden_size=model.dim,
@@ -129,8 +129,7 @@ def export_esm(
 ) -> Path:
     """Write ``saved`` as an ``EsmForMaskedLM`` directory at ``out`` (complete or untouched),
     with ``card`` as its README.md."""
-    from transformers import EsmForMaskedLM, EsmTokenizer
-
+    transformers = require("transformers", "protperf-export --format esm")
     out = Path(out)
     check_output_dir(out)
     model_config, task_config = resolve_configs(saved)
@@ -141,7 +140,7 @@ def export_esm(
     network = build_model(saved, model_overrides={"attention": {"kind": "exact"}})
     config = esm_config(network.config)
     torch.manual_seed(0)
-    hf_model = EsmForMaskedLM(config)
+    hf_model = transformers.EsmForMaskedLM(config)
     target = hf_model.state_dict()
     weights = esm_state_dict(network.state_dict(), network.config)
     for name, tensor in weights.items():
@@ -156,7 +155,7 @@ def export_esm(
     try:
         hf_model.save_pretrained(staging)
         (staging / "vocab.txt").write_text("\n".join(Alphabet().tokens) + "\n")
-        EsmTokenizer(vocab_file=str(staging / "vocab.txt")).save_pretrained(staging)
+        transformers.EsmTokenizer(vocab_file=str(staging / "vocab.txt")).save_pretrained(staging)
         if card is not None:
             (staging / "README.md").write_text(card)
         replace_directory(staging, out)
