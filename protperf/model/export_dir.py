@@ -54,14 +54,6 @@ def tied_parameter_names(network: nn.Module) -> set[str]:
     return tied
 
 
-def is_export_dir(path: str | Path) -> bool:
-    """Whether ``path`` is a directory whose config.json says it is a protperf export."""
-    try:
-        return _read_json(Path(path) / CONFIG_FILE).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
