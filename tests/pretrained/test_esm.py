@@ -15,6 +15,7 @@ from tests.pretrained.conftest import (
     esm_vocab,
     fair_esm_file_data,
     fair_esm_model,
+    perturb,
     residue_positions,
 )
 
@@ -101,3 +102,26 @@ def test_hf_esm_directory_equals_the_source(variant, hf_esm_dirs, tmp_path):
     for layer in LAYERS:
         torch.testing.assert_close(layers[layer][attention], hidden[layer][attention],
                                    rtol=0, atol=TOL)
+
+
+def test_hf_esm_with_an_embedding_layer_norm(tmp_path):
+    """``emb_layer_norm_before=True`` (and no token dropout) maps onto model.embedding_norm."""
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    vocab = esm_vocab()
+    torch.manual_seed(0)
+    config = EsmConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
+                       position_embedding_type="rotary", token_dropout=False,
+                       emb_layer_norm_before=True, layer_norm_eps=1e-5,
+                       mask_token_id=vocab.index("<mask>"), pad_token_id=vocab.index("<pad>"))
+    source = perturb(EsmForMaskedLM(config), seed=4)
+    source.save_pretrained(tmp_path / "esm")
+    (tmp_path / "esm" / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    imported = import_pretrained(tmp_path / "esm", tmp_path / "esm.ckpt")
+    assert imported.config.embedding_norm and not imported.config.token_dropout
+    src, _, attention = batch(vocab, "<cls>", "<eos>", "<pad>", "<mask>")
+    with torch.no_grad():
+        theirs = source(src, attention_mask=attention.long()).logits
+    logits, _, attention = our_outputs(tmp_path / "esm.ckpt")
+    assert_logits_equal(logits, theirs, attention)
