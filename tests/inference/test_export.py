@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from protperf.analysis.pipeline import AnalyzeConfig, analyzed_model
 from protperf.app.embed import embed
 from protperf.app.export_model import export_model
+from protperf.app.generate import generate
 from protperf.app.score import score
 from protperf.cli.compose import compose_config
 from protperf.data.alphabet import Alphabet
@@ -90,7 +91,7 @@ def test_export_directory_files(trained_checkpoints, tmp_path):
     assert not list(tmp_path.glob(".exported*"))  # no staging directory left behind
 
 
-def test_directory_gives_bit_identical_embed_and_score(trained_checkpoints, tmp_path):
+def test_directory_gives_bit_identical_embed_score_and_generate(trained_checkpoints, tmp_path):
     mutations, wildtype = tmp_path / "variants.csv", tmp_path / "wt.fasta"
     wildtype.write_text(f">wt\n{WT}\n")
     mutations.write_text("mutant,DMS_score\nK2R,0.1\nT3A:Y5W,0.7\nQ9E,0.4\n")
@@ -117,6 +118,12 @@ def test_directory_gives_bit_identical_embed_and_score(trained_checkpoints, tmp_
             assert array.read_bytes() == again.read_bytes(), array.name
         assert (outputs["ckpt"] / "scores.csv").read_text() == \
             (outputs["dir"] / "scores.csv").read_text()
+    clm = {name: generate(_compose("generate", [
+        f"checkpoint={source}", "num_samples=3", "max_length=20", "seed=1",
+        f"output={tmp_path / name / 'samples.fasta'}"]))
+        for name, source in (("ckpt", trained_checkpoints["clm"]),
+                             ("dir", tmp_path / "clm-exported"))}
+    assert clm["ckpt"] == clm["dir"]
 
 
 def test_attention_overrides_work_on_a_directory(exact_checkpoint, tmp_path):
