@@ -53,7 +53,7 @@ def esm2_config(num_features: int):
 
 def write_model(directory: Path, num_features: int) -> Path:
     """A randomly initialised ESM-2-8M-shaped masked LM as an export directory."""
-    from protperf.data.alphabet import Alphabet
+    from protperf.data.alphabet import ALPHABET
     from protperf.model.export_dir import write_export_dir
     from protperf.model.transformer import ProteinLanguageModel
     from protperf.structured import to_plain
@@ -62,7 +62,7 @@ def write_model(directory: Path, num_features: int) -> Path:
     config = esm2_config(num_features)
     network = ProteinLanguageModel(config, causal=False)
     hparams = {"model": to_plain(config), "task": {"objective": "mlm"},
-               "alphabet": list(Alphabet().tokens), "seed": 0}
+               "alphabet": list(ALPHABET.tokens), "seed": 0}
     return write_export_dir(network, hparams, directory / "esm2-8M-shape")
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import ConfigError
 from protperf.inference.decoding import FullForwardDecoder, IncrementalDecoder
 from protperf.model.transformer import ProteinLanguageModel
@@ -85,7 +85,7 @@ class Sampler:
         if decoding not in DECODERS:
             raise ConfigError(f"decoding={decoding!r} is not one of {', '.join(DECODERS)}")
         self.model, self.decoding = model.eval(), decoding
-        self.alphabet = Alphabet()
+        self.alphabet = ALPHABET
         allowed = torch.full((model.config.vocab_size,), float("-inf"))
         allowed[self.alphabet.residue_ids + [self.alphabet.eos_id]] = 0.0
         self._allowed = allowed

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.config import ModelConfig, TaskConfig
@@ -121,7 +121,7 @@ def resolve_configs(
     current = {
         "model": merge_overrides(hparams["model"], model_overrides),
         "task": merge_overrides(hparams["task"], task_overrides),
-        "alphabet": list(Alphabet().tokens),
+        "alphabet": list(ALPHABET.tokens),
     }
     check_compatible(hparams, current, source=saved.source)
     return (to_dataclass(ModelConfig, current["model"], "model"),

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protperf.attention import MultiHeadAttention
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.model.config import ModelConfig, validate_model
 from protperf.model.lm_head import LMHeadTransform, token_dropout
 from protperf.model.rotary import RotaryEmbedding
@@ -91,7 +91,7 @@ class ProteinLanguageModel(nn.Module):
             nn.LayerNorm(config.dim, eps=config.layer_norm_eps) if config.embedding_norm
             else nn.Identity()
         )
-        self.mask_id = Alphabet().mask_id
+        self.mask_id = ALPHABET.mask_id
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, causal) for _ in range(config.num_layers))
         self.final_norm = (

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from protperf import __version__
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import ConfigError
 from protperf.model.config import ModelConfig, TaskConfig
 from protperf.model.export_dir import (
@@ -77,7 +77,7 @@ def esm_incompatibilities(
 def esm_config(model: ModelConfig):
     """The ``transformers.EsmConfig`` of a protperf model (vocabulary: protperf's alphabet)."""
     transformers = require("transformers", "protperf-export --format esm")
-    alphabet = Alphabet()
+    alphabet = ALPHABET
     return transformers.EsmConfig(
         vocab_size=model.vocab_size, pad_token_id=alphabet.pad_id,
         mask_token_id=alphabet.mask_id, bos_token_id=alphabet.cls_id,
@@ -154,7 +154,7 @@ def export_esm(
     staging = staging_dir(out)
     try:
         hf_model.save_pretrained(staging)
-        (staging / "vocab.txt").write_text("\n".join(Alphabet().tokens) + "\n")
+        (staging / "vocab.txt").write_text("\n".join(ALPHABET.tokens) + "\n")
         transformers.EsmTokenizer(vocab_file=str(staging / "vocab.txt")).save_pretrained(staging)
         if card is not None:
             (staging / "README.md").write_text(card)
