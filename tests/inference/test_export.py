@@ -23,6 +23,7 @@ from protperf.app.generate import generate
 from protperf.app.score import score
 from protperf.cli.compose import compose_config
 from protperf.data.alphabet import Alphabet
+from protperf.data.batching import BatchConverter
 from protperf.errors import CheckpointError, CheckpointMismatchError, CheckpointWriteError
 from protperf.inference import Embedder, Scorer, load_model, read_variants
 from protperf.model.export_dir import WEIGHTS_FILE, read_config
@@ -50,11 +51,7 @@ def exact_checkpoint(tmp_path) -> Path:
 
 def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
     """Two proteins of 9 and 6 tokens, the second padded: ids (2, 9), mask (2, 9)."""
-    alphabet = Alphabet()
-    ids = torch.full((2, 9), alphabet.pad_id)
-    ids[0] = torch.from_numpy(alphabet.encode("MKTAYIA", add_special=True).astype(np.int64))
-    ids[1, :6] = torch.from_numpy(alphabet.encode("QRQI", add_special=True).astype(np.int64))
-    return ids, ids != alphabet.pad_id
+    return BatchConverter()(["MKTAYIA", "QRQI"])
 
 
 def _compose(name: str, overrides: list[str]):
