@@ -3,7 +3,8 @@
 Every sequence starts with ``<cls>`` (the training bos) and the optional prompt; new tokens
 are drawn from the residue letters and ``<eos>`` only (never pad, mask, cls or unk); a
 sequence ends at ``<eos>`` or at ``max_length`` residues (prompt included). Performers decode
-in recurrent form, exact models with a KV cache (:mod:`protperf.inference.decoding`).
+in recurrent form, exact models with a KV cache (``ProteinLanguageModel.step``, driven by
+:mod:`protperf.inference.decoding`).
 """
 
 from __future__ import annotations
