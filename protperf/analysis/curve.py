@@ -16,10 +16,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from protperf.analysis.pipeline import analyze_model, load_model
+from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.analysis.plots import save_figure
 from protperf.analysis.report import write_outputs
-from protperf.model.checkpoint import read_checkpoint
+from protperf.model.loading import read_checkpoint
 
 CURVE_COLUMNS = ["step", "checkpoint", "method", "pearson_offdiag", "pearson_offdiag_p",
                  "spearman_offdiag", "spearman_offdiag_p"]
@@ -93,7 +93,7 @@ def analyze_checkpoints(config) -> list:
     for step, path in checkpoints_by_step(paths):
         single = dataclasses.replace(config, checkpoint=str(path), checkpoints=[], run_dir=None,
                                      output_dir=str(out / f"step{step:06d}"))
-        result = analyze_model(load_model(single), single)
+        result = analyze_model(analyzed_model(single), single)
         result.summary["step"] = step
         write_outputs(result, single)
         results.append(result)
