@@ -31,7 +31,8 @@ def config(tmp_path: Path, path: Path, **overrides) -> AnalyzeConfig:
     data = AnalysisDataConfig(path=str(path), max_length=40, batch_size=2)
     values = dict(data=data, permutations=20, output_dir=str(tmp_path / "out"), progress=False,
                   grid_max_length=12, block_size=16,
-                  methods=["similarity", "vig"])  # TinyModel has no token embedding
+                  methods=["similarity", "vig"],  # TinyModel has no token embedding
+                  null_models=0)  # nor a ProteinLanguageModel architecture to re-initialise
     values.update(overrides)
     return AnalyzeConfig(**values)
 
