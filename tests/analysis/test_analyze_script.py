@@ -49,6 +49,7 @@ def test_analyze_script_writes_figures_csv_and_json(checkpoint, tmp_path):
                           "hydra.run.dir=run"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[protperf analyze] proteins=6 pooled pearson_offdiag=" in result.stdout
+    assert ", random-init floor " in result.stdout  # null_models=3 by default
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["model"] == {"layers": 2, "heads": 2, "causal": True,
