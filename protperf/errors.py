@@ -29,3 +29,8 @@ class CheckpointError(ValueError):
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (disk full, no permission); names the file."""
+
+
+class PretrainedSourceError(CheckpointMismatchError):
+    """A pretrained model that cannot be imported (unknown architecture, missing weights or
+    vocabulary, a tensor that does not fit); the message names the file or tensor."""

@@ -22,11 +22,13 @@ PACKAGE = Path(protperf.__file__).parent
 # analysis and inference; runtime (training runtime) and reporting; cli (the Hydra home); app.
 COMMAND_SIDE = {"runtime", "reporting", "cli", "app"}
 FORBIDDEN = {
-    "attention": {"data", "model", "analysis", "inference", "structured"} | COMMAND_SIDE,
-    "data": {"attention", "model", "analysis", "inference"} | COMMAND_SIDE,
-    "model": {"analysis", "inference"} | COMMAND_SIDE,
-    "analysis": {"inference"} | COMMAND_SIDE,
-    "inference": {"analysis"} | COMMAND_SIDE,
+    "attention": {"data", "model", "analysis", "inference", "structured", "pretrained"}
+    | COMMAND_SIDE,
+    "data": {"attention", "model", "analysis", "inference", "pretrained"} | COMMAND_SIDE,
+    "model": {"analysis", "inference", "pretrained"} | COMMAND_SIDE,
+    "analysis": {"inference", "pretrained"} | COMMAND_SIDE,
+    "inference": {"analysis", "pretrained"} | COMMAND_SIDE,
+    "pretrained": {"analysis", "inference"} | COMMAND_SIDE,
     "runtime": {"analysis", "inference", "reporting", "cli", "app"},
     "reporting": {"runtime", "cli", "app"},
     "cli": {"reporting", "app"},

@@ -33,7 +33,8 @@ from protperf.analysis.null_models import (
 )
 from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
 from protperf.analysis.vig import skip_reason, vig_similarity
-from protperf.data.batching import ALPHABET, protein_batches, window_batches, with_specials
+from protperf.data.alphabet import ALPHABET
+from protperf.data.batching import BatchConverter, protein_batches, window_batches
 from protperf.data.proteins import Protein, read_proteins
 from protperf.model.checkpoint import load_module
 from protperf.model.overrides import ModelOverrides
@@ -314,8 +315,9 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
     limit = position_limit(model)
     grid_length = grid_length if limit is None else min(grid_length, limit)
     residues = grid_protein.residues[: grid_length - 2]
-    tokens = torch.from_numpy(with_specials(residues))[None].to(next(model.parameters()).device)
-    grid = attention_maps(model, tokens, torch.ones_like(tokens, dtype=torch.bool))[:, 0].numpy()
+    tokens, mask = BatchConverter()([residues])
+    device = next(model.parameters()).device
+    grid = attention_maps(model, tokens.to(device), mask.to(device))[:, 0].numpy()
     letters = "^" + "".join(ALPHABET.tokens[i] for i in residues) + "$"
     summary["grid_protein"] = grid_protein.record_id
     return AnalysisResult(totals, head_table, similarity, pooled, vig_corr, vig_summary,

@@ -1,5 +1,5 @@
 """``ProteinDataModule``: a prepared directory (or a FASTA file, prepared on first use) ->
-train / valid / test DataLoaders of MLM or CLM batches (see :mod:`protperf.data.batching`)."""
+train / valid / test DataLoaders of MLM or CLM batches (see :mod:`protperf.data.collate`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from protperf.data.batching import make_collator
-from protperf.data.cache import ensure_prepared
+from protperf.data.collate import make_collator
 from protperf.data.config import DataConfig
 from protperf.data.dataset import ConcatenatedDataset, ProteinDataset
+from protperf.data.preparation.cache import ensure_prepared
 from protperf.data.resume import ResumePoint, SeededCollator, resume_point, start_of_pass
 from protperf.data.shards import PreparedSplit, read_manifest
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import ConfigError
 from protperf.inference.decoding import FullForwardDecoder, IncrementalDecoder
 from protperf.model.transformer import ProteinLanguageModel
@@ -94,9 +94,8 @@ class Sampler:
         if residues not in RESIDUE_SETS:
             raise ConfigError(f"residues={residues!r} is not one of {', '.join(RESIDUE_SETS)}")
         self.model, self.decoding = model.eval(), decoding
-        self.alphabet = Alphabet()
-        a = self.alphabet
-        letters = a.standard_ids if residues == "standard" else a.residue_ids
+        self.alphabet = ALPHABET
+        letters = ALPHABET.standard_ids if residues == "standard" else ALPHABET.residue_ids
         allowed = torch.full((model.config.vocab_size,), float("-inf"))
         allowed[letters + [self.alphabet.eos_id]] = 0.0
         self._allowed = allowed

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.lightning import ProteinLMModule
@@ -76,7 +76,7 @@ def load_module(
     hparams = dict(saved)
     hparams["model"] = merge_overrides(saved["model"], model_overrides)
     hparams["task"] = merge_overrides(saved["task"], task_overrides)
-    hparams["alphabet"] = list(Alphabet().tokens)
+    hparams["alphabet"] = list(ALPHABET.tokens)
     check_compatible(saved, hparams, source=f"checkpoint {path}")
     module = ProteinLMModule(
         model=hparams["model"],

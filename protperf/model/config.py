@@ -14,6 +14,7 @@ from protperf.attention import ATTENTION_KINDS, AttentionConfig
 from protperf.errors import ConfigError
 
 POSITION_KINDS = ("learned", "rotary", "none")
+NORM_PLACEMENTS = ("pre", "post")
 OBJECTIVES = ("mlm", "clm")
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -31,7 +32,21 @@ class ModelConfig:
     max_position: size of the learned positional table; inputs longer than this are rejected.
     vocab_size: must match the alphabet (checked when loading a checkpoint).
     tie_embeddings: share the LM head's weight with the token embedding.
+    layer_norm_eps: epsilon of every LayerNorm.
     attention: which attention each block computes (exact, Performer-Softmax, Performer-ReLU).
+
+    Knobs for imported pretrained architectures (:mod:`protperf.pretrained`); the defaults are
+    protperf's own architecture:
+
+    norm_placement: ``pre`` (x + f(LN(x)), protperf and ESM-2) or ``post`` (LN(x + f(x)), BERT).
+    embedding_norm: a LayerNorm on the embeddings before the first block (BERT).
+    final_norm: a LayerNorm after the last block (protperf, ESM-2's ``emb_layer_norm_after``);
+        False for BERT, whose post-LN blocks end in a LayerNorm.
+    token_type_vector: a learned vector added to every token embedding (BERT's token type 0).
+    token_dropout: ESM-2's mask-token dropout: ``<mask>`` embeddings are zeroed and every
+        embedding is scaled by (1 - 0.15 * 0.8) / (1 - masked fraction of the real tokens), in
+        training and inference alike, as fair-esm does.
+    lm_head_transform: the LM head first applies dense + GELU + LayerNorm (ESM-2, BERT).
     """
 
     name: str = "performer_relu"
@@ -45,6 +60,12 @@ class ModelConfig:
     vocab_size: int = 30
     tie_embeddings: bool = True
     layer_norm_eps: float = 1e-5
+    norm_placement: str = "pre"
+    embedding_norm: bool = False
+    final_norm: bool = True
+    token_type_vector: bool = False
+    token_dropout: bool = False
+    lm_head_transform: bool = False
     attention: AttentionConfig = field(default_factory=lambda: AttentionConfig(kind="favor_relu"))
 
 
@@ -97,6 +118,11 @@ def validate_model(model: ModelConfig) -> None:
         raise ConfigError(
             f"model.position=rotary needs an even head size, got model.dim/model.num_heads="
             f"{model.dim // model.num_heads}"
+        )
+    if model.norm_placement not in NORM_PLACEMENTS:
+        raise ConfigError(
+            f"model.norm_placement={model.norm_placement!r} is not one of "
+            f"{', '.join(NORM_PLACEMENTS)}"
         )
     if not 0.0 <= model.dropout < 1.0:
         raise ConfigError(f"model.dropout={model.dropout} must be in [0, 1)")

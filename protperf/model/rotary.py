@@ -35,3 +35,13 @@ class RotaryEmbedding(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         angles = rotary_angles(q.shape[-2], self.head_dim, self.base, device=q.device)
         return apply_rotary(q, angles), apply_rotary(k, angles)
+
+
+def pairs_from_halves(head_dim: int) -> torch.Tensor:
+    """Index order (head_dim,) that turns a head laid out for the rotate-half convention
+    (fair-esm, HF ESM, GPT-NeoX: dims i and i + head_dim/2 rotate together) into protperf's
+    consecutive pairs (dims 2i and 2i+1 rotate together, at the same frequency):
+    ``x_pairs = x_halves[..., order]``; ``order.argsort()`` goes back. Permuting the query and
+    key projections' output rows per head this way leaves every attention score unchanged."""
+    half = head_dim // 2
+    return torch.stack((torch.arange(half), torch.arange(half) + half), dim=1).flatten()

@@ -3,6 +3,8 @@
 The attention of every block is a :class:`protperf.attention.MultiHeadAttention` whose kind
 (exact softmax, FAVOR+ softmax, generalized ReLU, identity) comes from
 ``ModelConfig.attention``; all kinds have the same parameters, so weights move between them.
+The knobs of imported architectures (post-LN blocks, embedding LayerNorm, LM-head transform,
+token dropout, token-type vector; see :class:`ModelConfig`) add modules only when set.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from protperf.attention import MultiHeadAttention
+from protperf.data.alphabet import ALPHABET
 from protperf.model.config import ModelConfig, validate_model
+from protperf.model.lm_head import LMHeadTransform, token_dropout
 from protperf.model.rotary import RotaryEmbedding
 
 
@@ -32,7 +36,8 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm Transformer block: x + attn(LN(x)), then x + ffn(LN(x))."""
+    """Pre-LayerNorm Transformer block: x + attn(LN(x)), then x + ffn(LN(x)); or post-LayerNorm
+    (``model.norm_placement=post``, BERT): LN(x + attn(x)), then LN(x + ffn(x))."""
 
     def __init__(self, config: ModelConfig, causal: bool) -> None:
         super().__init__()
@@ -42,6 +47,7 @@ class Block(nn.Module):
         )
         self.ffn_norm = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
         self.ffn = FeedForward(config.dim, config.ffn_dim, config.dropout)
+        self.post_norm = config.norm_placement == "post"
 
     def forward(
         self,
@@ -50,6 +56,10 @@ class Block(nn.Module):
         rotary: RotaryEmbedding | None = None,
         segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if self.post_norm:
+            x = self.attn_norm(x + self.attn(x, attention_mask=attention_mask, rotary=rotary,
+                                             segment_ids=segment_ids))
+            return self.ffn_norm(x + self.ffn(x))
         x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary,
                           segment_ids=segment_ids)
         return x + self.ffn(self.ffn_norm(x))
@@ -74,9 +84,24 @@ class ProteinLanguageModel(nn.Module):
         self.rotary = (
             RotaryEmbedding(config.dim // config.num_heads) if config.position == "rotary" else None
         )
+        self.token_type = (
+            nn.Parameter(torch.zeros(config.dim)) if config.token_type_vector else None
+        )
+        self.embedding_norm = (
+            nn.LayerNorm(config.dim, eps=config.layer_norm_eps) if config.embedding_norm
+            else nn.Identity()
+        )
+        self.mask_id = ALPHABET.mask_id
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, causal) for _ in range(config.num_layers))
-        self.final_norm = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.final_norm = (
+            nn.LayerNorm(config.dim, eps=config.layer_norm_eps) if config.final_norm
+            else nn.Identity()
+        )
+        self.lm_transform = (
+            LMHeadTransform(config.dim, config.layer_norm_eps) if config.lm_head_transform
+            else nn.Identity()
+        )
         self.lm_head = nn.Linear(config.dim, config.vocab_size)
         self.apply(self._init_weights)
         if config.tie_embeddings:
@@ -89,9 +114,13 @@ class ProteinLanguageModel(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def embed(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def embed(
+        self, input_ids: torch.Tensor, start: int = 0, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Token (+ learned position) embeddings of ids (B, T) at positions start..start+T-1.
 
+        With the imported-architecture knobs: token dropout (needs ``attention_mask`` (B, T)
+        bool to count real tokens; None: all real), + the token-type vector, LayerNorm.
         Returns (B, T, D), the input of the first block (dropout applied in training)."""
         end = start + input_ids.shape[1]
         if self.position_embedding is not None and end > self.config.max_position:
@@ -100,9 +129,13 @@ class ProteinLanguageModel(nn.Module):
                 f"(model.max_position={self.config.max_position})"
             )
         x = self.token_embedding(input_ids)
+        if self.config.token_dropout:
+            x = token_dropout(x, input_ids, self.mask_id, attention_mask)
+        if self.token_type is not None:
+            x = x + self.token_type
         if self.position_embedding is not None:
             x = x + self.position_embedding(torch.arange(start, end, device=input_ids.device))
-        return self.embedding_dropout(x)
+        return self.embedding_dropout(self.embedding_norm(x))
 
     def hidden_states(
         self,
@@ -115,7 +148,7 @@ class ProteinLanguageModel(nn.Module):
         packed window, e.g. ``protperf.data.batching.segment_ids_from_bos``).
 
         Returns the final-LayerNorm hidden states (B, L, D)."""
-        x = self.embed(input_ids)
+        x = self.embed(input_ids, attention_mask=attention_mask)
         for block in self.blocks:
             x = block(x, attention_mask=attention_mask, rotary=self.rotary,
                       segment_ids=segment_ids)
@@ -136,7 +169,7 @@ class ProteinLanguageModel(nn.Module):
         num = len(self.blocks)
         wanted = {self.layer_index(layer) for layer in layers}
         out: dict[int, torch.Tensor] = {}
-        x = self.embed(input_ids)
+        x = self.embed(input_ids, attention_mask=attention_mask)
         if 0 in wanted:
             out[0] = x if num else self.final_norm(x)
         for index, block in enumerate(self.blocks, start=1):
@@ -163,7 +196,12 @@ class ProteinLanguageModel(nn.Module):
     ) -> torch.Tensor:
         """input_ids: (B, L) int64; attention_mask: (B, L) bool; segment_ids: (B, L) or None
         -> logits (B, L, vocab_size)."""
-        return self.lm_head(self.hidden_states(input_ids, attention_mask, segment_ids))
+        return self.logits(self.hidden_states(input_ids, attention_mask, segment_ids))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head (transform, if any, then the vocabulary projection): (B, L, D) ->
+        (B, L, vocab_size)."""
+        return self.lm_head(self.lm_transform(hidden))
 
     def attention_modules(self) -> Iterator[MultiHeadAttention]:
         """The multi-head attention module of every block, first to last."""

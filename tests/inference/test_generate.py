@@ -7,12 +7,10 @@ import math
 import pytest
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET as A
 from protperf.errors import ConfigError
 from protperf.inference.generate import Sampler, SamplingConfig, draw_tokens, filter_logits
 from tests.inference.conftest import tiny_model
-
-A = Alphabet()
 
 
 def test_top_k_keeps_the_k_largest():

@@ -1,0 +1,56 @@
+"""``protperf-import`` / ``scripts/import_model.py``: a pretrained protein Transformer as an
+ordinary protperf checkpoint.
+
+    protperf-import esm2_t6_8M_UR50D.pt --out esm2_t6.ckpt          # fair-esm ESM-2 file
+    protperf-import ./esm2_t6_8M_UR50D --out esm2_t6.ckpt           # HF EsmForMaskedLM dir
+    protperf-import ./prot_bert --out prot_bert.ckpt                # HF BERT masked-LM dir
+
+Every command then takes OUT as its checkpoint; ``model.attention.kind=favor_softmax`` (or
+``favor_relu``) ``model.attention.num_features=256`` runs it as a Performer. Errors are one
+line with exit status 2 and nothing is written at OUT (--debug: traceback). docs/pretrained.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from protperf.errors import CheckpointError, ConfigError, PretrainedSourceError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("source", help="a fair-esm ESM-2 .pt file, or an HF model directory "
+                   "(EsmForMaskedLM, or a BERT-family masked LM with vocab.txt)")
+    p.add_argument("--out", required=True, help="the protperf checkpoint to write (.ckpt)")
+    p.add_argument("--vocab", default=None,
+                   help="vocab.txt of an HF directory that has none of its own")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    from protperf.pretrained import import_pretrained  # torch and friends: after --help
+
+    try:
+        import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab)
+    except (PretrainedSourceError, CheckpointError, ConfigError, FileNotFoundError,
+            FileExistsError) as error:
+        if args.debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written at --out", file=sys.stderr)
+        return 130
+    return 0
+
+
+def console() -> None:
+    """Console entry point."""
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""``import_pretrained``: detect what a source is, convert it, write a protperf checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+from protperf.errors import PretrainedSourceError
+from protperf.model.compat import ARCHITECTURE_KEYS
+from protperf.model.config import ModelConfig
+from protperf.pretrained.bert import import_bert
+from protperf.pretrained.esm import import_fair_esm, import_hf_esm
+from protperf.pretrained.hf import read_config
+from protperf.pretrained.source import ImportedModel
+from protperf.pretrained.writer import write_checkpoint
+
+log = logging.getLogger(__name__)
+#: config.json ``model_type`` -> importer of that HF directory.
+HF_IMPORTERS = {"esm": import_hf_esm, "bert": import_bert}
+SUPPORTED_SOURCES = (
+    "a fair-esm ESM-2 .pt file, an HF EsmForMaskedLM directory or an HF BERT-family masked-LM "
+    "directory"
+)
+
+
+def convert(source: str | Path, vocab: str | Path | None = None) -> ImportedModel:
+    """The protperf model of ``source`` (see :data:`SUPPORTED_SOURCES`), not yet written.
+
+    vocab: the ``vocab.txt`` of an HF directory that keeps it elsewhere (AntiBERTy's wheel
+    has it one folder up); None: the directory's own."""
+    path = Path(source)
+    vocab_file = None if vocab is None else Path(vocab)
+    if path.is_dir():
+        config = read_config(path)
+        model_type = config.get("model_type")
+        if model_type not in HF_IMPORTERS:
+            raise PretrainedSourceError(
+                f"{path / 'config.json'} has model_type={model_type!r}; protperf imports "
+                f"model_type {' or '.join(map(repr, HF_IMPORTERS))} ({SUPPORTED_SOURCES})"
+            )
+        return HF_IMPORTERS[model_type](path, vocab_file)
+    if path.is_file():
+        return import_fair_esm(path)
+    raise FileNotFoundError(f"{path} does not exist ({SUPPORTED_SOURCES})")
+
+
+def import_pretrained(source: str | Path, out: str | Path, overwrite: bool = False,
+                      vocab: str | Path | None = None) -> ImportedModel:
+    """Convert ``source`` and write it to ``out`` as an ordinary protperf checkpoint; logs the
+    tokens and tensors left out. ``vocab``: see :func:`convert`. Returns what was imported."""
+    imported = convert(source, vocab)
+    write_checkpoint(imported, Path(out), overwrite=overwrite)
+    log.info("imported %s (%s) -> %s", imported.source, imported.kind, out)
+    if imported.dropped_tokens:
+        log.info("source tokens protperf has no id for (dropped): %s",
+                 " ".join(imported.dropped_tokens))
+    if imported.unpredicted_tokens:
+        log.info("protperf tokens the source lacks (never predicted; as input they embed as "
+                 "its unknown token): %s", " ".join(imported.unpredicted_tokens))
+    if imported.ignored:
+        log.info("source tensors not imported (not part of the masked LM): %s",
+                 ", ".join(imported.ignored))
+    log.info("fine-tune with: protperf-train init_from=%s %s", out,
+             " ".join(train_overrides(imported.config)))
+    return imported
+
+
+def train_overrides(config: ModelConfig) -> list[str]:
+    """The ``model.*`` overrides ``protperf-train init_from=`` needs for this architecture:
+    every key that must match the checkpoint's (whatever the model group's YAML says), its
+    dropout, exact attention (change it to train as a Performer)."""
+    keys = [f.name for f in fields(ModelConfig) if f.name in ARCHITECTURE_KEYS]
+    overrides = [f"model.{k}={_value(getattr(config, k))}" for k in keys]
+    return [*overrides, f"model.dropout={config.dropout}", "model.attention.kind=exact"]
+
+
+def _value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

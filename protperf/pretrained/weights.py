@@ -1,0 +1,116 @@
+"""Reading weight files safely: safetensors, or ``torch.load(weights_only=True)``.
+
+Pickled files (HF ``pytorch_model.bin``, fair-esm ``.pt``) are unpickled by torch's
+restricted unpickler, which builds tensors and plain containers only. The one other type
+allowed is :class:`argparse.Namespace`, which fair-esm checkpoints pickle for their
+configuration (``cfg["model"]`` of ESM-2, ``args`` of ESM-1 files). A file whose unpickling
+would call anything else (run code) is refused with one line naming what it refers to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from protperf.errors import CheckpointError, ConfigError, PretrainedSourceError
+
+#: The only non-tensor, non-container type a pickled weight file may hold.
+SAFE_GLOBALS = (argparse.Namespace,)
+
+
+def require(module: str, needed_for: str) -> Any:
+    """Import an optional library of the ``pretrained`` extra, or one line saying how."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0].replace("_", "-").replace("esm", "fair-esm")
+        raise ConfigError(
+            f"{needed_for} needs the {top!r} library: pip install 'protperf[pretrained]'"
+        ) from None
+
+
+def load_pickled(path: Path) -> Any:
+    """``torch.load`` a pickled file with ``weights_only=True`` (+ ``argparse.Namespace``)."""
+    try:
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" not in str(error).lower().replace(" ", "_"):
+            raise CheckpointError(f"{path} is corrupt ({_first_line(error)})") from None
+        raise CheckpointError(
+            f"{path} holds pickled Python code, which safe loading (weights_only=True) "
+            f"refuses: {_refused_global(error)}; protperf reads only tensors, plain containers "
+            "and argparse.Namespace (convert the trusted file to safetensors)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as error:
+        raise CheckpointError(f"{path} is truncated or corrupt ({_first_line(error)})") from None
+
+
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file (no code can run while reading it)."""
+    safetensors = require("safetensors", f"reading {path}")
+    require("safetensors.torch", f"reading {path}")
+    try:
+        return safetensors.torch.load_file(path, device="cpu")
+    except (safetensors.SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file "
+                              f"({_first_line(error)})") from None
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of one weight file: ``*.safetensors`` or a pickled ``*.bin`` / ``*.pt``."""
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    state = load_pickled(path)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PretrainedSourceError(f"{path} is not a state dict (a mapping of names to tensors)")
+    return state
+
+
+#: Weight files of an HF directory, in the order transformers prefers them.
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def read_hf_weights(directory: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of an HF model directory (single file or sharded with an index) and the
+    name of what was read. Raises :class:`PretrainedSourceError` if it holds no weights."""
+    for name in HF_WEIGHT_FILES:
+        single, index = directory / name, directory / f"{name}.index.json"
+        if single.is_file():
+            return read_state_dict(single), name
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise PretrainedSourceError(f"{index} is not a weight index "
+                                            f"({_first_line(error)})") from None
+            state: dict[str, torch.Tensor] = {}
+            for shard in shards:
+                state.update(read_state_dict(directory / shard))
+            return state, index.name
+    raise PretrainedSourceError(
+        f"{directory} holds no weights (expected {' or '.join(HF_WEIGHT_FILES)}, or a sharded "
+        "*.index.json)"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
+
+
+def _refused_global(error: BaseException) -> str:
+    """The offending name out of torch's long weights_only message."""
+    found = re.search(r"GLOBAL (\S+)", str(error))
+    if found:
+        return f"it refers to {found.group(1)}"
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()
+    return _first_line(error)

@@ -1,0 +1,109 @@
+"""An imported checkpoint is an ordinary one: evaluate, analyze, embed, score and
+``train init_from=`` take it unchanged, and the ``model.attention.*`` overrides run it as a
+Performer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from protperf.analysis.pipeline import analyze_model
+from protperf.analysis.pipeline import load_model as analysis_model
+from protperf.app.embed import embed
+from protperf.app.evaluate import evaluate
+from protperf.app.score import score
+from protperf.app.train import train
+from protperf.cli.compose import compose_config
+from protperf.cli.registry import load_config
+from protperf.inference.embed_io import load_means
+from protperf.model.checkpoint import load_module
+from protperf.pretrained import import_pretrained
+from protperf.pretrained.importer import train_overrides
+from tests.model.conftest import compose_evaluate, compose_train
+from tests.pretrained.conftest import PROTEINS
+
+PERFORMER = ["model.attention.kind=favor_softmax", "model.attention.num_features=32"]
+
+
+@pytest.fixture(scope="module")
+def imported(fair_esm_file, bert_dir, tmp_path_factory):
+    """An ESM-2 (fair-esm file) and a BERT (HF directory), imported once."""
+    root = tmp_path_factory.mktemp("imported")
+    return {
+        "esm": (root / "esm.ckpt", import_pretrained(fair_esm_file[0], root / "esm.ckpt")),
+        "bert": (root / "bert.ckpt", import_pretrained(bert_dir, root / "bert.ckpt")),
+    }
+
+
+def typed(name, overrides):
+    return load_config(name, compose_config(name, overrides))
+
+
+@pytest.mark.parametrize("kind", ["favor_softmax", "favor_relu"])
+def test_overrides_run_the_same_weights_as_a_performer(imported, kind):
+    path, _ = imported["esm"]
+    exact = load_module(path).eval()
+    performer = load_module(path, model_overrides={"attention": {"kind": kind,
+                                                                 "num_features": 32}}).eval()
+    assert performer.model_config.attention.kind == kind
+    assert performer.model_config.token_dropout and performer.model_config.lm_head_transform
+    exact_params = dict(exact.model.named_parameters())
+    for name, param in performer.model.named_parameters():
+        assert torch.equal(param, exact_params[name]), name
+    ids = torch.randint(5, 25, (2, 16))
+    with torch.no_grad():
+        logits = performer(ids)
+    assert torch.isfinite(logits).all() and not torch.allclose(logits, exact(ids))
+
+
+def test_evaluate_as_performer(imported, tmp_path):
+    path, _ = imported["bert"]
+    evaluate(compose_evaluate(
+        [f"checkpoints=[{path}]", *PERFORMER, "data.max_length=32", "data.batch_size=4",
+         "data.num_workers=0", "trainer.limit_test_batches=2",
+         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"],
+        output_dir=tmp_path))
+    saved = pd.read_csv(tmp_path / "evaluation.csv")
+    assert saved["trained_attention"].tolist() == ["exact"]
+    assert saved["eval_attention"].tolist() == ["favor_softmax"]
+    assert np.isfinite(saved["perplexity"]).all()
+
+
+@pytest.mark.parametrize("source", ["esm", "bert"])
+def test_train_init_from_with_the_printed_overrides(imported, source, tmp_path):
+    path, result = imported[source]
+    overrides = [o for o in train_overrides(result.config) if "attention.kind" not in o]
+    summary = train(compose_train([*overrides, *PERFORMER, f"init_from={path}"],
+                                  output_dir=tmp_path))  # after the tiny run's model.* keys
+    assert summary["attention"] == "favor_softmax" and summary["step"] == 3
+
+
+def test_embed_and_score(imported, tmp_path, capsys):
+    path, _ = imported["esm"]
+    fasta = tmp_path / "proteins.fasta"
+    fasta.write_text("".join(f">p{i}\n{p}\n" for i, p in enumerate(PROTEINS)))
+    embed(typed("embed", [f"checkpoint={path}", f"data.path={fasta}",
+                          f"output_dir={tmp_path / 'emb'}", "progress=false", "layers=[0,-1]"]))
+    index, means = load_means(tmp_path / "emb", 2)
+    assert index["id"].tolist() == ["p0", "p1", "p2"]
+    assert means.shape == (3, 32) and np.isfinite(means).all()
+    (tmp_path / "wt.fasta").write_text(">wt\nMKTAYIAKQRQISFVKSHFSRQ\n")
+    (tmp_path / "variants.csv").write_text("mutant,DMS_score\nK2R,0.1\nT3A:Y5W,0.7\nQ9E,0.4\n")
+    score(typed("score", [f"checkpoint={path}", f"mutations={tmp_path / 'variants.csv'}",
+                          f"wildtype={tmp_path / 'wt.fasta'}", f"output={tmp_path / 's.csv'}"]))
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert table["masked_marginal"].notna().all()
+
+
+def test_analyze_as_performer(imported, tmp_path):
+    path, result = imported["bert"]
+    config = typed("analyze", [
+        f"checkpoint={path}", "model.attention.kind=favor_relu", "data.max_sequences=4",
+        "data.max_length=36", "permutations=5", "grid_max_length=10", "figures=false",
+        f"output_dir={tmp_path}"])
+    analysis = analyze_model(analysis_model(config), config)
+    heads = analysis.head_table[analysis.head_table["kind"] == "head"]
+    assert len(heads) == result.config.num_layers * result.config.num_heads
+    assert analysis.summary["model"]["attention"] == ["favor_relu"]
