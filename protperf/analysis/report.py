@@ -46,6 +46,9 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
         best = result.head_table[result.head_table["kind"] == "head"].iloc[0]
         layer, head = int(best["layer"]), int(best["head"])
         title = f"best head: layer {layer} head {head}"
+        floor = result.summary["similarity"].get("best_head_floor")
+        if floor is not None:  # the same statistic for random-initialised models
+            title += f" (random-init floor r = {floor:.2f})"
         written += save_figure(plot_similarity_vs_blosum(
             result.similarity[layer, head], title, config.order, label),
             figures / "similarity_best_head")
