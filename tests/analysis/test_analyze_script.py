@@ -80,7 +80,7 @@ def test_analyze_script_on_a_planted_checkpoint(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["similarity"]["pooled"]["pearson_offdiag"] >= 0.9
     assert summary["embedding"]["pearson_offdiag"] == pytest.approx(1.0, abs=1e-6)
-    assert "embedding pearson_offdiag=1 (p=0.00498)" in result.stdout
+    assert "embedding pearson_offdiag=1 (p=0.00498, random-init floor " in result.stdout
     embedding = pd.read_csv(tmp_path / "run" / "embedding_similarity.csv", index_col=0)
     assert embedding.shape == (20, 20)
     assert not (tmp_path / "run" / "figures").exists()
