@@ -16,10 +16,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from protperf.analysis.pipeline import analyze_model, load_model
+from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.analysis.plots import save_figure
 from protperf.analysis.report import write_outputs
-from protperf.model.checkpoint import read_checkpoint
+from protperf.model.loading import read_checkpoint
 
 CURVE_COLUMNS = ["step", "checkpoint", "method", "pearson_offdiag", "pearson_offdiag_p",
                  "spearman_offdiag", "spearman_offdiag_p", "random_init_floor"]
@@ -98,7 +98,7 @@ def analyze_checkpoints(config) -> list:
         single = dataclasses.replace(config, checkpoint=str(path), checkpoints=[], run_dir=None,
                                      output_dir=str(out / f"step{step:06d}"))
         null_runs = results[0].null_runs if results else None  # one floor for the whole run
-        result = analyze_model(load_model(single), single, null_runs=null_runs)
+        result = analyze_model(analyzed_model(single), single, null_runs=null_runs)
         result.summary["step"] = step
         write_outputs(result, single)
         results.append(result)

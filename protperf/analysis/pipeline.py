@@ -36,7 +36,7 @@ from protperf.analysis.vig import skip_reason, vig_similarity
 from protperf.data.alphabet import ALPHABET
 from protperf.data.batching import BatchConverter, protein_batches, window_batches
 from protperf.data.proteins import Protein, read_proteins
-from protperf.model.checkpoint import load_module
+from protperf.model.loading import load_model
 from protperf.model.overrides import ModelOverrides
 from protperf.resources import SAMPLE_FASTA
 
@@ -157,15 +157,15 @@ class AnalysisResult:
     null_runs: list[AnalysisResult] = field(default_factory=list)  # the random-init models
 
 
-def load_model(config: AnalyzeConfig) -> nn.Module:
-    """The model stored in ``config.checkpoint`` (weights_only), with attention overrides."""
+def analyzed_model(config: AnalyzeConfig) -> nn.Module:
+    """The model of ``config.checkpoint`` (a .ckpt or an export directory) with its
+    ``model.*`` overrides, through :func:`protperf.model.loading.load_model`."""
     if not config.checkpoint:
         raise ValueError(
             "a checkpoint is required: checkpoint=path/to/last.ckpt (or checkpoints=[a.ckpt,"
             "b.ckpt] or run_dir=outputs/run for a learning curve)"
         )
-    module = load_module(config.checkpoint, model_overrides=config.model.as_overrides())
-    return module.model
+    return load_model(config.checkpoint, model_overrides=config.model.as_overrides())
 
 
 def select_proteins(config: AnalyzeConfig, stats: Counter) -> Iterator[Protein]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig, analyze_model, load_model
+from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig, analyze_model, analyzed_model
 from protperf.analysis.plots import (
     plot_attention_grid,
     plot_head_correlations,
@@ -115,6 +115,6 @@ def analyze(config: AnalyzeConfig) -> AnalysisResult:
         raise ValueError(
             "checkpoints / run_dir are analyzed by protperf.analysis.curve.analyze_checkpoints"
         )
-    result = analyze_model(load_model(config), config)
+    result = analyze_model(analyzed_model(config), config)
     write_outputs(result, config)
     return result

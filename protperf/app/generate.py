@@ -7,13 +7,14 @@ from pathlib import Path
 from protperf.cli.command import command
 from protperf.cli.config import GenerateConfig
 from protperf.errors import ConfigError
+from protperf.inference import load_model
 from protperf.inference.generate import Sampler, SamplingConfig
-from protperf.inference.loading import load_model
 
 
 def generate(config: GenerateConfig) -> list[str]:
     """Sample ``num_samples`` proteins; writes ``output`` (FASTA, ids sample_0 ...)."""
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     if not model.causal:
         raise ConfigError(
             f"checkpoint {config.checkpoint} is a masked LM (task.objective=mlm); generate "

@@ -152,7 +152,8 @@ class EmbedData:
 class EmbedConfig:
     """Root of ``protperf/conf/embed.yaml``; see :mod:`protperf.inference.embed` for the policy."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     data: EmbedData = field(default_factory=EmbedData)
     output_dir: str = MISSING
     layers: list[int] = field(default_factory=lambda: [-1])
@@ -170,7 +171,8 @@ class EmbedConfig:
 class ScoreConfig:
     """Root of ``protperf/conf/score.yaml``; methods None = all of the checkpoint's objective."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     mutations: str = MISSING
     wildtype: str | None = None  # FASTA (first record), or use a mutated_sequence column
     output: str = MISSING
@@ -184,7 +186,8 @@ class ScoreConfig:
 class GenerateConfig:
     """Root of ``protperf/conf/generate.yaml``."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     output: str = MISSING
     num_samples: int = 10
     max_length: int = 256  # residues, prompt included

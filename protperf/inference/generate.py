@@ -4,7 +4,8 @@ Every sequence starts with ``<cls>`` (the training bos) and the optional prompt;
 are drawn from the 20 standard amino acids and ``<eos>`` only (``residues="all"`` adds the
 non-standard letters X B Z U O; never pad, mask, cls or unk); a sequence ends at ``<eos>`` or
 at ``max_length`` residues (prompt included). Performers decode in recurrent form, exact
-models with a KV cache (:mod:`protperf.inference.decoding`).
+models with a KV cache (``ProteinLanguageModel.step``, driven by
+:mod:`protperf.inference.decoding`).
 """
 
 from __future__ import annotations

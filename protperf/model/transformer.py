@@ -10,12 +10,14 @@ token dropout, token-type vector; see :class:`ModelConfig`) add modules only whe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from protperf.attention import MultiHeadAttention
+from protperf.attention.layer import LayerCache
 from protperf.data.alphabet import ALPHABET
 from protperf.model.config import ModelConfig, validate_model
 from protperf.model.lm_head import LMHeadTransform, token_dropout
@@ -62,6 +64,15 @@ class Block(nn.Module):
             return self.ffn_norm(x + self.ffn(x))
         x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary,
                           segment_ids=segment_ids)
+        return x + self.ffn(self.ffn_norm(x))
+
+    def step(self, x: torch.Tensor, cache: LayerCache, rotary=None) -> torch.Tensor:
+        """``forward`` of the newest token x (B, 1, D) of a causal block, against the
+        attention's decoding cache (``MultiHeadAttention.new_cache``) -> (B, 1, D)."""
+        if self.post_norm:
+            x = self.attn_norm(x + self.attn.step(x, cache, rotary))
+            return self.ffn_norm(x + self.ffn(x))
+        x = x + self.attn.step(self.attn_norm(x), cache, rotary)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -202,6 +213,27 @@ class ProteinLanguageModel(nn.Module):
         """The LM head (transform, if any, then the vocabulary projection): (B, L, D) ->
         (B, L, vocab_size)."""
         return self.lm_head(self.lm_transform(hidden))
+
+    def new_caches(self, batch: int, capacity: int) -> list[LayerCache]:
+        """Empty decoding caches of every block for ``batch`` sequences of up to ``capacity``
+        tokens (recurrent FAVOR+ states, exact KV caches; None for identity attention)."""
+        if not self.causal:
+            raise ValueError("incremental decoding needs a causal (task.objective=clm) model")
+        weight = self.token_embedding.weight
+        return [block.attn.new_cache(batch, capacity, weight.dtype, weight.device)
+                for block in self.blocks]
+
+    def step(
+        self, token_ids: torch.Tensor, caches: list[LayerCache], position: int
+    ) -> torch.Tensor:
+        """token_ids: (B,) at ``position`` -> next-token logits (B, vocab_size), updating the
+        caches (``new_caches``). Equals ``forward`` of the whole prefix at its last position,
+        up to rounding, in O(1) per token for Performers (a KV cache for exact attention)."""
+        x = self.embed(token_ids[:, None], start=position)
+        rotary = None if self.rotary is None else partial(self.rotary, start=position)
+        for block, cache in zip(self.blocks, caches, strict=True):
+            x = block.step(x, cache, rotary)
+        return self.logits(self.final_norm(x))[:, 0]
 
     def attention_modules(self) -> Iterator[MultiHeadAttention]:
         """The multi-head attention module of every block, first to last."""

@@ -12,7 +12,7 @@ from protperf.analysis.pipeline import (
     AnalysisDataConfig,
     AnalyzeConfig,
     analyze_model,
-    load_model,
+    analyzed_model,
 )
 from protperf.analysis.report import write_outputs
 from protperf.app.analyze import summary_line
@@ -103,11 +103,11 @@ def test_config_errors(tmp_path, fasta_path):
         analyze_model(TinyModel("exact", False), config(tmp_path, fasta_path, protein="nope"))
 
 
-def test_load_model_needs_an_existing_checkpoint(tmp_path):
+def test_analyzed_model_needs_an_existing_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="checkpoint is required: checkpoint=path/to/last.ckpt"):
-        load_model(AnalyzeConfig())
+        analyzed_model(AnalyzeConfig())
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
-        load_model(AnalyzeConfig(checkpoint=str(tmp_path / "missing.ckpt")))
+        analyzed_model(AnalyzeConfig(checkpoint=str(tmp_path / "missing.ckpt")))
 
 
 def test_window_mode_packs_proteins_for_performers(tmp_path, fasta_path):
