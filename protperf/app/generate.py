@@ -20,8 +20,9 @@ def generate(config: GenerateConfig) -> list[str]:
             f"checkpoint {config.checkpoint} is a masked LM (task.objective=mlm); generate "
             "needs a causal one (task.objective=clm)")
     sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
-    proteins = Sampler(model).sample(config.num_samples, config.max_length, config.seed,
-                                     sampling, config.prompt, config.batch_size)
+    sampler = Sampler(model, residues=config.residues)
+    proteins = sampler.sample(config.num_samples, config.max_length, config.seed, sampling,
+                              config.prompt, config.batch_size)
     Path(config.output).parent.mkdir(parents=True, exist_ok=True)
     with open(config.output, "w") as handle:
         for i, residues in enumerate(proteins):

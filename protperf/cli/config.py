@@ -220,6 +220,7 @@ class GenerateConfig:
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     prompt: str = ""
+    residues: str = "standard"  # standard: the 20 amino acids; all: also X B Z U O
     batch_size: int = 16
     device: str = "cpu"
     run_name: str = "generate"
