@@ -71,7 +71,7 @@ def generate_fasta(path: Path, size_bytes: int, seed: int = 0) -> int:
 _CHILD = """
 import sys, time
 from protperf.data.config import PrepareConfig
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
 t = time.perf_counter()
 m = prepare(sys.argv[1], sys.argv[2], PrepareConfig(), workers=int(sys.argv[3]), overwrite=True)
 print(time.perf_counter() - t, m["sequences_read"])

@@ -6,7 +6,8 @@ out-of-memory):
 
 1. attention: fwd+bwd in bf16, H = 8, d = 64, m = 256, B x L = --tokens (131072):
    SDPA causal / bidirectional, protperf torch (causal, bidirectional), protperf fla
-   (causal), and fla's chunk_simple_gla alone on the same feature tensors; ms + peak memory.
+   (causal, softmax and ReLU), and fla's chunk_simple_gla alone on the same feature tensors;
+   ms + peak memory.
 2. training: tokens/s and peak memory of the paper's concatenated model (8 heads, 6 layers,
    d_ff 2048, D 512, m 256, causal, rotary), bf16 autocast + AdamW, for exact,
    performer_softmax, performer_relu and identity attention; batch --train-tokens / L.
@@ -14,7 +15,9 @@ out-of-memory):
 
 Appends the rows to ``<out-dir>/gpu.csv`` (default ``benchmarks/``) with provenance (commit,
 date, machine + GPU name, torch, threads, arguments) and fla's version, and regenerates
-``<out-dir>/README.md``. CPU smoke run: ``--device cpu --lengths 1024 --steps 1``.
+``<out-dir>/README.md``. A cell that fails (out of memory, a Triton or fla assertion, out of
+resources, a value error) is recorded with its status and the run carries on.
+CPU smoke run: ``--device cpu --lengths 1024 --steps 1``.
 
     python scripts/benchmark_gpu.py                     # on a GPU machine
 """
@@ -33,13 +36,13 @@ import torch
 from benchmark_log import BENCHMARK_DIR, log_run, provenance
 
 from protperf.attention import AttentionConfig
-from protperf.attention.backends import causal_kernel
+from protperf.attention.backends import attention_mode
 from protperf.attention.ops.causal_fla import fla_available, fla_chunk_simple_gla
 from protperf.attention.ops.exact import exact_attention
 from protperf.attention.ops.feature_maps import performer_feature_maps
 from protperf.attention.ops.features import draw_projection
 from protperf.attention.ops.linear import augment_values
-from protperf.attention.performer import PerformerAttention
+from protperf.attention.performer import performer_attention
 from protperf.model.config import ModelConfig
 from protperf.model.transformer import ProteinLanguageModel
 
@@ -84,18 +87,27 @@ def measure(step: Callable[[], None], device: torch.device, steps: int) -> dict:
 
 
 def guarded(run: Callable[[], dict], device: torch.device) -> dict:
-    """run(), with CUDA out-of-memory (and any failure) recorded instead of raised."""
+    """run(), with any failure recorded as the cell's status instead of raised: CUDA out of
+    memory, and everything else a kernel may throw (Triton or fla assertions, Triton's
+    OutOfResources, value errors), so one cell never ends the run."""
     try:
         return run()
     except torch.OutOfMemoryError:
         return {"status": OOM}
-    except RuntimeError as error:  # e.g. Triton or cuBLAS refusing a size
+    except Exception as error:  # recorded in the table, the run goes on
         if OOM in str(error).lower():
             return {"status": OOM}
-        return {"status": "failed: " + str(error).splitlines()[0][:100]}
+        return {"status": "failed: " + failure_summary(error)}
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def failure_summary(error: BaseException, width: int = 160) -> str:
+    """'Type: first non-empty line of the message', at most ``width`` characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = type(error).__name__ + (f": {lines[0]}" if lines else "")
+    return text[:width]
 
 
 # ------------------------------------------------------------------------------ attention
@@ -104,16 +116,21 @@ def attention_methods(device: torch.device) -> dict[str, Callable]:
     def sdpa(causal):
         return lambda q, k, v, w: exact_attention(q, k, v, causal)
 
-    def performer(causal, backend):
-        kernel = causal_kernel(backend, HEAD_DIM) if causal else None
-        attention = PerformerAttention("softmax", causal, causal_kernel=kernel)
-        return lambda q, k, v, w: attention(q, k, v, w)
+    def performer(causal, backend, kind="favor_softmax"):
+        config = AttentionConfig(kind=kind, backend=backend)
+
+        def attention(q, k, v, w):
+            mode = attention_mode(config, causal, q, None)
+            return performer_attention(q, k, v, w, mode, config.feature_kernel, HEAD_DIM)
+
+        return attention
 
     methods = {"sdpa_causal": sdpa(True), "sdpa_bidirectional": sdpa(False),
                "protperf_torch_causal": performer(True, "torch"),
                "protperf_torch_bidirectional": performer(False, "torch")}
     if device.type == "cuda" and fla_available():
         methods["protperf_fla_causal"] = performer(True, "fla")
+        methods["protperf_fla_causal_relu"] = performer(True, "fla", "favor_relu")
         methods["fla_kernel_alone_causal"] = None  # fla_kernel_step: features precomputed
     return methods
 

@@ -136,6 +136,18 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         columns=("task", "model", "length", "status", "per_s", "per_cpu_s", "first_ms",
                  "last_ms", "peak_mib", "state_mib", "arch"),
     ),
+    "long_proteins": BenchmarkSpec(
+        title="Long proteins: one protein embedded in one pass, exact vs Performer",
+        rerun="python scripts/benchmark_long_proteins.py",
+        about="A model of ESM-2 8M's shape and architecture (6 layers, D 320, 20 heads, rotary; "
+              "random weights) loaded from an export directory with `model.attention.kind` "
+              "overridden; one protein of `length` residues, one forward pass, each cell in a "
+              "fresh process under an address-space limit. Cells: wall time of the pass and "
+              "peak RSS above the loaded model (`cpu_s` in the CSV), or why the cell did not "
+              "run (skipped / failed).",
+        columns=("method", "m", "length", "status", "time_s", "cpu_s", "peak_mib"),
+        pivot=Pivot(rows=("method", "m"), column="length", cell=time_and_memory),
+    ),
     "blosum_controls": BenchmarkSpec(
         title="Planted BLOSUM62 controls: what the attention analysis recovers",
         rerun="python scripts/benchmark_controls.py",

@@ -1,6 +1,7 @@
 """Attention analysis: attention maps, amino-acid similarity matrices, BLOSUM62 comparison.
 
 Math lives in pure modules (``aggregate``, ``similarity``, ``blosum``, ``vig``, ``embedding``);
+``implicit_attention`` reads the attention a layer applies (features, L x L matrices);
 ``plots`` draws figures; ``controls`` builds planted models whose attention follows BLOSUM62;
 ``curve`` runs the analysis over the checkpoints of one run.  Nothing here trains a model.
 """

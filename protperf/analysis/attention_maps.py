@@ -1,10 +1,10 @@
 """Per-layer attention of a trained model, read through forward pre-hooks.
 
 Every :class:`protperf.attention.MultiHeadAttention` of a model is hooked; when the model runs,
-each layer's input ``(x, attention_mask, rotary)`` is handed to a callback, which asks the module
-itself for its attention (``attention_matrix``, ``feature_maps`` or ``project``).  So the
-analysis sees exactly the attention the layer applies (same scaling, rotary, masks, random
-features) without any change to the model.
+each layer's input ``(x, attention_mask, rotary)`` is handed to a callback, which reads the
+module's own attention (``implicit_attention.attention_matrix`` / ``feature_maps``, or the
+module's ``project``).  So the analysis sees exactly the attention the layer applies (same
+scaling, rotary, masks, random features) without any change to the model.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from protperf.analysis.implicit_attention import attention_matrix
 from protperf.attention import MultiHeadAttention
 
 LayerCallback = Callable[[int, MultiHeadAttention, torch.Tensor, torch.Tensor | None, object], None]
@@ -78,7 +79,7 @@ def attention_maps(
     maps: dict[int, torch.Tensor] = {}
 
     def collect(layer, module, x, mask, rotary):
-        maps[layer] = module.attention_matrix(x, mask, rotary).float().cpu()
+        maps[layer] = attention_matrix(module, x, mask, rotary).float().cpu()
 
     was_training = model.training
     model.eval()

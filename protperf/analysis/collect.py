@@ -18,6 +18,7 @@ from protperf.analysis.attention_maps import (
     layer_inputs,
     run_model,
 )
+from protperf.analysis.implicit_attention import attention_matrix, feature_maps
 from protperf.analysis.similarity import SimilarityAccumulator, SimilarityTotals
 
 
@@ -72,7 +73,7 @@ class ModelAttentionCollector:
             seen.add(layer)
             kind = module.config.kind
             if kind in PERFORMER_KINDS:
-                q_features, k_features = module.feature_maps(x, mask, rotary)
+                q_features, k_features = feature_maps(module, x, mask, rotary)
                 accumulator.add_features(layer, q_features, k_features)
             elif kind == "exact":
                 q, k, _ = module.project(x, rotary)
@@ -81,6 +82,6 @@ class ModelAttentionCollector:
                 ):
                     accumulator.add_attention_rows(layer, start, rows)
             else:
-                accumulator.add_attention(layer, module.attention_matrix(x, mask, rotary))
+                accumulator.add_attention(layer, attention_matrix(module, x, mask, rotary))
 
         return on_layer

@@ -42,7 +42,8 @@ import torch
 
 from protperf import __version__
 from protperf.analysis.blosum import blosum62
-from protperf.analysis.residues import ALPHABET, AMINO_ACIDS, NUM_AMINO_ACIDS
+from protperf.analysis.residues import AMINO_ACIDS, NUM_AMINO_ACIDS
+from protperf.data.alphabet import ALPHABET
 
 SHIFT = 24.0  # BLOSUM62's smallest eigenvalue is -22.92: B + 24 I is positive definite
 SPECIAL_BLOCK = 4 * NUM_AMINO_ACIDS  # first of the two dimensions of non-amino-acid tokens

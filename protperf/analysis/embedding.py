@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from protperf.analysis.blosum import compare_with_blosum, random_permutations
-from protperf.analysis.residues import ALPHABET, AMINO_ACIDS
+from protperf.analysis.residues import AMINO_ACIDS
+from protperf.data.alphabet import ALPHABET
 
 
 def amino_acid_embeddings(model: nn.Module) -> np.ndarray:

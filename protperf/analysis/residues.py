@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET, Alphabet
 
-ALPHABET = Alphabet()
 AMINO_ACIDS: str = ALPHABET.standard  # "ACDEFGHIKLMNPQRSTVWY": row/column order everywhere
 NUM_AMINO_ACIDS = len(AMINO_ACIDS)
 

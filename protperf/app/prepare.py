@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from protperf.data.cache import prepared_dir_for, source_sha256
 from protperf.data.config import SAMPLE_FASTA, DataConfig, PrepareConfig, default_cache_dir
-from protperf.data.prepare import SKIP_REASONS, prepare
+from protperf.data.preparation.cache import prepared_dir_for, source_sha256
+from protperf.data.preparation.pipeline import SKIP_REASONS, prepare
+from protperf.data.preparation.target import is_prepared
+from protperf.data.preparation.validate import verify_prepared
 from protperf.data.shards import SPLITS
-from protperf.data.target import is_prepared
-from protperf.data.validate import verify_prepared
 from protperf.errors import DataError
 
 

@@ -10,7 +10,7 @@ from protperf.cli.command import command
 from protperf.cli.config import ScoreConfig
 from protperf.data.fasta import read_fasta
 from protperf.errors import InferenceInputError
-from protperf.inference.loading import load_model
+from protperf.inference import load_model
 from protperf.inference.mutations import read_variants
 from protperf.inference.score import Scorer, spearman_by_method
 
@@ -27,7 +27,8 @@ def score(config: ScoreConfig) -> pd.DataFrame:
     """Score every variant; writes the input table plus one column per score."""
     wildtype = read_wildtype(config.wildtype) if config.wildtype else None
     variants = read_variants(config.mutations, wildtype)
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     scores = Scorer(model, config.batch_size).score_variants(variants, config.methods)
     table = pd.concat([variants.table, scores], axis=1)
     Path(config.output).parent.mkdir(parents=True, exist_ok=True)

@@ -1,97 +1,88 @@
-"""Causal Performer kernels per backend, chosen once when a layer is built.
+"""Which computation a multi-head layer runs: the attention mode, and the backend checks.
 
-A causal kernel maps (q', k', v_aug, s, segment_ids, compute_dtype) -> the unnormalized
-(B, H, L, e) float32 sums of ``ops/causal_scan.py``. Backends (``model.attention.backend``):
+A layer's heads go through exactly one mode (``attention_mode``), dispatched with one
+``if mode == ...`` branch (``layer.py``, ``performer.py``):
 
-- ``torch``: on CPU in float32 without segments the in-place loop kernel
-  (``ops/causal_loop.py``, the fastest there); otherwise the loop-free scan
-  (``ops/causal_scan.py``: GPUs, bfloat16, segments).
-- ``fla``: flash-linear-attention's ``chunk_simple_gla`` Triton kernels (CUDA only).
-- ``auto``: ``fla`` for CUDA tensors when fla imports, ``torch`` otherwise.
+- ``exact``: softmax via scaled_dot_product_attention (``ops/exact.py``);
+- ``identity``: the values themselves;
+- ``bidirectional``: Performer, two matmuls (per segment via tiles; ``ops/linear.py``);
+- ``loop``: causal Performer, the in-place chunked kernel (``ops/causal_loop.py``), the
+  fastest on CPU in float32/float64 without segments;
+- ``scan``: causal Performer, the loop-free batched scan (``ops/causal_scan.py``): GPUs,
+  bf16 autocast, segments;
+- ``fla``: causal Performer through flash-linear-attention's ``chunk_simple_gla`` Triton
+  kernels (``ops/causal_fla.py``, CUDA only).
+
+``model.attention.backend`` picks among the causal ones: ``torch`` (loop or scan), ``fla``, or
+``auto`` (``fla`` for CUDA tensors when fla imports and can run the kernel's backward there,
+``torch`` otherwise). ``check_backend`` refuses an unusable ``fla`` when the layer is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-from protperf.attention.config import BACKENDS
-from protperf.attention.ops.causal_fla import (
-    GATED_BACKWARD_SUPPORTED,
-    fla_available,
-    gated_causal_attention_unnormalized,
-)
-from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
-from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
+from protperf.attention.config import AttentionConfig
+from protperf.attention.ops.causal_fla import fla_available, gated_backward_problem
 
-CausalKernel = Callable[..., torch.Tensor]
+MODES = ("exact", "identity", "bidirectional", "loop", "scan", "fla")
 
 
-class TorchCausalKernel:
-    """The torch backend: loop kernel for CPU float32 without segments, else the scan."""
+def low_precision_dtype(device_type: str) -> torch.dtype | None:
+    """bfloat16 when bf16 autocast is active for the device type, else None (float32).
 
-    def __init__(self, chunk_size: int) -> None:
-        self.chunk_size = chunk_size
-
-    def __call__(self, q_prime, k_prime, v_aug, log_scale, segment_ids=None, compute_dtype=None):
-        if (segment_ids is None and not q_prime.is_cuda and compute_dtype in (None, q_prime.dtype)
-                and q_prime.dtype in (torch.float32, torch.float64)):
-            return causal_linear_attention_unnormalized(q_prime, k_prime, v_aug, log_scale,
-                                                        self.chunk_size)
-        return causal_scan_attention_unnormalized(q_prime, k_prime, v_aug, log_scale,
-                                                  self.chunk_size, segment_ids, compute_dtype)
-
-
-class FlaCausalKernel:
-    """The fla backend: chunk_simple_gla on CUDA tensors; CPU tensors are refused."""
-
-    def __call__(self, q_prime, k_prime, v_aug, log_scale, segment_ids=None, compute_dtype=None):
-        if not q_prime.is_cuda:
-            raise ValueError("model.attention.backend='fla' runs on CUDA tensors only, got a "
-                             f"{q_prime.device.type} tensor (use backend=torch or auto)")
-        return gated_causal_attention_unnormalized(q_prime, k_prime, v_aug, log_scale,
-                                                   segment_ids, compute_dtype=compute_dtype)
-
-
-class AutoCausalKernel:
-    """fla for CUDA tensors when it imports, else the torch kernel.
-
-    Softmax (gated) attention stays on torch where fla refuses its gated backward (Hopper
-    with Triton 3.4 <= v < 3.7.1 and no tilelang; ``causal_fla.GATED_BACKWARD_SUPPORTED``).
+    float16 autocast keeps Performer attention in float32: the gradient of the division by
+    a small normalizer (num / D^2) overflows float16's range (max 65504), not bfloat16's.
     """
-
-    def __init__(self, chunk_size: int) -> None:
-        self.torch_kernel = TorchCausalKernel(chunk_size)
-        self.fla_kernel = FlaCausalKernel() if fla_available() else None
-
-    def __call__(self, q_prime, k_prime, v_aug, log_scale, segment_ids=None,
-                 compute_dtype=None):
-        use_fla = (self.fla_kernel is not None and q_prime.is_cuda
-                   and (log_scale is None or GATED_BACKWARD_SUPPORTED))
-        kernel = self.fla_kernel if use_fla else self.torch_kernel
-        return kernel(q_prime, k_prime, v_aug, log_scale, segment_ids, compute_dtype)
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    dtype = torch.get_autocast_dtype(device_type)
+    return dtype if dtype == torch.bfloat16 else None
 
 
-def causal_kernel(backend: str, chunk_size: int) -> CausalKernel:
-    """The causal kernel of ``model.attention.backend``; fla's preconditions checked here."""
-    if backend == "torch":
-        return TorchCausalKernel(chunk_size)
-    if backend == "auto":
-        return AutoCausalKernel(chunk_size)
-    if backend == "fla":
-        if not fla_available():
-            raise ValueError("model.attention.backend='fla' needs flash-linear-attention and "
-                             "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
-        if not torch.cuda.is_available():
-            raise ValueError("model.attention.backend='fla' needs a CUDA GPU; none is visible "
-                             "(use backend=auto or torch)")
-        return FlaCausalKernel()
-    raise ValueError(f"model.attention.backend={backend!r} is not one of {', '.join(BACKENDS)}")
+def compute_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The matmul dtype of Performer attention on heads x: bfloat16 under bf16 autocast
+    (float64 heads excepted), else None (the features' float32/float64)."""
+    return None if x.dtype == torch.float64 else low_precision_dtype(x.device.type)
 
 
-def resolved_backend(backend: str, device: torch.device | str) -> str:
-    """The backend a causal Performer layer runs on a device: ``torch`` or ``fla``."""
-    if backend == "auto":
-        return "fla" if torch.device(device).type == "cuda" and fla_available() else "torch"
-    return backend
+def attention_mode(
+    config: AttentionConfig, causal: bool, q: torch.Tensor, segment_ids: torch.Tensor | None
+) -> str:
+    """The mode (one of MODES) a layer of ``config`` runs on heads q (B, H, L, d)."""
+    if config.kind in ("exact", "identity"):
+        return config.kind
+    if not causal:
+        return "bidirectional"
+    if config.backend == "fla":
+        if not q.is_cuda:
+            raise ValueError("model.attention.backend='fla' runs on CUDA tensors only, got a "
+                             f"{q.device.type} tensor (use backend=torch or auto)")
+        return "fla"
+    if config.backend == "auto" and q.is_cuda and fla_available():
+        gated = config.kind == "favor_softmax"
+        if not (gated and gated_backward_problem(q.device)):
+            return "fla"
+    if q.is_cuda or segment_ids is not None or compute_dtype(q) is not None:
+        return "scan"
+    return "loop"
+
+
+def check_backend(config: AttentionConfig, causal: bool) -> None:
+    """Refuse, when a layer is built, a ``fla`` backend that cannot run here.
+
+    fla needs the package (and Triton), a CUDA GPU, and for softmax (gated) attention a
+    Triton without fla's known wrong-gradient bug on Hopper GPUs (fla refuses that backward
+    itself, but only at the first backward step).
+    """
+    if config.backend != "fla" or not (causal and config.is_performer):
+        return
+    if not fla_available():
+        raise ValueError("model.attention.backend='fla' needs flash-linear-attention and "
+                         "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
+    if not torch.cuda.is_available():
+        raise ValueError("model.attention.backend='fla' needs a CUDA GPU; none is visible "
+                         "(use backend=auto or torch)")
+    if config.kind == "favor_softmax" and (problem := gated_backward_problem()):
+        raise ValueError(f"model.attention.backend='fla' with attention.kind='favor_softmax': "
+                         f"{problem} (or use backend=auto, which keeps softmax on torch here)")

@@ -101,3 +101,8 @@ class AttentionConfig:
     def is_performer(self) -> bool:
         """True for the random-feature (FAVOR) kinds."""
         return self.kind in ("favor_softmax", "favor_relu")
+
+    @property
+    def feature_kernel(self) -> str | None:
+        """The kernel the Performer features estimate: ``softmax``, ``relu``, or None."""
+        return {"favor_softmax": "softmax", "favor_relu": "relu"}.get(self.kind)

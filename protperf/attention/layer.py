@@ -4,6 +4,9 @@ The q/k/v/out projections are the only parameters, so one checkpoint loads into 
 FAVOR+ softmax, FAVOR+ ReLU or identity attention. Performer kinds keep their random
 projection in the buffer ``feature_projection`` (saved in checkpoints; a checkpoint without
 it keeps the fresh draw, and a model without it ignores it).
+
+``forward`` runs a whole sequence, ``step`` one new token of a causal layer against the
+layer's cache (``new_cache``: the recurrent FAVOR+ state or the exact KV cache).
 """
 
 from __future__ import annotations
@@ -13,15 +16,21 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from protperf.attention.backends import causal_kernel
+from protperf.attention.backends import attention_mode, check_backend
 from protperf.attention.config import AttentionConfig
 from protperf.attention.ops.exact import exact_attention
-from protperf.attention.ops.feature_maps import performer_feature_maps
 from protperf.attention.ops.features import draw_projection
-from protperf.attention.performer import PerformerAttention
-from protperf.attention.reference import softmax_attention_matrix
+from protperf.attention.ops.recurrent import (
+    KVCache,
+    RecurrentState,
+    empty_kv_cache,
+    empty_recurrent_state,
+    kv_cache_step,
+)
+from protperf.attention.performer import performer_attention, performer_step
 
 Rotary = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+LayerCache = RecurrentState | KVCache | None
 FEATURE_BUFFER = "feature_projection"
 
 
@@ -51,6 +60,7 @@ class MultiHeadAttention(nn.Module):
                 "is a statistic of all queries and keys, which would leak future tokens in "
                 "causal attention"
             )
+        check_backend(config, causal)
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
         self.config, self.causal = config, causal
         self.q_proj = nn.Linear(dim, dim)
@@ -61,26 +71,18 @@ class MultiHeadAttention(nn.Module):
         self.uses_projection = config.is_performer and not config.no_projection
         if self.uses_projection:
             self.register_buffer(FEATURE_BUFFER, self._draw_projection())
-        # the attention of the heads, chosen once: exact, identity, or a Performer whose
-        # feature map and causal kernel (backend) are fixed here
-        self._heads_attention: Callable[..., torch.Tensor] = self._identity
-        if config.kind == "exact":
-            self._heads_attention = self._exact
-        elif config.is_performer:
-            self.performer = PerformerAttention(
-                kernel=self._kernel(), causal=causal, relu_eps=config.relu_eps,
-                favorpp=config.feature_type == "favorpp",
-                causal_kernel=causal_kernel(config.backend,
-                                            config.causal_chunk_size(self.head_dim))
-                if causal else None,
-            )
-            self._heads_attention = self._performer
 
     # ----------------------------------------------------------------- random features
     def _draw_projection(self) -> torch.Tensor:
         """A fresh (m, head_dim) projection drawn from torch's global RNG (on CPU)."""
         cfg = self.config
         return draw_projection(cfg.feature_type, cfg.num_features, self.head_dim, cfg.norm_scaling)
+
+    @property
+    def random_projection(self) -> torch.Tensor | None:
+        """The (m, head_dim) random projection of the Performer features, or None (exact,
+        identity, ReLU without projection)."""
+        return getattr(self, FEATURE_BUFFER) if self.uses_projection else None
 
     @torch.no_grad()
     def redraw_features(self) -> bool:
@@ -107,7 +109,7 @@ class MultiHeadAttention(nn.Module):
         if key in unexpected_keys:  # Performer checkpoint into exact attention: ignore it
             unexpected_keys.remove(key)
 
-    # ----------------------------------------------------------------------- pieces
+    # ----------------------------------------------------------------------- forward
     def project(
         self, x: torch.Tensor, rotary: Rotary | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -120,21 +122,6 @@ class MultiHeadAttention(nn.Module):
         if rotary is not None:
             q, k = rotary(q, k)
         return q, k, v
-
-    def _projection(self) -> torch.Tensor | None:
-        return getattr(self, FEATURE_BUFFER) if self.uses_projection else None
-
-    def _kernel(self) -> str:
-        return "softmax" if self.config.kind == "favor_softmax" else "relu"
-
-    def _exact(self, q, k, v, attention_mask, segment_ids):
-        return exact_attention(q, k, v, self.causal, attention_mask, segment_ids)
-
-    def _identity(self, q, k, v, attention_mask, segment_ids):
-        return v
-
-    def _performer(self, q, k, v, attention_mask, segment_ids):
-        return self.performer(q, k, v, self._projection(), attention_mask, segment_ids)
 
     def attend(
         self,
@@ -149,7 +136,18 @@ class MultiHeadAttention(nn.Module):
         segment_ids: (B, L) int, non-decreasing per row, or None: positions attend only
         within their segment (no attention across packed proteins).
         """
-        out = self._heads_attention(q, k, v, attention_mask, segment_ids)
+        cfg = self.config
+        mode = attention_mode(cfg, self.causal, q, segment_ids)
+        if mode == "exact":
+            out = exact_attention(q, k, v, self.causal, attention_mask, segment_ids)
+        elif mode == "identity":
+            out = v
+        else:  # a Performer: bidirectional, loop, scan or fla
+            out = performer_attention(
+                q, k, v, self.random_projection, mode, cfg.feature_kernel,
+                chunk_size=cfg.causal_chunk_size(self.head_dim), relu_eps=cfg.relu_eps,
+                favorpp=cfg.feature_type == "favorpp", key_mask=attention_mask,
+                segment_ids=segment_ids)
         if attention_mask is not None:
             out = out * attention_mask[:, None, :, None].to(out.dtype)
         return out
@@ -165,65 +163,51 @@ class MultiHeadAttention(nn.Module):
 
         segment_ids: (B, L) or None; see ``attend``.
         """
-        b, length, _ = x.shape
         q, k, v = self.project(x, rotary)
-        out = self.attend(q, k, v, attention_mask, segment_ids)
-        out = out.transpose(1, 2).reshape(b, length, self.dim)
+        return self._output(self.attend(q, k, v, attention_mask, segment_ids))
+
+    def _output(self, heads: torch.Tensor) -> torch.Tensor:
+        """(B, H, L, Dh) -> the output projection (B, L, D), with dropout."""
+        b, _, length, _ = heads.shape
+        out = heads.transpose(1, 2).reshape(b, length, self.dim)
         return self.dropout(self.out_proj(out))
 
-    # --------------------------------------------------------------------- analysis
-    def feature_maps(
-        self,
-        x: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        rotary: Rotary | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Performer features (q', k'), each (B, H, L, m), float32 (float64 for float64 input).
+    # ---------------------------------------------------------------------- decoding
+    def new_cache(
+        self, batch: int, capacity: int, dtype: torch.dtype = torch.float32, device=None
+    ) -> LayerCache:
+        """An empty decoding cache for ``batch`` sequences of up to ``capacity`` tokens.
 
-        The layer's implicit attention is exactly A_ij = q'_i.k'_j / sum_{allowed j} q'_i.k'_j
-        (allowed: j <= i when causal, real keys): keys share one stabilizer per (batch, head)
-        and padding keys are zero. Linear in L.
+        Exact: a (B, H, capacity, Dh) KV cache in ``dtype``; Performer: the recurrent state
+        (B, H, m, Dh + 1) in float32 (float64 for float64); identity: None.
         """
-        if not self.config.is_performer:
-            raise ValueError(
-                "feature_maps needs a Performer attention (attention.kind='favor_softmax' or "
-                f"'favor_relu'), got attention.kind={self.config.kind!r}"
-            )
-        q, k, _ = self.project(x, rotary)
+        if not self.causal:
+            raise ValueError("incremental decoding needs a causal (task.objective=clm) model")
         cfg = self.config
-        q_prime, k_prime, _ = performer_feature_maps(
-            q, k, self._projection(), self._kernel(), attention_mask, causal_keys=False,
-            relu_eps=cfg.relu_eps, favorpp=cfg.feature_type == "favorpp",
-        )
-        return q_prime, k_prime
+        if cfg.kind == "exact":
+            return empty_kv_cache(batch, self.num_heads, capacity, self.head_dim, dtype, device)
+        if cfg.is_performer:
+            projection = self.random_projection
+            m = self.head_dim if projection is None else projection.shape[0]
+            work = torch.float64 if dtype == torch.float64 else torch.float32
+            return empty_recurrent_state(batch, self.num_heads, m, self.head_dim, work, device)
+        return None
 
-    def attention_matrix(
-        self,
-        x: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        rotary: Rotary | None = None,
+    def step(
+        self, x: torch.Tensor, cache: LayerCache, rotary: Rotary | None = None
     ) -> torch.Tensor:
-        """The row-normalized (B, H, L, L) attention the layer applies (O(L^2): for plots).
+        """The newest token: x (B, 1, D) -> (B, 1, D), updating ``cache`` (``new_cache``).
 
-        Exact: the softmax; Performer: q'_i.k'_j / D_i (causal-masked when causal);
-        identity: the identity matrix. Rows of padding queries are zero.
+        Equals the last position of ``forward`` over the whole prefix (causal), up to
+        rounding; ``rotary`` must rotate by the token's position.
         """
-        b, length, _ = x.shape
-        kind = self.config.kind
-        if kind == "identity":
-            eye = torch.eye(length, device=x.device, dtype=x.dtype)
-            attn = eye.expand(b, self.num_heads, length, length).clone()
-        elif kind == "exact":
-            q, k, _ = self.project(x, rotary)
-            attn = softmax_attention_matrix(q, k, self.causal, attention_mask)
+        q, k, v = self.project(x, rotary)  # (B, H, 1, Dh)
+        cfg = self.config
+        if cfg.kind == "exact":
+            out = kv_cache_step(q, k, v, cache)
+        elif cfg.kind == "identity":
+            out = v
         else:
-            q_prime, k_prime = self.feature_maps(x, attention_mask, rotary)
-            weights = q_prime @ k_prime.transpose(-2, -1)
-            if self.causal:
-                weights = weights.tril()
-            attn = weights / weights.sum(-1, keepdim=True).clamp_min(
-                torch.finfo(weights.dtype).tiny
-            )
-        if attention_mask is not None:
-            attn = attn * attention_mask[:, None, :, None].to(attn.dtype)
-        return attn
+            out = performer_step(q, k, v, cache, self.random_projection, cfg.feature_kernel,
+                                 cfg.relu_eps)
+        return self._output(out)

@@ -52,12 +52,14 @@ def simple_gla_reference(
     g: torch.Tensor | None = None,
     scale: float | None = None,
     cu_seqlens: torch.Tensor | None = None,
+    cu_seqlens_cpu: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, None]:
     """Quadratic simple gated linear attention with fla's ``chunk_simple_gla`` signature.
 
     q, k: (B, T, H, K); v: (B, T, H, V); g: (B, T, H) log-gates or None; cu_seqlens:
-    (N + 1,) sequence starts in T (B == 1) or None. out_i = sum_{j<=i, same sequence}
-    scale (q_i.k_j) exp(G_i - G_j) v_j, G the cumulative sum of g. Returns (out, None).
+    (N + 1,) sequence starts in T (B == 1) or None (``cu_seqlens_cpu``, fla's host copy,
+    is not needed here). out_i = sum_{j<=i, same sequence} scale (q_i.k_j) exp(G_i - G_j)
+    v_j, G the cumulative sum of g. Returns (out in q's dtype, as fla's, None).
     """
     scale = k.shape[-1] ** -0.5 if scale is None else scale
     q, k, v = (x.transpose(1, 2) for x in (q, k, v))  # (B, H, T, .)
@@ -73,7 +75,7 @@ def simple_gla_reference(
         log_decay = cumulative.unsqueeze(-1) - cumulative.unsqueeze(-2)
         weights = weights * torch.exp(log_decay.masked_fill(~allowed, float("-inf")))
     out = weights.masked_fill(~allowed, 0.0) @ v
-    return out.transpose(1, 2), None
+    return out.transpose(1, 2).to(q.dtype), None
 
 
 def softmax_attention_matrix(

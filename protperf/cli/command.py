@@ -2,7 +2,8 @@
 errors.
 
 A user-facing failure (bad config, bad input, a missing / corrupt / unsafe checkpoint or one
-that does not fit, a checkpoint that cannot be written) prints
+that does not fit, a checkpoint that cannot be written, a run directory in use by another run,
+training that produced non-finite numbers) prints
 ``error: <message naming the key / file>`` and exits with status 2, without a traceback unless
 ``HYDRA_FULL_ERROR=1``.
 """
@@ -26,12 +27,14 @@ from protperf.errors import (
     ConfigError,
     DataError,
     InferenceInputError,
+    RunDirectoryBusyError,
+    TrainingDivergedError,
 )
 
 #: Exceptions whose message is the whole story for a user (no traceback needed).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, CheckpointMismatchError, CheckpointError, CheckpointWriteError, DataError,
-    InferenceInputError, FileNotFoundError,
+    InferenceInputError, FileNotFoundError, RunDirectoryBusyError, TrainingDivergedError,
 )
 CONFIG_PATH = "pkg://protperf.conf"
 

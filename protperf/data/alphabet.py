@@ -85,8 +85,9 @@ class Alphabet:
         return [self.tokens.index(a) for a in self.standard + self.nonstandard]
 
     # -- encoding ------------------------------------------------------------------------
-    def encode(self, sequence: str, add_special: bool = False) -> np.ndarray:
-        """Encode a residue string to token ids ``(L,)`` uint8 (``(L + 2,)`` with bos/eos).
+    def encode(self, sequence: str) -> np.ndarray:
+        """Encode a residue string to token ids ``(L,)`` uint8 (no specials: those are added by
+        :class:`protperf.data.batching.BatchConverter`).
 
         Raises ``ValueError`` naming the first invalid character and its 0-based position.
         """
@@ -99,10 +100,6 @@ class Alphabet:
                 f"invalid residue {sequence[pos]!r} at position {pos} "
                 "(expected an amino-acid letter)"
             )
-        if add_special:
-            return np.concatenate(
-                ([self.bos_id], tokens, [self.eos_id])
-            ).astype(np.uint8)
         return tokens.copy()
 
     def decode(self, ids, strip_special: bool = True) -> str:
@@ -117,8 +114,11 @@ class Alphabet:
         return "".join(out)
 
 
-def _build_encode_table() -> bytes:
-    alphabet = Alphabet()
+#: The alphabet (one instance; every layer uses this one).
+ALPHABET = Alphabet()
+
+
+def _build_encode_table(alphabet: Alphabet = ALPHABET) -> bytes:
     table = bytearray([INVALID_TOKEN]) * 256
     for letter in alphabet.standard + alphabet.nonstandard:
         token_id = alphabet.tokens.index(letter)

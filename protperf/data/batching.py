@@ -1,13 +1,12 @@
-"""One path from proteins to model batches: specials, crop, pad, masks, MLM / CLM labels.
+"""One way from proteins to model inputs: specials, crop, padding, key mask.
 
-Training (datasets + collators), evaluation, analysis and inference all build their batches
-here. Every batch is a dict (training) or a :class:`Batch` (analysis / inference) of
-    ``input_ids`` / ``tokens`` (B, L) int64
-    ``labels``                 (B, L) int64, :data:`IGNORE_INDEX` where no loss is taken
+:class:`BatchConverter` (ESM's ``BatchConverter`` is the model) turns sequences -- residue
+strings or residue ids -- into one padded batch; embedding, scoring and analysis use it, and
+the training collators (:mod:`protperf.data.collate`) pad with the same :func:`pad_tokens` and
+:func:`key_mask`.  Every batch holds
+    ``tokens`` / ``input_ids`` (B, L) int64, ``<cls> residues <eos>`` per protein, right-padded
     ``attention_mask``         (B, L) bool, True at real (non-pad) tokens (:func:`key_mask`)
-    ``segment_ids``            (B, L) int64, only with ``data.cross_protein_attention=false``
-so that for both objectives the loss is ``cross_entropy(logits.view(-1, V), labels.view(-1),
-ignore_index=IGNORE_INDEX)`` with no further shifting.
+and, in training, ``labels`` (B, L) int64 with :data:`IGNORE_INDEX` where no loss is taken.
 
 Two crops: :func:`crop_protein` cuts a window of ``bos residues eos`` (training: a random
 offset; evaluation: offset 0, the same window every time) and :func:`truncate_residues`
@@ -16,26 +15,23 @@ keeps both specials and the first residues (analysis and inference of one protei
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import get_worker_info
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.data.proteins import Protein
 
 #: Label of positions that take no loss (``cross_entropy(ignore_index=...)``).
 IGNORE_INDEX = -100
-ALPHABET = Alphabet()
 
 
-def key_mask(tokens: torch.Tensor, alphabet: Alphabet = ALPHABET) -> torch.Tensor:
+def key_mask(tokens: torch.Tensor) -> torch.Tensor:
     """The one key-mask rule: (B, L) tokens -> (B, L) bool, True at every non-pad token."""
-    return tokens != alphabet.pad_id
+    return tokens != ALPHABET.pad_id
 
 
 def segment_ids_from_bos(tokens: torch.Tensor, bos_id: int = ALPHABET.bos_id) -> torch.Tensor:
@@ -65,19 +61,25 @@ def crop_protein(
     (``rng`` given, training) or at offset 0 (``rng=None``, evaluation): a window keeps bos only
     if it starts at the protein's start and eos only if it reaches its end.
     """
-    n = len(residues)
-    total = n + 2
+    total = len(residues) + 2
     start = 0
     if total > max_length and rng is not None:
         start = int(rng.integers(0, total - max_length + 1))
-    stop = min(total, start + max_length)
+    return protein_window(residues, start, min(total, start + max_length))
+
+
+def protein_window(residues: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Tokens ``start:stop`` of ``<cls> residues <eos>`` (``0 <= start < stop <= n + 2``) as
+    ``(stop - start,)`` int64, without building the whole sequence: the window keeps bos only
+    if ``start == 0`` and eos only if ``stop == n + 2``."""
+    n = len(residues)
     out = np.empty(stop - start, dtype=np.int64)
     # full-sequence coordinates: 0 = bos, 1..n = residues, n + 1 = eos
     lo, hi = max(start, 1), min(stop, n + 1)
     out[lo - start : hi - start] = residues[lo - 1 : hi - 1]
     if start == 0:
         out[0] = ALPHABET.bos_id
-    if stop == total:
+    if stop == n + 2:
         out[-1] = ALPHABET.eos_id
     return out
 
@@ -89,17 +91,47 @@ def truncate_residues(residues: np.ndarray, max_length: int) -> np.ndarray:
     return with_specials(residues[: max_length - 2])
 
 
-def pad_tokens(examples: list[torch.Tensor], pad_id: int = ALPHABET.pad_id) -> torch.Tensor:
-    """``examples``: list of ``(L_i,)`` int64 -> ``(B, max L_i)`` right-padded with ``pad_id``."""
-    if not examples:
+def pad_tokens(examples: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``examples``: list of ``(L_i,)`` int64 -> ``(B, max L_i)`` right-padded with ``<pad>``."""
+    if not len(examples):
         raise ValueError("cannot collate an empty batch")
-    return torch.nn.utils.rnn.pad_sequence(examples, batch_first=True, padding_value=pad_id)
+    return torch.nn.utils.rnn.pad_sequence(list(examples), batch_first=True,
+                                           padding_value=ALPHABET.pad_id)
 
 
-def pad_rows(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token rows of any length -> right-padded (B, L) int64 tokens and their key mask."""
-    tokens = pad_tokens([torch.from_numpy(np.asarray(r, dtype=np.int64)) for r in rows])
-    return tokens, key_mask(tokens)
+class BatchConverter:
+    """Sequences -> ``(tokens, attention_mask)``: (B, L) int64 and (B, L) bool.
+
+    Each sequence -- a residue string (encoded by :meth:`Alphabet.encode`, which raises
+    ``ValueError`` naming an invalid character) or residue ids ``(n,)`` -- becomes
+    ``<cls> residues <eos>``; with ``max_length``, a longer one keeps its first
+    ``max_length - 2`` residues (:func:`truncate_residues`).  Rows are right-padded with
+    ``<pad>``, and the mask is :func:`key_mask`::
+
+        tokens, mask = BatchConverter()(["MKV", "MKVLA"])  # (2, 7) int64, (2, 7) bool
+    """
+
+    def __init__(self, max_length: int | None = None) -> None:
+        if max_length is not None and max_length < 3:
+            raise ValueError(f"max_length must be >= 3 (bos, a residue, eos), got {max_length}")
+        self.max_length = max_length
+
+    def encode(self, sequence: str | np.ndarray) -> np.ndarray:
+        """One sequence -> its row ``(min(n + 2, max_length),)`` int64."""
+        residues = ALPHABET.encode(sequence) if isinstance(sequence, str) else sequence
+        if self.max_length is None:
+            return with_specials(residues)
+        return truncate_residues(residues, self.max_length)
+
+    @staticmethod
+    def pad(rows: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token rows of any length -> right-padded (B, L) int64 tokens and their key mask."""
+        tokens = pad_tokens([r if isinstance(r, torch.Tensor)
+                             else torch.from_numpy(np.asarray(r, dtype=np.int64)) for r in rows])
+        return tokens, key_mask(tokens)
+
+    def __call__(self, sequences: Iterable[str | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pad([self.encode(s) for s in sequences])
 
 
 @dataclass
@@ -120,6 +152,7 @@ def protein_batches(
         raise ValueError(
             f"need batch_size >= 1 and max_length >= 3, got {batch_size} and {max_length}"
         )
+    converter = BatchConverter(max_length)
     stats = Counter() if stats is None else stats
     ids, rows = [], []
     for protein in proteins:
@@ -128,13 +161,13 @@ def protein_batches(
             stats["truncated"] += 1
             stats["residues_cropped"] += len(residues) - (max_length - 2)
         ids.append(protein.record_id)
-        rows.append(truncate_residues(residues, max_length))
+        rows.append(converter.encode(residues))
         stats["analyzed"] += 1
         if len(rows) == batch_size:
-            yield Batch(ids, *pad_rows(rows))
+            yield Batch(ids, *converter.pad(rows))
             ids, rows = [], []
     if rows:
-        yield Batch(ids, *pad_rows(rows))
+        yield Batch(ids, *converter.pad(rows))
 
 
 def window_batches(
@@ -157,100 +190,9 @@ def window_batches(
             rows.append(stream[:window])
             buffer, buffered = [stream[window:]], len(stream) - window
             if len(rows) == batch_size:
-                yield Batch(ids, *pad_rows(rows))
+                yield Batch(ids, *BatchConverter.pad(rows))
                 ids, rows = [], []
     if buffered:
         rows.append(np.concatenate(buffer))
     if rows:
-        yield Batch(ids, *pad_rows(rows))
-
-
-class MLMCollator:
-    """Masked LM (BERT/ESM recipe).
-
-    Each residue token (id >= ``num_special``; never pad, mask, bos, eos or unk) is selected
-    with probability ``mask_prob``; a selected token becomes ``<mask>`` with probability 0.8, a
-    uniformly random standard amino acid with 0.1, and stays unchanged with 0.1.  ``labels``
-    hold the original token at selected positions and -100 elsewhere.  If a batch with
-    residues would have no selected position, one residue is selected at random (so the loss
-    is always defined).
-
-    Randomness comes from the collator's own ``torch.Generator`` (seeded with ``seed``), never
-    from torch's global RNG.  Inside a DataLoader worker it is reseeded once with the worker's
-    seed (``torch.initial_seed()``, derived from the loader's generator), so workers draw
-    different but reproducible masks.
-    """
-
-    def __init__(self, mask_prob: float = 0.15, alphabet: Alphabet | None = None, seed: int = 0,
-                 segments: bool = False):
-        self.alphabet = alphabet or Alphabet()
-        self.segments = segments
-        self.mask_prob = mask_prob
-        self.generator = torch.Generator().manual_seed(seed)
-        self._seeded_in_pid = os.getpid()
-        self._random_ids = torch.tensor(self.alphabet.standard_ids, dtype=torch.long)
-
-    def __call__(self, examples: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        a = self.alphabet
-        tokens = pad_tokens(examples, a.pad_id)
-        attention_mask = key_mask(tokens, a)
-        candidates = tokens >= a.num_special
-        info = get_worker_info()
-        if info is not None and self._seeded_in_pid != os.getpid():
-            self.generator.manual_seed(torch.initial_seed())
-            self._seeded_in_pid = os.getpid()
-        g = self.generator
-        selected = (torch.rand(tokens.shape, generator=g) < self.mask_prob) & candidates
-        if not selected.any() and candidates.any():
-            flat = torch.nonzero(candidates.view(-1)).squeeze(1)
-            pick = flat[torch.randint(len(flat), (1,), generator=g)]
-            selected.view(-1)[pick] = True
-        labels = torch.where(selected, tokens, torch.full_like(tokens, IGNORE_INDEX))
-        action = torch.rand(tokens.shape, generator=g)
-        to_mask = selected & (action < 0.8)
-        to_random = selected & (action >= 0.8) & (action < 0.9)
-        random_tokens = self._random_ids[
-            torch.randint(len(self._random_ids), tokens.shape, generator=g)
-        ]
-        input_ids = torch.where(to_mask, torch.full_like(tokens, a.mask_id), tokens)
-        input_ids = torch.where(to_random, random_tokens, input_ids)
-        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
-        return with_segments(batch, tokens, a) if self.segments else batch
-
-
-class CLMCollator:
-    """Causal LM: ``labels[:, t] = input_ids[:, t + 1]`` (already shifted), -100 at the last
-    position and wherever the target is padding."""
-
-    def __init__(self, alphabet: Alphabet | None = None, segments: bool = False):
-        self.alphabet = alphabet or Alphabet()
-        self.segments = segments
-
-    def __call__(self, examples: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        pad = self.alphabet.pad_id
-        tokens = pad_tokens(examples, pad)
-        labels = torch.full_like(tokens, IGNORE_INDEX)
-        labels[:, :-1] = tokens[:, 1:]
-        labels[labels == pad] = IGNORE_INDEX
-        mask = key_mask(tokens, self.alphabet)
-        batch = {"input_ids": tokens, "labels": labels, "attention_mask": mask}
-        return with_segments(batch, tokens, self.alphabet) if self.segments else batch
-
-
-def with_segments(batch: dict[str, torch.Tensor], tokens: torch.Tensor,
-                  alphabet: Alphabet) -> dict[str, torch.Tensor]:
-    """Add ``segment_ids`` (B, L): one id per protein of a packed window, from the original
-    (unmasked) tokens, so that attention stays within a protein."""
-    batch["segment_ids"] = segment_ids_from_bos(tokens, alphabet.bos_id)
-    return batch
-
-
-def make_collator(objective: str, mask_prob: float = 0.15, seed: int = 0,
-                  segments: bool = False):
-    """The collator of ``objective``; ``segments`` adds ``segment_ids`` to every batch
-    (``data.cross_protein_attention=false``)."""
-    if objective == "mlm":
-        return MLMCollator(mask_prob, seed=seed, segments=segments)
-    if objective == "clm":
-        return CLMCollator(segments=segments)
-    raise ValueError(f"unknown objective {objective!r}; expected 'mlm' or 'clm'")
+        yield Batch(ids, *BatchConverter.pad(rows))

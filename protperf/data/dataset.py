@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from protperf.data.batching import ALPHABET as _ALPHABET
-from protperf.data.batching import crop_protein
+from protperf.data.alphabet import ALPHABET
+from protperf.data.batching import crop_protein, protein_window
 from protperf.data.resume import ResumePoint, start_of_pass
 from protperf.data.shards import PreparedSplit
 
@@ -153,22 +153,14 @@ class ConcatenatedDataset(_ShardedIterable):
             yield torch.from_numpy(self._window(k, order, ends))
 
     def _window(self, k: int, order: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        out = np.full(self.window, _ALPHABET.pad_id, dtype=np.int64)
+        out = np.full(self.window, ALPHABET.pad_id, dtype=np.int64)
         pos = k * self.window  # stream position of out[0]
         stop = min(pos + self.window, self.total_tokens)
         p = int(np.searchsorted(ends, pos, side="right"))
         while pos < stop:
             protein = self.split[int(order[p])]
             begin = int(ends[p]) - (len(protein) + 2)  # stream position of its bos
-            full_lo, full_hi = pos - begin, min(stop, int(ends[p])) - begin
-            piece = np.empty(full_hi - full_lo, dtype=np.int64)
-            lo, hi = max(full_lo, 1), min(full_hi, len(protein) + 1)
-            if hi > lo:
-                piece[lo - full_lo : hi - full_lo] = protein[lo - 1 : hi - 1]
-            if full_lo == 0:
-                piece[0] = _ALPHABET.bos_id
-            if full_hi == len(protein) + 2:
-                piece[-1] = _ALPHABET.eos_id
+            piece = protein_window(protein, pos - begin, min(stop, int(ends[p])) - begin)
             out[pos - k * self.window : pos - k * self.window + len(piece)] = piece
             pos += len(piece)
             p += 1

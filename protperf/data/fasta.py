@@ -2,7 +2,7 @@
 
 Records come out as ``(record_id, residues)`` where ``record_id`` is the first word of the
 header and ``residues`` the raw sequence string (whitespace and ``\\r`` removed).  Turning
-residues into tokens is done a chunk at a time in :mod:`protperf.data.chunk`.
+residues into tokens is done a chunk at a time in :mod:`protperf.data.preparation.chunk`.
 
 Errors are :class:`FastaFormatError` and name the file and line.
 """
@@ -93,7 +93,7 @@ def check_header_first(lines: Iterable[str], source: str | Path, first_line: int
 
 def iter_fasta(lines: Iterable[str], source: str | Path) -> Iterator[tuple[str, str]]:
     """Yield ``(title, residues)`` from FASTA text lines, checking the start of the text."""
-    # imported here: plain files mostly go through protperf.data.records, and importing
+    # imported here: plain files mostly go through protperf.data.preparation.records, and importing
     # Bio.SeqIO costs ~0.15 CPU-s per process
     from Bio.SeqIO.FastaIO import SimpleFastaParser
 

@@ -2,8 +2,8 @@
 
 Every protein read is either yielded or counted under a named reason in a ``Counter``
 (``skipped_invalid``, ``skipped_empty``). Records are encoded with the rule of the
-preparation (:mod:`protperf.data.chunk`): one trailing stop codon ``*`` is dropped, any other
-character outside the alphabet is invalid.
+preparation (:mod:`protperf.data.preparation.chunk`): one trailing stop codon ``*`` is
+dropped, any other character outside the alphabet is invalid.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.data.fasta import read_fasta
 from protperf.data.shards import PreparedSplit
-
-ALPHABET = Alphabet()
 
 
 def encode_protein(text: str) -> np.ndarray:

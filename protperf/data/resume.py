@@ -77,8 +77,8 @@ def batch_seed(seed: int, epoch: int, worker: int, index: int) -> int:
 
 @dataclass
 class SeededCollator:
-    """Wraps a collator whose randomness lives in ``collate.generator`` (MLM) and reseeds that
-    generator before each batch from :func:`batch_seed`; collators without one pass through.
+    """Wraps a collator that draws random numbers (MLM: it has a ``reseed(seed)`` method) and
+    reseeds it before each batch from :func:`batch_seed`; collators without one pass through.
 
     The data loader sets ``epoch`` and ``point`` before each pass (:meth:`start_pass`); the
     batch counter is per process, so each worker counts its own batches.
@@ -95,15 +95,13 @@ class SeededCollator:
         self.epoch, self.point, self._calls, self._pid = epoch, point, 0, os.getpid()
 
     def __call__(self, examples: list[torch.Tensor]) -> Any:
-        generator = getattr(self.collate, "generator", None)
-        if generator is not None:
+        reseed = getattr(self.collate, "reseed", None)
+        if reseed is not None:
             if self._pid != os.getpid():  # first batch in a freshly started worker
                 self._calls, self._pid = 0, os.getpid()
             info = get_worker_info()
             worker = self.point.logical_worker(0 if info is None else info.id)
             index = self.point.done[worker] + self._calls
-            generator.manual_seed(batch_seed(self.seed, self.epoch, worker, index))
-            if hasattr(self.collate, "_seeded_in_pid"):  # MLMCollator's own worker reseed
-                self.collate._seeded_in_pid = os.getpid()
+            reseed(batch_seed(self.seed, self.epoch, worker, index))
         self._calls += 1
         return self.collate(examples)

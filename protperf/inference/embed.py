@@ -23,7 +23,8 @@ from itertools import islice
 import numpy as np
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.batching import BatchConverter
+from protperf.data.proteins import encode_protein
 from protperf.errors import ConfigError, InferenceInputError
 from protperf.model.transformer import ProteinLanguageModel
 
@@ -93,15 +94,14 @@ class Embedder:
         except ValueError as error:
             raise ConfigError(f"layers: {error}") from None
         self.toks_per_batch, self.too_long = toks_per_batch, too_long
-        self.alphabet = Alphabet()
+        self.converter = BatchConverter()
         cfg = model.config
         self.max_residues = cfg.max_position - 2 if cfg.position == "learned" else None
         self.cropped: list[str] = []  # ids of the proteins embedded in part (too_long=crop)
 
     def _tokens(self, record_id: str, residues: str, source: str) -> np.ndarray:
-        residues = residues[:-1] if residues.endswith("*") else residues  # a stop codon
         try:
-            tokens = self.alphabet.encode(residues)
+            tokens = encode_protein(residues)  # a final stop codon dropped
         except ValueError as error:
             raise InferenceInputError(f"{source}: record {record_id}: {error}") from None
         if not len(tokens):
@@ -120,16 +120,9 @@ class Embedder:
 
     @torch.no_grad()
     def _embed_group(self, ids: list[str], lengths: list[int], rows: list[np.ndarray]):
-        a = self.alphabet
         device = self.model.token_embedding.weight.device
-        longest = max(len(r) for r in rows) + 2
-        input_ids = torch.full((len(rows), longest), a.pad_id, dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, 0] = a.cls_id
-            input_ids[i, 1 : len(row) + 1] = torch.from_numpy(row.astype(np.int64))
-            input_ids[i, len(row) + 1] = a.eos_id
-        input_ids = input_ids.to(device)
-        mask = input_ids != a.pad_id
+        input_ids, mask = self.converter(rows)
+        input_ids, mask = input_ids.to(device), mask.to(device)
         # no padding (one protein, or equal lengths): no mask, so exact attention keeps its
         # fused O(L)-memory kernel instead of an (L, L) mask
         states = self.model.representations(input_ids, self.layers,

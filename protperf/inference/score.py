@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
+from protperf.data.batching import BatchConverter
 from protperf.errors import ConfigError, InferenceInputError
 from protperf.inference.mutations import Substitution, Variants
 from protperf.model.transformer import ProteinLanguageModel
@@ -39,13 +40,13 @@ class Scorer:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.batch_size = model.eval(), batch_size
         self.objective = "clm" if model.causal else "mlm"
-        self.alphabet = Alphabet()
+        self.converter = BatchConverter()
 
     # ----------------------------------------------------------------------- helpers
     def _encode(self, residues: str) -> torch.Tensor:
         """(L + 2,) int64 ``<cls> residues <eos>``."""
         try:
-            ids = self.alphabet.encode(residues, add_special=True).astype(np.int64)
+            ids = self.converter.encode(residues)
         except ValueError as error:
             raise InferenceInputError(f"sequence: {error}") from None
         cfg = self.model.config
@@ -58,11 +59,9 @@ class Scorer:
     @torch.no_grad()
     def _log_probs(self, batch: list[torch.Tensor]) -> torch.Tensor:
         """Padded log-softmax of equal or unequal length token rows: (B, L_max, V)."""
-        pad = self.alphabet.pad_id
         device = self.model.token_embedding.weight.device
-        tokens = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True, padding_value=pad)
-        tokens = tokens.to(device)
-        logits = self.model(tokens, tokens != pad)
+        tokens, mask = self.converter.pad(batch)
+        logits = self.model(tokens.to(device), mask.to(device))
         return torch.log_softmax(logits.double(), dim=-1).cpu()
 
     def _require(self, objective: str, method: str) -> None:
@@ -82,7 +81,7 @@ class Scorer:
             batch = []
             for i in group:
                 masked = tokens.clone()
-                masked[i + 1] = self.alphabet.mask_id
+                masked[i + 1] = ALPHABET.mask_id
                 batch.append(masked)
             log_probs = self._log_probs(batch)
             for row, i in enumerate(group):
@@ -90,7 +89,7 @@ class Scorer:
         return out
 
     def _marginal(self, log_probs_at, substitutions: list[list[Substitution]]) -> np.ndarray:
-        tokens = self.alphabet.tokens
+        tokens = ALPHABET.tokens
         return np.array([
             sum(float(log_probs_at[s.index][tokens.index(s.mutant)]
                       - log_probs_at[s.index][tokens.index(s.wildtype)]) for s in subs)

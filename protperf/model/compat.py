@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointMismatchError
 
 # Model keys that change parameter shapes or what the weights compute: a checkpoint only
@@ -23,7 +23,7 @@ def check_compatible(
 ) -> None:
     """Compare the alphabet and the shape-defining ``model.*`` keys of two hparam dicts."""
     saved_alphabet = list(saved.get("alphabet") or [])
-    current_alphabet = list(current.get("alphabet") or Alphabet().tokens)
+    current_alphabet = list(current.get("alphabet") or ALPHABET.tokens)
     if saved_alphabet and saved_alphabet != current_alphabet:
         first = next(
             (i for i, (a, b) in enumerate(zip(saved_alphabet, current_alphabet, strict=False))

@@ -18,7 +18,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from protperf import __version__
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.data.resume import batch_seed
 from protperf.model.compat import check_compatible
 from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
@@ -62,10 +62,10 @@ class ProteinLMModule(pl.LightningModule):
             to_plain(c) for c in (self.model_config, self.task_config, self.optim_config)
         )
         if alphabet is None:
-            alphabet = list(Alphabet().tokens)
+            alphabet = list(ALPHABET.tokens)
         self.save_hyperparameters()
         self.model = ProteinLanguageModel(
-            self.model_config, causal=self.task_config.objective == "clm"
+            self.model_config, causal=self.task_config.causal
         )
         self.metrics = torch.nn.ModuleDict(
             {

@@ -6,11 +6,14 @@ import torch
 from torch import nn
 
 
-def rotary_angles(length: int, head_dim: int, base: float, device=None) -> torch.Tensor:
-    """Angles position * base^(-2i/head_dim): (L, head_dim / 2), float32."""
+def rotary_angles(
+    length: int, head_dim: int, base: float, device=None, start: int = 0
+) -> torch.Tensor:
+    """Angles position * base^(-2i/head_dim) of positions start..start+L-1:
+    (L, head_dim / 2), float32."""
     exponents = torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim
     inv_freq = base ** (-exponents)
-    positions = torch.arange(length, device=device, dtype=torch.float32)
+    positions = torch.arange(start, start + length, device=device, dtype=torch.float32)
     return torch.outer(positions, inv_freq)
 
 
@@ -24,7 +27,8 @@ def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
 
 
 class RotaryEmbedding(nn.Module):
-    """Callable ``(q, k) -> (q, k)`` on (B, H, L, Dh) tensors; has no parameters."""
+    """Callable ``(q, k) -> (q, k)`` on (B, H, L, Dh) tensors at positions start..start+L-1
+    (``start`` > 0: decoding one token at a time); has no parameters."""
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
@@ -32,8 +36,10 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"rotary embedding needs an even head size, got {head_dim}")
         self.head_dim, self.base = head_dim, base
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        angles = rotary_angles(q.shape[-2], self.head_dim, self.base, device=q.device)
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        angles = rotary_angles(q.shape[-2], self.head_dim, self.base, q.device, start)
         return apply_rotary(q, angles), apply_rotary(k, angles)
 
 

@@ -10,13 +10,15 @@ token dropout, token-type vector; see :class:`ModelConfig`) add modules only whe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from protperf.attention import MultiHeadAttention
-from protperf.data.alphabet import Alphabet
+from protperf.attention.layer import LayerCache
+from protperf.data.alphabet import ALPHABET
 from protperf.model.config import ModelConfig, validate_model
 from protperf.model.lm_head import LMHeadTransform, token_dropout
 from protperf.model.rotary import RotaryEmbedding
@@ -64,6 +66,15 @@ class Block(nn.Module):
                           segment_ids=segment_ids)
         return x + self.ffn(self.ffn_norm(x))
 
+    def step(self, x: torch.Tensor, cache: LayerCache, rotary=None) -> torch.Tensor:
+        """``forward`` of the newest token x (B, 1, D) of a causal block, against the
+        attention's decoding cache (``MultiHeadAttention.new_cache``) -> (B, 1, D)."""
+        if self.post_norm:
+            x = self.attn_norm(x + self.attn.step(x, cache, rotary))
+            return self.ffn_norm(x + self.ffn(x))
+        x = x + self.attn.step(self.attn_norm(x), cache, rotary)
+        return x + self.ffn(self.ffn_norm(x))
+
 
 class ProteinLanguageModel(nn.Module):
     """Transformer / Performer language model over the protein alphabet.
@@ -91,7 +102,7 @@ class ProteinLanguageModel(nn.Module):
             nn.LayerNorm(config.dim, eps=config.layer_norm_eps) if config.embedding_norm
             else nn.Identity()
         )
-        self.mask_id = Alphabet().mask_id
+        self.mask_id = ALPHABET.mask_id
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, causal) for _ in range(config.num_layers))
         self.final_norm = (
@@ -202,6 +213,27 @@ class ProteinLanguageModel(nn.Module):
         """The LM head (transform, if any, then the vocabulary projection): (B, L, D) ->
         (B, L, vocab_size)."""
         return self.lm_head(self.lm_transform(hidden))
+
+    def new_caches(self, batch: int, capacity: int) -> list[LayerCache]:
+        """Empty decoding caches of every block for ``batch`` sequences of up to ``capacity``
+        tokens (recurrent FAVOR+ states, exact KV caches; None for identity attention)."""
+        if not self.causal:
+            raise ValueError("incremental decoding needs a causal (task.objective=clm) model")
+        weight = self.token_embedding.weight
+        return [block.attn.new_cache(batch, capacity, weight.dtype, weight.device)
+                for block in self.blocks]
+
+    def step(
+        self, token_ids: torch.Tensor, caches: list[LayerCache], position: int
+    ) -> torch.Tensor:
+        """token_ids: (B,) at ``position`` -> next-token logits (B, vocab_size), updating the
+        caches (``new_caches``). Equals ``forward`` of the whole prefix at its last position,
+        up to rounding, in O(1) per token for Performers (a KV cache for exact attention)."""
+        x = self.embed(token_ids[:, None], start=position)
+        rotary = None if self.rotary is None else partial(self.rotary, start=position)
+        for block, cache in zip(self.blocks, caches, strict=True):
+            x = block.step(x, cache, rotary)
+        return self.logits(self.final_norm(x))[:, 0]
 
     def attention_modules(self) -> Iterator[MultiHeadAttention]:
         """The multi-head attention module of every block, first to last."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from protperf.data.alphabet import STANDARD_AMINO_ACIDS, Alphabet
+from protperf.data.alphabet import ALPHABET, STANDARD_AMINO_ACIDS
 from protperf.errors import PretrainedSourceError
 
 #: Source symbol -> protperf symbol where they are spelled differently (BERT vocabularies).
@@ -69,7 +69,7 @@ def map_vocabulary(tokens: list[str], source: str) -> VocabularyMap:
 
     ``source`` names the file the vocabulary came from, for the error when an amino acid is
     missing."""
-    alphabet = Alphabet()
+    alphabet = ALPHABET
     position = {}
     for source_id, token in enumerate(tokens):
         symbol = SYMBOL_ALIASES.get(token, token)

@@ -1,7 +1,7 @@
 """Masked-LM accuracy and perplexity on fixed masks, over the 20 amino acids.
 
 The same masks for every model: :func:`masked_batches` draws them once with the training
-collator's recipe (:class:`protperf.data.batching.MLMCollator`: 15 % of residues, 80 % of those
+collator's recipe (:class:`protperf.data.collate.MLMCollator`: 15 % of residues, 80 % of those
 become ``<mask>``, 10 % a random amino acid, 10 % unchanged) from its own seeded generator.
 Scores are taken over the 20 standard amino acids only (softmax and argmax restricted to
 them), so models whose vocabularies differ in special or rare tokens are compared alike.
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from protperf.data.alphabet import Alphabet
-from protperf.data.batching import IGNORE_INDEX, MLMCollator
+from protperf.data.batching import IGNORE_INDEX
+from protperf.data.collate import MLMCollator
 from protperf.data.proteins import encode_protein
 from protperf.model.transformer import ProteinLanguageModel
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from protperf.data.batching import MLMCollator
+from protperf.data.collate import MLMCollator
 from protperf.model.loss import token_loss_and_accuracy
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.transfer.conversion import attention_io

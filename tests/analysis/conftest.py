@@ -9,9 +9,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from protperf.data.alphabet import Alphabet  # noqa: E402
-
-ALPHABET = Alphabet()
+from protperf.data.alphabet import ALPHABET  # noqa: E402
 
 
 def encode(text: str) -> list[int]:

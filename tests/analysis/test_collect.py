@@ -10,6 +10,7 @@ from torch import nn
 from protperf.analysis.aggregate import aggregate_attention
 from protperf.analysis.attention_maps import attention_maps, exact_attention_rows
 from protperf.analysis.collect import ModelAttentionCollector
+from protperf.analysis.implicit_attention import attention_matrix
 from protperf.analysis.residues import residue_index
 from protperf.attention import AttentionConfig, MultiHeadAttention
 
@@ -56,7 +57,7 @@ def test_exact_rows_equal_the_modules_attention_matrix(causal):
     x = torch.randn(*tokens.shape, 16, dtype=torch.float64)
     q, k, _ = module.project(x)
     rows = torch.cat([r for _, r in exact_attention_rows(q, k, mask, causal, block_size=5)], 2)
-    reference = module.attention_matrix(x, mask)
+    reference = attention_matrix(module, x, mask)
     real = mask[:, None, :, None].expand_as(rows)
     torch.testing.assert_close(rows[real], reference[real], rtol=0, atol=1e-12)
 
@@ -101,7 +102,7 @@ def test_collector_float64_matches_to_1e8():
     residues = residue_index(tokens, mask)
     for layer, module in enumerate(model.attns):
         with torch.no_grad():
-            attention = module.attention_matrix(captured[module], mask)
+            attention = attention_matrix(module, captured[module], mask)
         np.testing.assert_allclose(
             collector.totals.sums[layer],
             aggregate_attention(attention, residues).numpy(),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from protperf.attention.backends import TorchCausalKernel
+from protperf.attention import AttentionConfig
+from protperf.attention.backends import attention_mode
+from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
 from protperf.attention.ops.linear import augment_values, bidirectional_unnormalized, normalize
-from protperf.attention.performer import PerformerAttention
+from protperf.attention.performer import performer_attention
 
 
 def random_features(length=37, m=16, dv=8, seed=0):
@@ -24,15 +26,18 @@ def bidirectional_linear_attention(q_prime, k_prime, v):
     return normalize(bidirectional_unnormalized(q_prime, k_prime, augment_values(v)))
 
 
-def causal_linear_attention(q_prime, k_prime, v, chunk_size, key_log_scale=None, kernel=None):
-    """Normalized causal linear attention through a causal kernel (default: the torch one)."""
-    kernel = kernel or TorchCausalKernel(chunk_size)
-    return normalize(kernel(q_prime, k_prime, augment_values(v), key_log_scale))
+def causal_linear_attention(q_prime, k_prime, v, chunk_size, key_log_scale=None):
+    """Normalized causal linear attention through the chunked loop kernel."""
+    unnormalized = causal_linear_attention_unnormalized(q_prime, k_prime, augment_values(v),
+                                                        key_log_scale, chunk_size)
+    return normalize(unnormalized)
 
 
 def favor_attention(q, k, v, projection, kernel, causal, key_mask=None, chunk_size=64,
-                    relu_eps=1e-3, favorpp=False, segment_ids=None):
-    """Performer attention of raw heads with the torch causal kernel."""
-    performer = PerformerAttention(kernel, causal, relu_eps, favorpp,
-                                   TorchCausalKernel(chunk_size) if causal else None)
-    return performer(q, k, v, projection, key_mask, segment_ids)
+                    relu_eps=1e-3, favorpp=False, segment_ids=None, backend="torch"):
+    """Performer attention of raw heads in the mode a layer of ``backend`` would run."""
+    config = AttentionConfig(kind=f"favor_{kernel}", relu_eps=relu_eps, backend=backend,
+                             feature_type="favorpp" if favorpp else "orthogonal")
+    mode = attention_mode(config, causal, q, segment_ids)
+    return performer_attention(q, k, v, projection, mode, kernel, chunk_size, relu_eps,
+                               favorpp, key_mask, segment_ids)

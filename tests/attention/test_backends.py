@@ -1,38 +1,53 @@
-"""Backend choice (auto | torch | fla) and its error paths; the bf16 precision policy."""
+"""Mode choice (exact | identity | bidirectional | loop | scan | fla), the backend checks at
+construction, and the bf16 precision policy."""
 
 import pytest
 import torch
 
 from protperf.attention import AttentionConfig, MultiHeadAttention
 from protperf.attention import backends as backends_module
-from protperf.attention.backends import (
-    AutoCausalKernel,
-    FlaCausalKernel,
-    TorchCausalKernel,
-    causal_kernel,
-    resolved_backend,
-)
+from protperf.attention.backends import attention_mode, check_backend
+from protperf.attention.ops import causal_fla
 from protperf.attention.ops.features import draw_projection
 from protperf.attention.reference import linear_attention_reference, softmax_attention_matrix
-from tests.attention.helpers import favor_attention, random_features
+from tests.attention.helpers import favor_attention
 
 
-def test_auto_picks_torch_on_cpu():
-    assert resolved_backend("auto", "cpu") == "torch"
-    kernel = causal_kernel("auto", 16)
-    assert isinstance(kernel, AutoCausalKernel) and isinstance(kernel.torch_kernel,
-                                                               TorchCausalKernel)
-    q, k, v, s = random_features(20, m=4, dv=3)
-    expected = TorchCausalKernel(16)(q, k, v, s)
-    torch.testing.assert_close(kernel(q, k, v, s), expected, atol=0, rtol=0)
+def mode(kind, causal=True, backend="auto", dtype=torch.float32, segments=False):
+    q = torch.zeros(1, 2, 8, 4, dtype=dtype)
+    ids = torch.zeros(1, 8, dtype=torch.long) if segments else None
+    return attention_mode(AttentionConfig(kind=kind, backend=backend), causal, q, ids)
 
 
-def test_layer_builds_its_kernel_once_per_backend():
-    cfg = AttentionConfig(kind="favor_softmax", num_features=8, backend="torch")
-    layer = MultiHeadAttention(16, 2, cfg, causal=True)
-    assert isinstance(layer.performer.causal_kernel, TorchCausalKernel)
-    bidirectional = MultiHeadAttention(16, 2, cfg, causal=False)
-    assert bidirectional.performer.causal_kernel is None
+def test_modes_on_cpu():
+    assert mode("exact") == "exact" and mode("identity") == "identity"
+    for kind in ("favor_softmax", "favor_relu"):
+        assert mode(kind, causal=False) == "bidirectional"
+        for backend in ("auto", "torch"):  # auto is torch on CPU tensors
+            assert mode(kind, backend=backend) == "loop"
+            assert mode(kind, backend=backend, dtype=torch.float64) == "loop"
+            assert mode(kind, backend=backend, segments=True) == "scan"
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                assert mode(kind, backend=backend) == "scan"
+                assert mode(kind, backend=backend, dtype=torch.float64) == "loop"
+            with torch.autocast("cpu", dtype=torch.float16):  # float16: Performer in float32
+                assert mode(kind, backend=backend) == "loop"
+
+
+def test_auto_mode_on_cuda_tensors(monkeypatch):
+    """auto: fla for CUDA tensors when fla imports, except softmax where fla's gated
+    backward is broken; torch's scan otherwise (meta tensors stand in for CUDA ones)."""
+    q = torch.empty(1, 2, 8, 4, device="meta")
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    config = {kind: AttentionConfig(kind=kind) for kind in ("favor_softmax", "favor_relu")}
+    monkeypatch.setattr(backends_module, "fla_available", lambda: False)
+    assert {attention_mode(c, True, q, None) for c in config.values()} == {"scan"}
+    monkeypatch.setattr(backends_module, "fla_available", lambda: True)
+    monkeypatch.setattr(backends_module, "gated_backward_problem", lambda device=None: None)
+    assert {attention_mode(c, True, q, None) for c in config.values()} == {"fla"}
+    monkeypatch.setattr(backends_module, "gated_backward_problem", lambda device=None: "bug")
+    assert attention_mode(config["favor_softmax"], True, q, None) == "scan"
+    assert attention_mode(config["favor_relu"], True, q, None) == "fla"  # no gate
 
 
 def test_fla_backend_without_the_package_fails_at_construction(monkeypatch):
@@ -41,26 +56,51 @@ def test_fla_backend_without_the_package_fails_at_construction(monkeypatch):
     with pytest.raises(ValueError, match=r"model\.attention\.backend='fla' needs "
                                          r"flash-linear-attention .*protperf\[gpu\]"):
         MultiHeadAttention(16, 2, cfg, causal=True)
+    MultiHeadAttention(16, 2, cfg, causal=False)  # bidirectional: no backend choice
 
 
 def test_fla_backend_without_cuda_fails_at_construction(monkeypatch):
     monkeypatch.setattr(backends_module, "fla_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match=r"model\.attention\.backend='fla' needs a CUDA GPU"):
-        causal_kernel("fla", 16)
+        check_backend(AttentionConfig(kind="favor_relu", backend="fla"), causal=True)
 
 
-def test_fla_kernel_refuses_cpu_tensors():
-    q, k, v, s = random_features(8, m=4, dv=3)
+def hopper(monkeypatch, triton, capability=(9, 0), tilelang=False):
+    """A CUDA machine with fla, this GPU capability and Triton version."""
+    monkeypatch.setattr(backends_module, "fla_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(causal_fla, "triton_version", lambda: triton)
+    monkeypatch.setattr(causal_fla, "HAS_TILELANG", tilelang)
+
+
+def test_fla_softmax_on_hopper_with_a_broken_triton_fails_at_construction(monkeypatch):
+    hopper(monkeypatch, "3.6.0")
+    cfg = AttentionConfig(kind="favor_softmax", num_features=8, backend="fla")
+    with pytest.raises(ValueError, match=r"backend='fla' with attention\.kind='favor_softmax': "
+                                         r"fla's gated backward is wrong on Hopper GPUs with "
+                                         r"Triton 3\.6\.0 .*upgrade Triton to >= 3\.7\.1"):
+        MultiHeadAttention(16, 2, cfg, causal=True)
+    # ReLU attention has no gate; softmax is fine elsewhere
+    MultiHeadAttention(16, 2, AttentionConfig(kind="favor_relu", backend="fla"), causal=True)
+    for triton, capability, tilelang in (("3.7.1", (9, 0), False), ("3.3.1", (9, 0), False),
+                                         ("3.6.0+git9a2b", (8, 0), False),
+                                         ("3.6.0", (9, 0), True), (None, (9, 0), False)):
+        hopper(monkeypatch, triton, capability, tilelang)
+        MultiHeadAttention(16, 2, cfg, causal=True)
+    hopper(monkeypatch, "3.4.0+git1234")
+    assert "Triton 3.4.0+git1234" in causal_fla.gated_backward_problem()
+
+
+def test_fla_mode_refuses_cpu_tensors():
     with pytest.raises(ValueError, match=r"backend='fla' runs on CUDA tensors only, got a cpu"):
-        FlaCausalKernel()(q, k, v, s)
+        mode("favor_relu", backend="fla")
 
 
 def test_unknown_backend_is_named():
     with pytest.raises(ValueError, match=r"attention\.backend='triton' is not one of auto"):
         AttentionConfig(kind="favor_relu", backend="triton")
-    with pytest.raises(ValueError, match=r"model\.attention\.backend='x' is not one of"):
-        causal_kernel("x", 16)
 
 
 def heads(length, d=16, seed=0, scale=1.0):

@@ -9,11 +9,15 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_gpu.py"
 
 
-def run_benchmark(args):
+def load_script():
     spec = importlib.util.spec_from_file_location("benchmark_gpu", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main(args)
+    return module
+
+
+def run_benchmark(args):
+    return load_script().main(args)
 
 
 def check_tables(csv: Path, length: int):
@@ -46,3 +50,50 @@ def test_benchmark_gpu_cpu_command_of_the_issue(tmp_path):
     csv = run_benchmark(["--device", "cpu", "--lengths", "1024", "--steps", "1",
                          "--out-dir", str(tmp_path)])
     check_tables(csv, 1024)
+
+
+def test_benchmark_gpu_records_any_failing_cell_and_carries_on(tmp_path, monkeypatch):
+    """A Triton-style assertion in one attention method and a value error in one model's
+    training step are recorded as those cells' status; every other cell still runs."""
+    module = load_script()
+    methods = module.attention_methods
+
+    def broken_kernel(q, k, v, w):
+        raise AssertionError("Triton: block size must be a power of 2")
+
+    def with_broken_kernel(device):
+        return {**methods(device), "broken_kernel": broken_kernel}
+
+    training_cell = module.training_cell
+
+    def training_with_a_bad_model(model_name, *args):
+        if model_name == "identity":
+            raise ValueError("bad value\nsecond line")
+        return training_cell(model_name, *args)
+
+    monkeypatch.setattr(module, "attention_methods", with_broken_kernel)
+    monkeypatch.setattr(module, "training_cell", training_with_a_bad_model)
+    csv = module.main(["--device", "cpu", "--lengths", "64", "128", "--steps", "1",
+                       "--num-layers", "1", "--out-dir", str(tmp_path)])
+    table = pd.read_csv(csv)
+    broken = table[table.method == "broken_kernel"]
+    assert list(broken.length) == [64, 128]  # tried at every length, not stopped
+    assert (broken.status == "failed: AssertionError: Triton: block size must be a power "
+                              "of 2").all()
+    others = table[(table.table == "attention") & (table.method != "broken_kernel")]
+    assert len(others) == 8 and (others.status == "ok").all()
+    training = table[table.table == "training"]
+    assert (training[training.method == "identity"].status
+            == "failed: ValueError: bad value").all()
+    assert (training[training.method != "identity"].status == "ok").all()
+    longest = table[table.table == "longest"].set_index("method")
+    assert longest.status["identity"] == "stopped: L = 64: failed: ValueError: bad value"
+    assert longest.length["exact"] == 128
+
+
+def test_failure_summary_names_the_error_type():
+    summary = load_script().failure_summary
+    assert summary(AssertionError()) == "AssertionError"
+    assert summary(RuntimeError("\n  out of resource: shared memory\nmore")) == (
+        "RuntimeError: out of resource: shared memory")
+    assert len(summary(ValueError("x" * 500))) == 160

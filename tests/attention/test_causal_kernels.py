@@ -7,13 +7,15 @@ import importlib.util
 import pytest
 import torch
 
-from protperf.attention.ops import causal_loop
+from protperf.attention.ops import causal_fla, causal_loop
 from protperf.attention.ops.causal_fla import (
     gated_causal_attention_unnormalized,
     gates_from_log_scale,
 )
 from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
 from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
+from protperf.attention.ops.features import draw_projection
+from protperf.attention.performer import performer_attention
 from protperf.attention.reference import linear_attention_weights, simple_gla_reference
 from tests.attention.helpers import random_features
 
@@ -129,9 +131,9 @@ def test_gates_are_the_negated_stabilizer_increments():
 def test_fla_mapping_pads_features_and_values_and_uses_scale_one():
     seen = {}
 
-    def spy(q, k, v, g=None, scale=None, cu_seqlens=None):
+    def spy(q, k, v, g=None, scale=None, cu_seqlens=None, cu_seqlens_cpu=None):
         seen.update(q_shape=tuple(q.shape), v_shape=tuple(v.shape), scale=scale, g=g,
-                    cu_seqlens=cu_seqlens)
+                    cu_seqlens=cu_seqlens, cu_seqlens_cpu=cu_seqlens_cpu)
         return simple_gla_reference(q, k, v, g, scale, cu_seqlens)
 
     q, k, v, s = random_features(13, m=5, dv=4)  # m = 5, e = 5 columns -> padded to 16
@@ -139,7 +141,33 @@ def test_fla_mapping_pads_features_and_values_and_uses_scale_one():
     assert seen["q_shape"] == (1, 2 * 13, 3, 16) and seen["v_shape"] == (1, 2 * 13, 3, 16)
     assert seen["scale"] == 1.0
     assert seen["cu_seqlens"].tolist() == [0, 5, 6, 13, 26]
+    # fla sizes its grid from the host copy (no device-to-host sync of its own)
+    assert seen["cu_seqlens_cpu"].device.type == "cpu"
+    assert seen["cu_seqlens_cpu"].tolist() == [0, 5, 6, 13, 26]
     assert (seen["g"] <= 0).all()
+
+
+def test_fla_path_divides_in_float32_under_bf16_autocast(monkeypatch):
+    """fla returns its input dtype: protperf hands it float32, so the numerator and the
+    normalizer are not rounded to bf16 before the division."""
+    dtypes = set()
+
+    def fla_like(q, k, v, g=None, scale=None, cu_seqlens=None, cu_seqlens_cpu=None):
+        dtypes.update({q.dtype, k.dtype, v.dtype})
+        return simple_gla_reference(q, k, v, g, scale, cu_seqlens)  # output in q's dtype
+
+    monkeypatch.setattr(causal_fla, "_fla_chunk_simple_gla", fla_like)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 50, 16, generator=gen, dtype=torch.float64) for _ in range(3))
+    w = draw_projection("orthogonal", 32, 16, generator=gen).double()
+    # values are rounded to bf16 under autocast (the policy); nothing else is
+    v_bf16 = v.bfloat16().double()
+    reference = performer_attention(q, k, v_bf16, w, "loop", "softmax", chunk_size=16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = performer_attention(q.float(), k.float(), v.float(), w.float(), "fla",
+                                  "softmax", chunk_size=16)
+    assert dtypes == {torch.float32} and out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), reference, atol=1e-5, rtol=1e-5)
 
 
 def fla_naive_module():
@@ -163,8 +191,8 @@ def test_fla_mapping_matches_fla_naive_chunk_reference(stabilized):
     if naive is None:
         pytest.skip("fla-core (and einops) not installed")
 
-    def kernel(q, k, v, g=None, scale=None, cu_seqlens=None):
-        assert cu_seqlens is None
+    def kernel(q, k, v, g=None, scale=None, cu_seqlens=None, cu_seqlens_cpu=None):
+        assert cu_seqlens is None and cu_seqlens_cpu is None
         g = torch.zeros(q.shape[:3], dtype=torch.float32) if g is None else g
         return naive.naive_chunk_simple_gla(q, k, v, g, chunk_size=16, scale=scale)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
 
 
 def write_fasta(path: Path, text: str, compress: bool = False) -> Path:

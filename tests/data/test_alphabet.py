@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from protperf.data.alphabet import ENCODE_TABLE, INVALID_TOKEN, Alphabet
+from protperf.data.batching import BatchConverter
 
 
 def test_encode_decode_round_trip_all_letters():
@@ -10,7 +11,7 @@ def test_encode_decode_round_trip_all_letters():
     ids = a.encode(letters)
     assert ids.tolist() == list(range(5, 30))
     assert a.decode(ids) == letters
-    with_special = a.encode(letters, add_special=True)
+    with_special = BatchConverter().encode(letters)
     assert with_special[0] == a.bos_id and with_special[-1] == a.eos_id
     assert a.decode(with_special) == letters
     assert a.decode(with_special, strip_special=False) == "<cls>" + letters + "<eos>"

@@ -6,12 +6,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
-from protperf.data.alphabet import Alphabet
-from protperf.data.batching import protein_batches, window_batches
+from protperf.data.alphabet import ALPHABET
+from protperf.data.batching import BatchConverter, protein_batches, window_batches
 from protperf.data.proteins import Protein
-
-ALPHABET = Alphabet()
 
 
 def encode(text: str) -> list[int]:
@@ -37,6 +36,24 @@ def test_protein_batches_add_specials_pad_and_crop():
         list(protein_batches(proteins("A"), 0, 6))
 
 
+def test_batch_converter_strings_and_ids_give_the_same_padded_batch():
+    tokens, mask = BatchConverter()(["MKV", "mkvla"])
+    assert tokens.dtype == torch.int64 and mask.dtype == torch.bool
+    assert tokens.tolist() == [[CLS] + encode("MKV") + [EOS, PAD, PAD],
+                               [CLS] + encode("MKVLA") + [EOS]]
+    assert mask.tolist() == [[True] * 5 + [False] * 2, [True] * 7]
+    from_ids, _ = BatchConverter()([np.array(encode("MKV"), dtype=np.uint8),
+                                    np.array(encode("MKVLA"), dtype=np.uint8)])
+    assert torch.equal(from_ids, tokens)
+    cropped, cropped_mask = BatchConverter(max_length=4)(["MKVLA", "M"])
+    assert cropped.tolist() == [[CLS] + encode("MK") + [EOS], [CLS] + encode("M") + [EOS, PAD]]
+    assert cropped_mask.sum(1).tolist() == [4, 3]
+    with pytest.raises(ValueError, match="invalid residue '-' at position 2"):
+        BatchConverter()(["MK-V"])
+    with pytest.raises(ValueError, match="max_length must be >= 3 .bos, a residue, eos., got 2"):
+        BatchConverter(max_length=2)
+
+
 def test_window_batches_pack_every_token_once():
     stats = Counter()
     texts = ("MKTAY", "AC", "WWWWWWWW", "G")
@@ -55,7 +72,7 @@ def test_window_batches_pack_every_token_once():
 
 def test_read_proteins_from_fasta_and_prepared_split(tmp_path):
     from protperf.data.config import PrepareConfig
-    from protperf.data.prepare import prepare
+    from protperf.data.preparation.pipeline import prepare
     from protperf.data.proteins import read_proteins
 
     fasta = tmp_path / "small.fasta"

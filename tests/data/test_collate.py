@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from protperf.data.alphabet import Alphabet
-from protperf.data.batching import IGNORE_INDEX, CLMCollator, MLMCollator, make_collator
-
-A = Alphabet()
+from protperf.data.alphabet import ALPHABET as A
+from protperf.data.batching import IGNORE_INDEX
+from protperf.data.collate import CLMCollator, MLMCollator, make_collator
 
 
 def _examples(n=64, seed=0):
@@ -63,6 +62,16 @@ def test_mlm_same_seed_same_masks_and_never_empty():
     tiny = [torch.tensor([A.bos_id, 5, A.eos_id])]
     for seed in range(20):  # 0.15 per residue would often select nothing here
         assert (MLMCollator(seed=seed)(tiny)["labels"] != IGNORE_INDEX).sum() == 1
+
+
+def test_mlm_reseed_replays_the_masks_of_a_seed():
+    examples = _examples(8)
+    collator = MLMCollator(seed=3)
+    first = collator(examples)
+    collator(examples)  # the generator moved on
+    collator.reseed(3)
+    again = collator(examples)
+    assert all(torch.equal(first[k], again[k]) for k in first)
 
 
 def test_clm_targets_are_next_tokens_and_pad_is_ignored():

@@ -115,7 +115,7 @@ def test_segment_ids_only_without_cross_protein_attention(tmp_path, cross):
     batch = next(iter(dm.train_dataloader()))
     assert ("segment_ids" in batch) is not cross
     if not cross:  # a new id at every bos of the window (masking never touches bos)
-        from protperf.data.batching import ALPHABET
+        from protperf.data.alphabet import ALPHABET
 
         is_bos = batch["input_ids"] == ALPHABET.bos_id
         ids = batch["segment_ids"]

@@ -7,14 +7,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET as A
 from protperf.data.batching import crop_protein
 from protperf.data.config import PrepareConfig
 from protperf.data.dataset import ConcatenatedDataset, ProteinDataset, shard_items
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
 from protperf.data.shards import PreparedSplit
-
-A = Alphabet()
 
 
 def test_crop_short_protein_keeps_bos_and_eos():

@@ -112,6 +112,6 @@ def test_downloaded_file_prepares(tmp_path, server):
                           "uniref50", "--dest", str(dest), "--base-url", server, "--quiet"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    from protperf.data.prepare import prepare
+    from protperf.data.preparation.pipeline import prepare
     manifest = prepare(dest / "uniref50.fasta.gz", tmp_path / "prep")
     assert manifest["sequences_kept"] == 5000

@@ -8,7 +8,7 @@ import pytest
 
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import FastaFormatError, read_fasta
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
 from protperf.data.shards import PreparedSplit
 
 ALL_TRAIN = dict(valid_fraction=0.0, test_fraction=0.0)
@@ -133,7 +133,7 @@ def test_bad_settings_name_the_key(fasta, tmp_path, kwargs, message):
     [["a b", "c d e", "UniRef50_Q6GZX4 Putative n=1"], ["a\tb", " lead", "x\xa0y", "p|q r"]],
 )
 def test_record_ids_match_first_whitespace_word(titles):
-    from protperf.data.chunk import _record_ids
+    from protperf.data.preparation.records import _record_ids
 
     assert _record_ids(titles) == [t.split()[0] for t in titles]
 

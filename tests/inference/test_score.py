@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET as A
 from protperf.errors import InferenceInputError
 from protperf.inference.mutations import Substitution, parse_mutant, read_variants
 from protperf.inference.score import Scorer, spearman_by_method
 from tests.inference.conftest import tiny_model
 
-A = Alphabet()
 WT = "MKTAYIAKQR"
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from protperf.attention import AttentionConfig
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.errors import ConfigError
 from protperf.model.checkpoint import load_module
 from protperf.model.config import ModelConfig
@@ -91,7 +91,7 @@ def test_post_norm_block_is_layernorm_after_the_residual():
 
 
 def test_token_dropout_zeroes_masks_and_rescales_by_the_masked_fraction():
-    mask_id = Alphabet().mask_id
+    mask_id = ALPHABET.mask_id
     ids = torch.tensor([[2, 5, mask_id, 6, 3, 0, 0, 0]])
     attention = ids != 0
     x = torch.ones(1, 8, 4)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from protperf.data.batching import make_collator
+from protperf.data.collate import make_collator
 from protperf.model.lightning import ProteinLMModule
 
 SCALE = 1000.0

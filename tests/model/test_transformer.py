@@ -89,7 +89,8 @@ def test_rotary_scores_depend_only_on_relative_position():
 def test_without_cross_protein_attention_a_protein_ignores_its_neighbours(kind, causal):
     """data.cross_protein_attention=false: the collator's segment ids keep every protein's
     logits independent of the other proteins packed in its window."""
-    from protperf.data.batching import ALPHABET, make_collator
+    from protperf.data.alphabet import ALPHABET
+    from protperf.data.collate import make_collator
 
     model = tiny_model(kind, causal=causal)
     bos, eos = ALPHABET.bos_id, ALPHABET.eos_id

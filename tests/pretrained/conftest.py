@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from protperf.data.alphabet import STANDARD_AMINO_ACIDS, Alphabet
+from protperf.data.alphabet import ALPHABET as A
+from protperf.data.alphabet import STANDARD_AMINO_ACIDS
 
-A = Alphabet()
 #: Proteins of different lengths (a padded batch), with masked positions (0-based residues).
 PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPVDAFQ", "WCYNPLRTEEVKAHILGDMSQF"]
 MASKED = {0: [3, 10], 1: [0], 2: [5, 6, 7]}

@@ -32,7 +32,7 @@ def test_recorded_mlm_rows_hash_the_unmasked_example():
 
     import torch
 
-    from protperf.data.batching import make_collator
+    from protperf.data.collate import make_collator
     from protperf.runtime.batch_record import BatchRecorder, row_digests
 
     examples = [torch.tensor([2, 5, 6, 7, 8, 9, 10, 3]), torch.tensor([2, 11, 12, 3])]

@@ -22,14 +22,15 @@ def segmented_running_max(values: torch.Tensor, segment_ids: torch.Tensor) -> to
 
     One cummax on values lifted by a per-segment offset larger than the range of the finite
     values, so each segment starts above everything before it; computed in float64 so the
-    offsets lose nothing of float32 values. -inf entries stay -inf.
+    offsets lose nothing of float32 values. -inf entries stay -inf. No device-to-host sync.
     """
+    if values.numel() == 0:
+        return values
     work = values.double()
     finite = torch.isfinite(work)
-    if not bool(finite.any()):
-        return values
-    low = work[finite].min()
-    span = work[finite].max() - low + 1.0
+    # min and max of the finite values (inf / -inf when there are none: all masked below)
+    low = work.masked_fill(~finite, float("inf")).amin()
+    span = work.masked_fill(~finite, float("-inf")).amax() - low + 1.0
     offset = segment_ids[:, None, :].to(work.dtype) * span
     lifted = torch.where(finite, work - low + 1.0 + offset, torch.zeros_like(work))
     running = torch.cummax(lifted, dim=-1).values - offset + low - 1.0

@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from protperf.data.cache import ensure_prepared
 from protperf.data.config import DataConfig
+from protperf.data.preparation.cache import ensure_prepared
+from protperf.data.preparation.validate import verify_prepared
 from protperf.data.shards import read_manifest
-from protperf.data.validate import verify_prepared
 from protperf.errors import DataError
 
 AGAIN = "prepare it again (scripts/prepare_data.py ... --force)"

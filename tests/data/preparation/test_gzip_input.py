@@ -15,8 +15,8 @@ import pytest
 
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
 from protperf.data.fasta import FastaFormatError
-from protperf.data.prepare import chunk_starts, prepare
-from protperf.data.stream import cut_chunks, gunzip_blocks, gzip_chunks
+from protperf.data.preparation.pipeline import prepare
+from protperf.data.preparation.sources import chunk_starts, cut_chunks, gunzip_blocks, gzip_chunks
 from protperf.errors import DataError
 
 

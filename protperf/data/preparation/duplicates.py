@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from protperf.data.shards import write_shard
+from protperf.data.preparation.writer import write_shard
 
 
 class SeenDigests:

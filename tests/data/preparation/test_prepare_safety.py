@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-import protperf.data.shards as shards
+import protperf.data.preparation.writer as writer
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
+from protperf.data.preparation.target import leftover_temporaries, lock_path, locked, temporary_name
+from protperf.data.preparation.validate import verify_prepared
 from protperf.data.shards import MANIFEST
-from protperf.data.target import leftover_temporaries, lock_path, locked, temporary_name
-from protperf.data.validate import verify_prepared
 from protperf.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = str(ROOT / "scripts" / "prepare_data.py")
 TINY_CHUNKS = ["--chunk-mb", "0.001"]  # ~650 chunks of the sample: a few seconds
 
@@ -160,8 +160,8 @@ def test_disk_full_leaves_nothing_and_names_the_file(tmp_path, plain_sample, mon
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real_write_file(path, pieces)
 
-    real_write_file = shards.write_file
-    monkeypatch.setattr(shards, "write_file", full_disk)
+    real_write_file = writer.write_file
+    monkeypatch.setattr(writer, "write_file", full_disk)
     out = tmp_path / "out"
     with pytest.raises(DataError) as error:
         prepare(plain_sample, out, PrepareConfig(chunk_bytes=64 * 1024))

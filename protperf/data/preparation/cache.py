@@ -11,9 +11,9 @@ from pathlib import Path
 from protperf.data.alphabet import ALPHABET_VERSION
 from protperf.data.config import DataConfig, PrepareConfig
 from protperf.data.fasta import check_exists
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
+from protperf.data.preparation.validate import file_sha256, verify_prepared
 from protperf.data.shards import FORMAT_VERSION, MANIFEST
-from protperf.data.validate import file_sha256, verify_prepared
 
 _MEMO = "checksums.json"
 

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from protperf.data.shards import ShardWriter, write_shard
+from protperf.data.preparation.writer import ShardWriter, write_shard
 
 
 def _files(directory) -> dict:

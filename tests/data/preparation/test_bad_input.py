@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protperf.data.chunk import nucleotide_like
 from protperf.data.config import PrepareConfig
-from protperf.data.duplicates import SeenDigests, duplicate_mask
 from protperf.data.fasta import FastaFormatError
-from protperf.data.prepare import prepare
+from protperf.data.preparation.chunk import nucleotide_like
+from protperf.data.preparation.duplicates import SeenDigests, duplicate_mask
+from protperf.data.preparation.pipeline import prepare
 from protperf.data.shards import SPLITS, PreparedSplit
 from protperf.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROTEIN = "MKVLAAGIVGLLLAWSPQEHRKDEFWY"
 
 
@@ -56,7 +56,7 @@ def test_no_records_from_the_script(fasta, tmp_path):
 def test_nucleotide_like_is_exact_per_record():
     text = b"ACGTACGTACGTN" + b"acgu" + b"ACGTACGTACGTACGTM" + b"MKV" + b"ACG*"
     lengths = np.array([13, 4, 17, 3, 0, 3])
-    from protperf.data.chunk import CHUNK_TABLE
+    from protperf.data.preparation.records import CHUNK_TABLE
     tokens = np.frombuffer(text.translate(CHUNK_TABLE), dtype=np.uint8)
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     expected = [True, True, False, False, False, True]  # empty: not nucleotide-like
@@ -122,7 +122,7 @@ def test_duplicate_ids_are_counted_or_dropped_across_chunks(fasta, tmp_path, wor
             assert len(part[i]) == 5 + int(rid[1:]) % 20
     for manifest in (kept, dropped):
         _assert_invariant(manifest)
-    from protperf.data.validate import verify_prepared
+    from protperf.data.preparation.validate import verify_prepared
     assert verify_prepared(tmp_path / "drop", checksums=True) == dropped
 
 

@@ -11,14 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protperf.data.alphabet import Alphabet
+from protperf.data.alphabet import ALPHABET
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
 from protperf.data.fasta import read_fasta
-from protperf.data.prepare import chunk_starts, prepare, split_of
+from protperf.data.preparation.pipeline import prepare
+from protperf.data.preparation.sources import chunk_starts
 from protperf.data.shards import SPLITS, PreparedSplit, read_manifest
 from protperf.errors import DataError
+from tests.data.preparation.conftest import split_of
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _tree_digest(directory: Path) -> dict:
@@ -35,12 +37,12 @@ def test_sample_manifest_counts(sample_prepared):
     assert sum(m["splits"][s]["sequences"] for s in SPLITS) == 2100
     assert sum(m["splits"][s]["residues"] for s in SPLITS) == m["residues"]
     assert m["source"]["sha256"] == hashlib.sha256(SAMPLE_FASTA.read_bytes()).hexdigest()
-    assert m["alphabet"]["tokens"] == list(Alphabet().tokens)
+    assert m["alphabet"]["tokens"] == list(ALPHABET.tokens)
     assert m["alphabet"]["version"] == "protperf-alphabet-1"
 
 
 def test_shard_round_trip_matches_fasta(sample_prepared):
-    a = Alphabet()
+    a = ALPHABET
     expected = {rid: seq.rstrip("*").upper() for rid, seq in read_fasta(SAMPLE_FASTA)}
     seen = 0
     for split_name in SPLITS:

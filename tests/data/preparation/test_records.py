@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-import protperf.data.prepare as prepare_module
-from protperf.data.chunk import _record_ids, _split_codes, split_of
+import protperf.data.preparation.records as records_module
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import FastaFormatError
-from protperf.data.prepare import prepare
-from protperf.data.records import split_records
+from protperf.data.preparation.pipeline import prepare
+from protperf.data.preparation.records import _record_ids, split_records
+from protperf.data.preparation.splits import split_codes
+from tests.data.preparation.conftest import sequences, split_of
 
 
 def reference(data: bytes) -> list[tuple[str, str]]:
@@ -30,7 +31,7 @@ def fast(data: bytes) -> list[tuple[str, str]] | None:
     if records.ids is not None:  # the bulk first words are the ids chunk.py would take
         assert [records.ids[i] for i in range(len(records.ids))] == _record_ids(records.titles)
         assert records.ids.text == "".join(f"{i}\n" for i in _record_ids(records.titles)).encode()
-    return [(t.rstrip(), s) for t, s in zip(records.titles, records.sequences(), strict=True)]
+    return [(t.rstrip(), s) for t, s in zip(records.titles, sequences(records), strict=True)]
 
 
 TRICKY = {
@@ -111,7 +112,7 @@ def _prepare_both(path: Path, tmp_path: Path, monkeypatch, cfg: PrepareConfig, w
     results = []
     for label in ("fast", "reference"):
         if label == "reference":
-            monkeypatch.setattr(prepare_module, "split_records", lambda data: None)
+            monkeypatch.setattr(records_module, "split_records", lambda data: None)
         try:
             manifest = prepare(path, tmp_path / label, cfg, workers=workers)
             manifest["source"].pop("path")
@@ -168,5 +169,5 @@ def test_bulk_split_codes_match_split_of():
     for valid, test in ((0.05, 0.05), (0.1, 0.0), (0.0, 0.3), (0.0, 0.0)):
         cfg = PrepareConfig(valid_fraction=valid, test_fraction=test)
         names = ["train", "valid", "test"]
-        assert [names[c] for c in _split_codes(ids, cfg)[0]] == [split_of(i, valid, test)
+        assert [names[c] for c in split_codes(ids, cfg)[0]] == [split_of(i, valid, test)
                                                               for i in ids]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from protperf.data.config import SAMPLE_FASTA, PrepareConfig
-from protperf.data.prepare import prepare
+from protperf.data.preparation.pipeline import prepare
 
 SAMPLE_SHARDS = {
     "test/00000.ids.txt": "5ba54431b45157e44d017dac65a966736fe5c265e95a42a2db52d561e1e530c3",

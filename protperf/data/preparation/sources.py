@@ -1,13 +1,102 @@
-"""Decompressing a gzipped FASTA file in blocks and cutting the text into the chunks that
-:func:`protperf.data.prepare.chunk_starts` would cut from its plain copy."""
+"""Chunk sources: a FASTA file cut into chunks of about ``chunk_bytes`` at record boundaries.
+
+A chunk starts at the first ``>`` line at or after its target byte; the next target is
+``chunk_bytes`` after this one, or just after the cut if that is later.  A plain file is cut by
+byte ranges (:func:`plain_chunks`; each range is read where it is parsed); a gzipped file is
+decompressed in blocks and cut at the same places as its plain copy (:func:`gzip_chunks`), so a
+``.gz`` gives the same chunks, hence the same shards, as the file it holds.  Either source
+yields ``(start, chunk)``: the chunk's first byte in the (decompressed) file and its text or
+:class:`FileRange` (:func:`chunk_text` gives the text of either).
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from protperf.data.fasta import FastaFormatError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """Bytes ``start:end`` of a plain file, read only when needed (by the pool worker that
+    parses them, so the parent never holds the text)."""
+
+    path: Path
+    start: int
+    end: int
+
+    def read(self) -> bytearray:
+        data = bytearray(self.end - self.start)
+        with open(self.path, "rb") as handle:
+            handle.seek(self.start)
+            del data[handle.readinto(data):]
+        return data
+
+
+def chunk_text(chunk: bytearray | FileRange) -> bytearray:
+    """The text of a chunk from either source."""
+    return chunk.read() if isinstance(chunk, FileRange) else chunk
+
+
+def chunk_starts(path: Path, chunk_bytes: int) -> list[int]:
+    """Byte offsets where chunks of a plain FASTA file start (each at a ``>`` line)."""
+    size = path.stat().st_size
+    starts = [0]
+    with open(path, "rb") as handle:
+        target = chunk_bytes
+        while target < size:
+            handle.seek(target - 1)
+            pos = target - 1
+            found = -1
+            while True:
+                block = handle.read(1 << 20)
+                if not block:
+                    break
+                hit = block.find(b"\n>")
+                if hit >= 0:
+                    found = pos + hit + 1
+                    break
+                if len(block) < (1 << 20):
+                    break
+                pos += len(block) - 1  # keep one byte overlap for a split "\n>"
+                handle.seek(pos)
+            if found < 0:
+                break
+            if found > starts[-1]:
+                starts.append(found)
+            target = max(found + 1, target + chunk_bytes)
+    return starts
+
+
+def plain_chunks(path: Path, chunk_bytes: int) -> list[tuple[int, FileRange]]:
+    """``(start, FileRange)`` chunks of a plain FASTA file, cut at :func:`chunk_starts`."""
+    starts = chunk_starts(path, chunk_bytes)
+    ends = starts[1:] + [path.stat().st_size]
+    return [(s, FileRange(path, s, e)) for s, e in zip(starts, ends, strict=True)]
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of ``items``, item k + 1 being produced in a thread while the caller works
+    on item k (reading and decompressing release the GIL)."""
+    done = object()
+    items = iter(items)
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="protperf-read") as reader:
+            pending = reader.submit(next, items, done)
+            while (item := pending.result()) is not done:
+                pending = reader.submit(next, items, done)
+                yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def gunzip_blocks(source: Path, block: int = 1 << 22) -> Iterator[bytes]:
