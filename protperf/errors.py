@@ -41,6 +41,14 @@ class CheckpointWriteError(OSError):
     """A checkpoint could not be written (disk full, no permission); names the file."""
 
 
+class RunDirectoryBusyError(RuntimeError):
+    """Another live process trains in this run directory; names its pid and host."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weights; names the step."""
+
+
 class PretrainedSourceError(CheckpointMismatchError):
     """A pretrained model that cannot be imported (unknown architecture, missing weights or
     vocabulary, a tensor that does not fit); the message names the file or tensor."""

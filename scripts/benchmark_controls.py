@@ -60,6 +60,7 @@ def run_control(family: str, config: PlantedConfig, args, workdir: Path) -> dict
         f"checkpoint={checkpoint}", f"output_dir={workdir / 'analysis'}", f"methods={methods}",
         f"data.max_sequences={args.sequences}", f"data.max_length={args.max_length}",
         f"permutations={args.permutations}", "figures=false", "progress=false",
+        "null_models=0",  # planted models: the Mantel p of the tables, no random-init floor
     ]))
     summary = analyze(analysis).summary
     pooled = summary["similarity"]["pooled"]

@@ -166,6 +166,18 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         columns=("task", "model", "length", "status", "per_s", "per_cpu_s", "first_ms",
                  "last_ms", "peak_mib", "state_mib", "arch"),
     ),
+    "long_proteins": BenchmarkSpec(
+        title="Long proteins: one protein embedded in one pass, exact vs Performer",
+        rerun="python scripts/benchmark_long_proteins.py",
+        about="A model of ESM-2 8M's shape and architecture (6 layers, D 320, 20 heads, rotary; "
+              "random weights) loaded from an export directory with `model.attention.kind` "
+              "overridden; one protein of `length` residues, one forward pass, each cell in a "
+              "fresh process under an address-space limit. Cells: wall time of the pass and "
+              "peak RSS above the loaded model (`cpu_s` in the CSV), or why the cell did not "
+              "run (skipped / failed).",
+        columns=("method", "m", "length", "status", "time_s", "cpu_s", "peak_mib"),
+        pivot=Pivot(rows=("method", "m"), column="length", cell=time_and_memory),
+    ),
     "blosum_controls": BenchmarkSpec(
         title="Planted BLOSUM62 controls: what the attention analysis recovers",
         rerun="python scripts/benchmark_controls.py",
@@ -179,6 +191,21 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         pivot=Pivot(rows=("family", "kind", "m", "plant_diagonal", "heads", "gamma"),
                     column="beta", cell=lambda row: float(row["similarity_r"] or "nan"),
                     aggfunc="median"),
+    ),
+    "transfer": BenchmarkSpec(
+        title="A pretrained protein masked LM as a Performer: zero-shot and recovery",
+        rerun="python scripts/benchmark_transfer.py",
+        about="AntiBERTy (8 layers x 8 heads, imported) on 64 held-out antibody variable "
+              "domains, 15 % masked with one fixed seed: masked-residue accuracy over the 20 "
+              "amino acids (cells; median over feature seeds), perplexity in the CSV. "
+              "`stage=zero-shot`: the weights unchanged under each attention; "
+              "`stage=finetune`: the Performer after `step` steps of batch 4 on the fine-tune "
+              "set, `recipe=mlm` (masked-LM loss, all weights) or `transfer` (each layer's "
+              "q/k trained to reproduce the exact layer's output); `train_s` in the CSV.",
+        columns=("model", "stage", "attention", "m", "recipe", "step", "accuracy",
+                 "perplexity"),
+        pivot=Pivot(rows=("model", "stage", "attention", "m", "recipe"), column="step",
+                    cell=lambda row: float(row["accuracy"]), aggfunc="median"),
     ),
     "data": BenchmarkSpec(
         title="FASTA preparation throughput",

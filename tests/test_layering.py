@@ -2,7 +2,8 @@
 
 ``attention`` imports nothing else of protperf; ``data`` neither model, analysis nor inference;
 no library layer imports the command side (runtime, reporting, cli, app); only ``app`` imports
-``app``. Imports inside
+``app``; ``transfer`` (pretrained Transformer -> Performer recovery) is imported by scripts
+only. Imports inside
 functions count too, so a cycle cannot hide behind a function-local import.
 """
 
@@ -22,16 +23,18 @@ PACKAGE = Path(protperf.__file__).parent
 # analysis and inference; runtime (training runtime) and reporting; cli (the Hydra home); app.
 COMMAND_SIDE = {"runtime", "reporting", "cli", "app"}
 FORBIDDEN = {
-    "attention": {"data", "model", "analysis", "inference", "structured", "pretrained"}
-    | COMMAND_SIDE,
-    "data": {"attention", "model", "analysis", "inference", "pretrained"} | COMMAND_SIDE,
-    "model": {"analysis", "inference", "pretrained"} | COMMAND_SIDE,
-    "analysis": {"inference", "pretrained"} | COMMAND_SIDE,
-    "inference": {"analysis", "pretrained"} | COMMAND_SIDE,
-    "pretrained": {"analysis", "inference"} | COMMAND_SIDE,
-    "runtime": {"analysis", "inference", "reporting", "cli", "app"},
-    "reporting": {"runtime", "cli", "app"},
-    "cli": {"reporting", "app"},
+    "attention": {"data", "model", "analysis", "inference", "structured", "pretrained",
+                  "transfer"} | COMMAND_SIDE,
+    "data": {"attention", "model", "analysis", "inference", "pretrained",
+             "transfer"} | COMMAND_SIDE,
+    "model": {"analysis", "inference", "pretrained", "transfer"} | COMMAND_SIDE,
+    "analysis": {"inference", "pretrained", "transfer"} | COMMAND_SIDE,
+    "inference": {"analysis", "pretrained", "transfer"} | COMMAND_SIDE,
+    "pretrained": {"analysis", "inference", "transfer"} | COMMAND_SIDE,
+    "transfer": COMMAND_SIDE,
+    "runtime": {"analysis", "inference", "reporting", "cli", "app", "transfer"},
+    "reporting": {"runtime", "cli", "app", "transfer"},
+    "cli": {"reporting", "app", "transfer"},
 }
 
 

@@ -16,13 +16,15 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from protperf.analysis.pipeline import analyze_model, load_model
+from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.analysis.plots import save_figure
 from protperf.analysis.report import write_outputs
-from protperf.model.checkpoint import read_checkpoint
+from protperf.model.loading import read_checkpoint
 
 CURVE_COLUMNS = ["step", "checkpoint", "method", "pearson_offdiag", "pearson_offdiag_p",
-                 "spearman_offdiag", "spearman_offdiag_p"]
+                 "spearman_offdiag", "spearman_offdiag_p", "random_init_floor"]
+FLOOR_KEYS = {"similarity": "pooled_floor", "similarity_best_head": "best_head_floor",
+              "vig": "floor", "embedding": "floor"}
 
 
 def checkpoint_step(path: str | Path) -> int:
@@ -67,7 +69,9 @@ def curve_rows(step: int, checkpoint: str | Path, summary: dict) -> list[dict]:
             sources[method] = summary[method]
     for method, values in sources.items():
         row = {"step": step, "checkpoint": str(checkpoint), "method": method}
-        row.update({c: values.get(c) for c in CURVE_COLUMNS[3:]})
+        row.update({c: values.get(c) for c in CURVE_COLUMNS[3:-1]})
+        section = similarity if method.startswith("similarity") else values
+        row["random_init_floor"] = section.get(FLOOR_KEYS[method])
         rows.append(row)
     return rows
 
@@ -93,7 +97,8 @@ def analyze_checkpoints(config) -> list:
     for step, path in checkpoints_by_step(paths):
         single = dataclasses.replace(config, checkpoint=str(path), checkpoints=[], run_dir=None,
                                      output_dir=str(out / f"step{step:06d}"))
-        result = analyze_model(load_model(single), single)
+        null_runs = results[0].null_runs if results else None  # one floor for the whole run
+        result = analyze_model(analyzed_model(single), single, null_runs=null_runs)
         result.summary["step"] = step
         write_outputs(result, single)
         results.append(result)

@@ -11,7 +11,7 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,19 @@ from protperf.analysis.attention_maps import attention_maps
 from protperf.analysis.blosum import head_correlations
 from protperf.analysis.collect import ModelAttentionCollector
 from protperf.analysis.embedding import embedding_similarity
+from protperf.analysis.null_models import (
+    FLOOR_PERCENTILE,
+    calibrate_heads,
+    floor,
+    random_init_like,
+)
 from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
-from protperf.analysis.vig import vig_similarity
+from protperf.analysis.vig import skip_reason, vig_similarity
 from protperf.data.alphabet import ALPHABET
 from protperf.data.batching import BatchConverter, protein_batches, window_batches
 from protperf.data.proteins import Protein, read_proteins
 from protperf.errors import ConfigError, config_key
-from protperf.model.checkpoint import load_module
+from protperf.model.loading import load_model
 from protperf.model.overrides import ModelOverrides
 from protperf.resources import SAMPLE_FASTA
 
@@ -78,6 +84,10 @@ class AnalyzeConfig:
         ``embedding`` (cosine similarity of the amino-acid token embeddings; needs no data).
     normalization: log_odds | marginal_log_odds | uniform | mean (protperf.analysis.similarity).
     permutations: label permutations of the Mantel test (0 = none).
+    null_models: freshly initialised models of the same architecture analyzed on the same
+        proteins: the random-init floor beside every headline number and the per-head p-value
+        against random initialisation (:mod:`protperf.analysis.null_models`). Each one costs
+        one more pass over the proteins (3: the analysis takes about 4 times as long); 0 = off.
     order: heatmap order, ``alphabet`` or ``clustered``.
     protein: record id of the protein whose layers x heads grid is drawn (null = the first).
     grid_max_length: crop that protein to this many tokens for the grid.
@@ -95,6 +105,7 @@ class AnalyzeConfig:
     normalization: str = "log_odds"
     vig_threshold: float = 0.1
     permutations: int = 1000
+    null_models: int = 3
     seed: int = 0
     block_size: int = 256
     order: str = "alphabet"
@@ -136,6 +147,8 @@ class AnalyzeConfig:
         if self.permutations < 0 or self.block_size < 1 or self.grid_max_length < 3:
             raise ConfigError(f"{key('permutations')} >= 0, {key('block_size')} >= 1 and "
                               f"{key('grid_max_length')} >= 3 needed")
+        if self.null_models < 0:
+            raise ConfigError(f"{key('null_models')} must be >= 0, got {self.null_models}")
 
 
 @dataclass
@@ -154,17 +167,18 @@ class AnalysisResult:
     grid_protein: str
     grid_tokens: str
     summary: dict[str, Any]
+    null_runs: list[AnalysisResult] = field(default_factory=list)  # the random-init models
 
 
-def load_model(config: AnalyzeConfig) -> nn.Module:
-    """The model stored in ``config.checkpoint`` (weights_only), with attention overrides."""
+def analyzed_model(config: AnalyzeConfig) -> nn.Module:
+    """The model of ``config.checkpoint`` (a .ckpt or an export directory) with its
+    ``model.*`` overrides, through :func:`protperf.model.loading.load_model`."""
     if not config.checkpoint:
         raise ValueError(
             "a checkpoint is required: checkpoint=path/to/last.ckpt (or checkpoints=[a.ckpt,"
             "b.ckpt] or run_dir=outputs/run for a learning curve)"
         )
-    module = load_module(config.checkpoint, model_overrides=config.model.as_overrides())
-    return module.model
+    return load_model(config.checkpoint, model_overrides=config.model.as_overrides())
 
 
 def select_proteins(config: AnalyzeConfig, stats: Counter) -> Iterator[Protein]:
@@ -181,12 +195,33 @@ def select_proteins(config: AnalyzeConfig, stats: Counter) -> Iterator[Protein]:
 
 
 def analyze_model(
-    model: nn.Module, config: AnalyzeConfig, proteins: Iterable[Protein] | None = None
+    model: nn.Module,
+    config: AnalyzeConfig,
+    proteins: Iterable[Protein] | None = None,
+    null_runs: list[AnalysisResult] | None = None,
 ) -> AnalysisResult:
-    """Run ``model`` over ``proteins`` (default: those of ``config.data``) and compare."""
+    """Run ``model`` over ``proteins`` (default: those of ``config.data``) and compare; with
+    ``config.null_models``, also random-initialised copies of it (the floor).
+
+    null_runs: the ``null_runs`` of an earlier result with the same architecture, proteins and
+    config (the checkpoints of one run): reused instead of analyzing the random models again.
+    """
     config.validate()
     stats: Counter = Counter()
     proteins = select_proteins(config, stats) if proteins is None else proteins
+    if config.null_models:
+        proteins = list(proteins)  # the random models see the same proteins
+    result = _analyze(model, config, proteins, stats)
+    if result.vig_summary is not None and "skipped" in result.summary["vig"]:
+        log.warning("vig: %s", result.summary["vig"]["skipped"])
+    if config.null_models:
+        _add_random_init_floor(result, model, config, proteins, null_runs)
+    return result
+
+
+def _analyze(
+    model: nn.Module, config: AnalyzeConfig, proteins: Iterable[Protein], stats: Counter
+) -> AnalysisResult:
     device = torch.device(config.device)
     model = model.to(device).eval()
     collector = ModelAttentionCollector(
@@ -270,21 +305,19 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
         head_table = head_correlations(
             similarity, pooled, layer_pooled, n_permutations=config.permutations, seed=config.seed
         )
-        heads = head_table[head_table["kind"] == "head"]
-        best = heads.head(5)[["layer", "head", "pearson_offdiag", "spearman_offdiag"]
-                             + [c for c in heads.columns if c.startswith("pearson_offdiag_")
-                                and not c.endswith("parametric")]]
         summary["similarity"] = {
             "normalization": config.normalization,
             "pooled": _clean(head_table[head_table["kind"] == "pooled"].iloc[0].to_dict()),
-            "best_heads": [_clean(r) for r in best.to_dict(orient="records")],
-            "heads_significant_q05": int((heads["pearson_offdiag_q"] < 0.05).sum())
-            if "pearson_offdiag_q" in heads else None,
+            **_head_summary(head_table),
+            "calibration": "BH q of the Mantel p (null_models=0: no random-init comparison)",
             "mean_excluded_key_mass": float(np.nanmean(totals.excluded_key_mass())),
         }
     if "vig" in config.methods:
         vig_corr, vig_summary = vig_similarity(totals.vig_counts, config.permutations, config.seed)
         vig_summary["threshold"] = config.vig_threshold
+        reason = skip_reason(vig_summary, config.vig_threshold)
+        if reason:
+            vig_summary["skipped"] = reason
         summary["vig"] = _clean(vig_summary)
     if "embedding" in config.methods:
         embedding_matrix, embedding_summary = embedding_similarity(
@@ -303,6 +336,72 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
     return AnalysisResult(totals, head_table, similarity, pooled, vig_corr, vig_summary,
                           embedding_matrix, embedding_summary, grid, grid_protein.record_id,
                           letters, summary)
+
+
+def _head_summary(head_table: pd.DataFrame) -> dict:
+    """best_heads (top 5 by pearson_offdiag, with their p / q values) and the number of heads
+    with q < 0.05."""
+    heads = head_table[head_table["kind"] == "head"]
+    best = heads.head(5)[["layer", "head", "pearson_offdiag", "spearman_offdiag"]
+                         + [c for c in heads.columns if c.startswith("pearson_offdiag_")
+                            and not c.endswith("parametric")]]
+    return {
+        "best_heads": [_clean(r) for r in best.to_dict(orient="records")],
+        "heads_significant_q05": int((heads["pearson_offdiag_q"] < 0.05).sum())
+        if "pearson_offdiag_q" in heads else None,
+    }
+
+
+def _add_random_init_floor(
+    result: AnalysisResult,
+    model: nn.Module,
+    config: AnalyzeConfig,
+    proteins: list[Protein],
+    runs: list[AnalysisResult] | None,
+) -> None:
+    """Analyze ``config.null_models`` random-initialised copies of ``model`` on ``proteins``
+    (unless ``runs`` holds them already); put each headline's floor into the summary and
+    calibrate the per-head q-values."""
+    null_config = replace(config, permutations=0, null_models=0, progress=False)
+    seeds = [config.seed + 1 + k for k in range(config.null_models)]
+    if not runs or len(runs) != len(seeds):
+        runs = []
+        for seed in tqdm(seeds, desc="random-init models", unit="model",
+                         disable=not config.progress):
+            runs.append(_analyze(random_init_like(model, seed), null_config, proteins, Counter()))
+    result.null_runs = runs
+    summary = result.summary
+    values: dict[str, Any] = {"models": len(seeds), "seeds": seeds,
+                              "floor_percentile": FLOOR_PERCENTILE}
+    if result.head_table is not None:
+        null_heads = [run.head_table[run.head_table["kind"] == "head"] for run in runs]
+        head_r = np.concatenate([h["pearson_offdiag"].to_numpy(dtype=float) for h in null_heads])
+        values["pooled_r"] = _floats(run.summary["similarity"]["pooled"]["pearson_offdiag"]
+                                     for run in runs)
+        values["best_head_r"] = _floats(h["pearson_offdiag"].max() for h in null_heads)
+        result.head_table = calibrate_heads(result.head_table, head_r)
+        summary["similarity"].update(_head_summary(result.head_table))
+        summary["similarity"]["calibration"] = (
+            f"BH q of max(Mantel p, p against the {len(head_r)} heads of {len(seeds)} "
+            "random-initialised models)")
+        summary["similarity"]["pooled_floor"] = floor(values["pooled_r"])
+        summary["similarity"]["best_head_floor"] = floor(values["best_head_r"])
+    if result.vig_summary is not None:
+        values["vig_r"] = _floats(run.vig_summary["pearson_offdiag"] for run in runs)
+        summary["vig"]["floor"] = floor(values["vig_r"])
+    if result.embedding_summary is not None:
+        values["embedding_r"] = _floats(run.embedding_summary["pearson_offdiag"] for run in runs)
+        summary["embedding"]["floor"] = floor(values["embedding_r"])
+    summary["random_init"] = _clean(values)
+
+
+def _floats(values: Iterable[Any]) -> list[float | None]:
+    """JSON-safe list: floats, None for NaN / missing."""
+    out = []
+    for value in values:
+        value = None if value is None else float(value)
+        out.append(value if value is not None and np.isfinite(value) else None)
+    return out
 
 
 def _clean(record: dict) -> dict:

@@ -118,16 +118,40 @@ def plot_similarity_scatter(
     return figure
 
 
+def protein_label(record_id: str) -> str:
+    """A protein's name for titles: the entry name of a UniProt id (``sp|P00974|BPT1_BOVIN`` ->
+    ``BPT1_BOVIN``), otherwise the record id itself."""
+    parts = record_id.split("|")
+    if len(parts) == 3 and parts[0] in ("sp", "tr") and parts[2]:
+        return parts[2]
+    return record_id
+
+
+def residue_ticks(residues: str, max_labels: int = 60) -> tuple[np.ndarray, list[str]]:
+    """Tick positions and labels for L token letters: every letter when L <= max_labels,
+    otherwise every k-th (k = ceil(L / max_labels)) labelled with its letter and 0-based
+    token position (e.g. ``K16``), so that long proteins stay readable."""
+    length = len(residues)
+    if length <= max_labels:
+        return np.arange(length), list(residues)
+    step = int(np.ceil(length / max_labels))
+    ticks = np.arange(0, length, step)
+    return ticks, [f"{residues[i]}{i}" for i in ticks]
+
+
 def plot_attention_grid(
     attention: np.ndarray,
     residues: str | None = None,
     title: str = "",
     max_labels: int = 60,
 ) -> Figure:
-    """Layers x heads grid of attention maps for one protein.
+    """Layers x heads grid of attention maps for one protein, on one colour scale.
 
-    attention: (layers, heads, L, L) one sequence's attention (rows = queries).
-    residues: the L token letters (labels when L <= max_labels).
+    attention: (layers, heads, L, L) one sequence's attention (rows = queries, columns = keys).
+    residues: the L token letters: tick labels (every k-th one beyond max_labels,
+        :func:`residue_ticks`).
+    The colour bar runs from 0 to the 99.5th percentile of all weights (larger ones saturate),
+    so that diffuse heads stay visible beside sharp ones.
     """
     attention = np.asarray(attention)
     if attention.ndim != 4 or attention.shape[-1] != attention.shape[-2]:
@@ -135,28 +159,34 @@ def plot_attention_grid(
     layers, heads, length = attention.shape[:3]
     if residues is not None and len(residues) != length:
         raise ValueError(f"{len(residues)} residue labels for attention of length {length}")
-    labels = list(residues) if residues is not None and length <= max_labels else False
+    ticks, labels = residue_ticks(residues, max_labels) if residues is not None else ([], [])
     size = 2.2 if length <= 80 else 3.0
-    figure, axes = plt.subplots(layers, heads, figsize=(size * heads, size * layers), squeeze=False)
+    figure, axes = plt.subplots(layers, heads, figsize=(size * heads + 1, size * layers + 0.6),
+                                squeeze=False, layout="constrained")
     # imshow rather than seaborn.heatmap: seaborn redraws the whole figure on every call to check
     # tick-label overlap, which is quadratic in the number of panels (64 for 8 x 8 heads).
     colormap = sns.color_palette("rocket", as_cmap=True)
-    ticks = np.arange(length)
+    top = float(np.percentile(attention, 99.5)) or 1.0
+    fontsize = 5 if len(labels) > 30 else 6
     for layer in range(layers):
         for head in range(heads):
             axis = axes[layer, head]
-            axis.imshow(attention[layer, head], cmap=colormap, vmin=0, interpolation="nearest")
+            image = axis.imshow(attention[layer, head], cmap=colormap, vmin=0, vmax=top,
+                                interpolation="nearest")
             axis.set_title(f"layer {layer} head {head}", fontsize=8)
-            axis.set_xticks(ticks if labels and layer == layers - 1 else [])
-            axis.set_yticks(ticks if labels and head == 0 else [])
-            if labels and layer == layers - 1:  # keys along the bottom row
-                axis.set_xticklabels(labels, fontsize=4)
-            if labels and head == 0:  # queries down the left column
-                axis.set_yticklabels(labels, fontsize=4)
+            bottom, left = layer == layers - 1, head == 0
+            axis.set_xticks(ticks if bottom else [])
+            axis.set_yticks(ticks if left else [])
+            if bottom:  # keys along the bottom row
+                axis.set_xticklabels(labels, fontsize=fontsize, rotation=90)
+                axis.set_xlabel("key")
+            if left:  # queries down the left column
+                axis.set_yticklabels(labels, fontsize=fontsize)
+                axis.set_ylabel("query")
             axis.tick_params(length=0)
+    figure.colorbar(image, ax=axes, shrink=0.6, extend="max", label="attention weight")
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     return figure
 
 

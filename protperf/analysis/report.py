@@ -12,12 +12,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig, analyze_model, load_model
+from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig, analyze_model, analyzed_model
 from protperf.analysis.plots import (
     plot_attention_grid,
     plot_head_correlations,
     plot_similarity_scatter,
     plot_similarity_vs_blosum,
+    protein_label,
     save_figure,
 )
 
@@ -45,6 +46,9 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
         best = result.head_table[result.head_table["kind"] == "head"].iloc[0]
         layer, head = int(best["layer"]), int(best["head"])
         title = f"best head: layer {layer} head {head}"
+        floor = result.summary["similarity"].get("best_head_floor")
+        if floor is not None:  # the same statistic for random-initialised models
+            title += f" (random-init floor r = {floor:.2f})"
         written += save_figure(plot_similarity_vs_blosum(
             result.similarity[layer, head], title, config.order, label),
             figures / "similarity_best_head")
@@ -54,7 +58,8 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
         written += save_figure(
             plot_head_correlations(result.head_table), figures / "head_correlations"
         )
-    if result.vig_correlation is not None and draw:
+    vig_skipped = result.vig_summary is not None and "skipped" in result.summary.get("vig", {})
+    if result.vig_correlation is not None and draw and not vig_skipped:
         written += save_figure(plot_similarity_vs_blosum(
             result.vig_correlation, "Vig et al.: correlation of attention shares across heads",
             config.order, "Pearson r"), figures / "vig_similarity")
@@ -76,7 +81,8 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
     if draw:
         written += save_figure(
             plot_attention_grid(result.grid, result.grid_tokens,
-                                f"attention of {result.grid_protein}"),
+                                f"{protein_label(result.grid_protein)}: attention of every "
+                                "layer and head"),
             figures / "attention_grid",
         )
     matrices = {"grid": result.grid}
@@ -109,6 +115,6 @@ def analyze(config: AnalyzeConfig) -> AnalysisResult:
         raise ValueError(
             "checkpoints / run_dir are analyzed by protperf.analysis.curve.analyze_checkpoints"
         )
-    result = analyze_model(load_model(config), config)
+    result = analyze_model(analyzed_model(config), config)
     write_outputs(result, config)
     return result

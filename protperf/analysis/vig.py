@@ -8,7 +8,9 @@
    acids are "similar" when the same heads attend to both.
 3. The off-diagonal lower triangle of that matrix correlated with BLOSUM62's (the paper reports
    r = 0.73 for TAPE's BERT and ~0 for a randomly initialised one).
-Heads without any high-confidence weight on a standard amino acid are dropped (counted).
+Heads without any high-confidence weight on a standard amino acid are dropped (counted).  With
+fewer than ``MIN_HEADS`` heads left the correlation across heads is undefined (or a trivial +-1)
+and the method is skipped: :func:`skip_reason` says why in one line.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pandas as pd
 
 from protperf.analysis.blosum import compare_with_blosum, random_permutations
 from protperf.analysis.residues import AMINO_ACIDS
+
+MIN_HEADS = 3  # a Pearson correlation across heads needs at least 3 of them
 
 
 def attention_shares(counts: np.ndarray) -> pd.DataFrame:
@@ -53,9 +57,24 @@ def vig_similarity(
     """
     shares = attention_shares(counts)
     correlation = amino_acid_correlation(shares)
+    if len(shares) < MIN_HEADS:  # no correlation across fewer than 3 heads
+        correlation.loc[:, :] = np.nan
     perms = random_permutations(n_permutations, seed=seed) if n_permutations > 0 else None
     summary = compare_with_blosum(correlation.to_numpy(), permutations=perms)
     layers, heads = np.asarray(counts).shape[:2]
     summary["heads_used"] = len(shares)
     summary["heads_dropped"] = layers * heads - len(shares)
     return correlation, summary
+
+
+def skip_reason(summary: dict, threshold: float) -> str | None:
+    """One line saying why :func:`vig_similarity` gave no correlation (None if it gave one)."""
+    if np.isfinite(summary.get("pearson_offdiag", np.nan)):
+        return None
+    used, total = summary["heads_used"], summary["heads_used"] + summary["heads_dropped"]
+    if used < MIN_HEADS:
+        return (f"skipped: {used} of {total} heads have attention weights above {threshold} on "
+                f"amino acids; the correlation across heads needs at least {MIN_HEADS} (a model "
+                "with more heads, shorter proteins or a lower vig_threshold)")
+    return (f"skipped: fewer than 3 amino-acid pairs have a defined correlation across the "
+            f"{used} heads (the share of most amino acids is the same in every head)")

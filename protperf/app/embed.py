@@ -11,9 +11,9 @@ from protperf.cli.command import command
 from protperf.cli.config import EmbedConfig
 from protperf.data.fasta import read_fasta
 from protperf.errors import InferenceInputError
+from protperf.inference import load_model
 from protperf.inference.embed import Embedder
 from protperf.inference.embed_io import EmbeddingWriter
-from protperf.inference.loading import load_model
 from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ def embed(config: EmbedConfig) -> Path:
     """Embed every record of the FASTA; returns the index path."""
     path = Path(config.data.path) if config.data.path else SAMPLE_FASTA
     total = count_records(path)
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     embedder = Embedder(model, config.layers, config.include, config.toks_per_batch,
                         config.too_long)
     writer = EmbeddingWriter(config.output_dir, config.format, config.proteins_per_file,

@@ -21,7 +21,8 @@ from protperf.cli.command import command
 from protperf.cli.config import EvaluateConfig
 from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
-from protperf.model.checkpoint import load_module, read_checkpoint
+from protperf.model.checkpoint import load_module
+from protperf.model.loading import read_saved_model
 from protperf.reporting.tables import write_table
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
     """One table row: the checkpoint evaluated (after optional fine-tuning) on ``split``."""
-    saved = read_checkpoint(path)["hyper_parameters"]
+    saved = read_saved_model(path).hyper_parameters
     overrides = config.model.as_overrides()
     module = load_module(path, model_overrides=overrides)
     objective = module.task_config.objective

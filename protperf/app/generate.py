@@ -7,20 +7,22 @@ from pathlib import Path
 from protperf.cli.command import command
 from protperf.cli.config import GenerateConfig
 from protperf.errors import ConfigError
+from protperf.inference import load_model
 from protperf.inference.generate import Sampler, SamplingConfig
-from protperf.inference.loading import load_model
 
 
 def generate(config: GenerateConfig) -> list[str]:
     """Sample ``num_samples`` proteins; writes ``output`` (FASTA, ids sample_0 ...)."""
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     if not model.causal:
         raise ConfigError(
             f"checkpoint {config.checkpoint} is a masked LM (task.objective=mlm); generate "
             "needs a causal one (task.objective=clm)")
     sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
-    proteins = Sampler(model).sample(config.num_samples, config.max_length, config.seed,
-                                     sampling, config.prompt, config.batch_size)
+    sampler = Sampler(model, residues=config.residues)
+    proteins = sampler.sample(config.num_samples, config.max_length, config.seed, sampling,
+                              config.prompt, config.batch_size)
     Path(config.output).parent.mkdir(parents=True, exist_ok=True)
     with open(config.output, "w") as handle:
         for i, residues in enumerate(proteins):

@@ -10,7 +10,7 @@ from protperf.cli.command import command
 from protperf.cli.config import ScoreConfig
 from protperf.data.fasta import read_fasta
 from protperf.errors import ConfigError, InferenceInputError
-from protperf.inference.loading import load_model
+from protperf.inference import load_model
 from protperf.inference.mutations import read_variants
 from protperf.inference.score import Scorer, spearman_by_method
 
@@ -42,7 +42,8 @@ def score(config: ScoreConfig) -> pd.DataFrame:
         raise ConfigError("wildtype_id is set but wildtype (the FASTA file) is not")
     wildtype = read_wildtype(config.wildtype, config.wildtype_id) if config.wildtype else None
     variants = read_variants(config.mutations, wildtype)
-    model = load_model(config.checkpoint, config.device)
+    model = load_model(config.checkpoint, config.device,
+                       model_overrides=config.model.as_overrides())
     scorer = Scorer(model, config.batch_size, progress=config.progress)
     scores = scorer.score_variants(variants, config.methods)
     table = pd.concat([variants.table, scores], axis=1)

@@ -22,10 +22,13 @@ from protperf.data.datamodule import ProteinDataModule
 from protperf.errors import ConfigError
 from protperf.model.checkpoint import load_module, read_checkpoint
 from protperf.model.lightning import ProteinLMModule
-from protperf.runtime.checkpoint_io import AtomicCheckpointIO
+from protperf.runtime.best_checkpoints import AdoptBestCheckpoints
+from protperf.runtime.checkpoint_io import AtomicCheckpointIO, remove_dead_partials
+from protperf.runtime.divergence import DivergenceGuard
 from protperf.runtime.launch import check_ddp_launch
 from protperf.runtime.preemption import ResumeCheckpoint
-from protperf.runtime.run_dir import resolve_ckpt_path
+from protperf.runtime.run_dir import requeued, resolve_ckpt_path
+from protperf.runtime.run_lock import REQUEUE_WAIT_S, run_directory_lock
 from protperf.structured import to_plain
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ def build_trainer(config: TrainConfig) -> pl.Trainer:
     """A Lightning Trainer with the configured loggers and callbacks (Hydra ``_target_`` nodes)."""
     loggers = [instantiate(node) for node in config.logger.values() if node]
     callbacks = [instantiate(node) for node in config.callbacks.values() if node]
+    callbacks += [DivergenceGuard(**asdict(config.divergence)), AdoptBestCheckpoints()]
     has_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks)
     # Requeue has one owner: submitit (hydra/launcher=slurm), after ResumeCheckpoint saved;
     # Lightning's own SLURM handler would save mid-step and requeue a second time.
@@ -67,18 +71,31 @@ def build_module(config: TrainConfig) -> ProteinLMModule:
 
 
 def train(cfg: DictConfig | TrainConfig) -> dict[str, Any]:
-    """Fit, validate the final weights, write ``summary.json``; returns the summary."""
+    """Fit, validate the final weights, write ``summary.json``; returns the summary.  The run
+    directory is locked for the run (one run per directory, see
+    :mod:`protperf.runtime.run_lock`)."""
     config = load_config("train", cfg)
     check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes)
     pl.seed_everything(config.seed, workers=True)
+    with run_directory_lock(config.output_dir, wait_s=REQUEUE_WAIT_S if requeued() else 0):
+        return train_in_locked_dir(config)
+
+
+def train_in_locked_dir(config: TrainConfig) -> dict[str, Any]:
+    """:func:`train` once the run directory is ours."""
     ckpt_path = resolve_ckpt_path(config.ckpt_path, config.output_dir)
     if ckpt_path is None:
         refuse_finished_run_dir(config.output_dir)
     else:
         read_checkpoint(ckpt_path)  # a missing, corrupt or unsafe file: one line, before fit
     datamodule = ProteinDataModule(config.data, objective=config.task.objective)
+    # empty splits: one line now, not a traceback after training
+    datamodule.check_splits(["train", "valid", *(["test"] if config.test_after_fit else [])])
     module = build_module(config)
     trainer = build_trainer(config)
+    if trainer.is_global_zero:  # partial files of interrupted checkpoint writes
+        for directory in checkpoint_dirs(trainer):
+            remove_dead_partials(directory)
     if ckpt_path is not None:
         keep_csv_history(trainer)
     for logger in trainer.loggers:
@@ -111,6 +128,13 @@ def train(cfg: DictConfig | TrainConfig) -> dict[str, Any]:
         Path(config.output_dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(summary_line(summary), flush=True)
     return summary
+
+
+def checkpoint_dirs(trainer: pl.Trainer) -> set[Path]:
+    """Every folder the run's checkpoint callbacks write into."""
+    dirs = {Path(c.dirpath) for c in trainer.checkpoint_callbacks if c.dirpath is not None}
+    dirs |= {c.dirpath for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)}
+    return dirs
 
 
 def keep_csv_history(trainer: pl.Trainer) -> None:

@@ -2,9 +2,10 @@
 errors.
 
 A user-facing failure (bad config, bad input, a missing / corrupt / unsafe checkpoint or one
-that does not fit, a checkpoint that cannot be written, a machine without the requested GPU,
-fla or SLURM) prints ``error: <message naming the key / file>`` and exits with status 2,
-without a traceback unless ``HYDRA_FULL_ERROR=1``.
+that does not fit, a checkpoint that cannot be written, a run directory in use by another run,
+training that produced non-finite numbers, a machine without the requested GPU, fla or SLURM)
+prints ``error: <message naming the key / file>`` and exits with status 2, without a traceback
+unless ``HYDRA_FULL_ERROR=1``.
 
 Start-up order (:func:`entry_point`, what the console scripts and ``scripts/*.py`` run): compose
 the config, check it against the typed root (unknown keys, types, relations), check the machine
@@ -33,12 +34,14 @@ from protperf.errors import (
     ConfigError,
     DataError,
     InferenceInputError,
+    RunDirectoryBusyError,
+    TrainingDivergedError,
 )
 
 #: Exceptions whose message is the whole story for a user (no traceback needed).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, CheckpointMismatchError, CheckpointError, CheckpointWriteError, DataError,
-    InferenceInputError, FileNotFoundError,
+    InferenceInputError, FileNotFoundError, RunDirectoryBusyError, TrainingDivergedError,
 )
 CONFIG_PATH = "pkg://protperf.conf"
 

@@ -48,14 +48,36 @@ class TrainerConfig:
 
 
 @dataclass
+class DivergenceConfig:
+    """What training does when its numbers go bad (:mod:`protperf.runtime.divergence`).
+
+    skip_nonfinite_batches: batches with a NaN/inf loss or gradient norm skipped (no update)
+        over the whole run before it stops; 0 = stop at the first.
+    warn_nats_above_uniform: warn when val/loss exceeds ln(vocab_size), the loss of uniform
+        guessing, by more than this many nats.
+    """
+
+    skip_nonfinite_batches: int = 0
+    warn_nats_above_uniform: float = 1.0
+
+    def validate(self, prefix: str = "divergence") -> None:
+        if self.skip_nonfinite_batches < 0:
+            raise ConfigError(f"{config_key(prefix, 'skip_nonfinite_batches')} must be >= 0, "
+                              f"got {self.skip_nonfinite_batches}")
+
+
+@dataclass
 class TrainConfig:
     """Root of ``conf/train.yaml``.
 
     data: the data pipeline (``conf/data/*.yaml``).  logger / callbacks: Hydra ``_target_``
     nodes instantiated into Lightning loggers and callbacks (any number, keyed by name).
     ckpt_path: resume training from this Lightning checkpoint (same step, optimizer, data
-        position, masks); ``last``: the newest checkpoint of this run directory (what a
-        requeued SLURM job uses without being told).
+        position, masks); ``last``: the newest checkpoint of this run directory (an error if
+        there is none, except in a requeued SLURM job); ``last_or_new``: that, or a fresh
+        start when there is none (what a requeued SLURM job uses without being told).
+    divergence: what a non-finite loss / gradient does (stop, or skip a few batches) and when
+        a diverging validation loss is warned about.
     init_from: start from these weights only (fresh optimizer and step), e.g. to fine-tune exact
         weights as a Performer.
     """
@@ -65,6 +87,7 @@ class TrainConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     logger: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     seed: int = 42
@@ -81,6 +104,7 @@ class TrainConfig:
         self.task.validate(config_key(prefix, "task"))
         self.optim.validate(config_key(prefix, "optim"))
         self.data.validate(config_key(prefix, "data"))
+        self.divergence.validate(config_key(prefix, "divergence"))
         if self.model.position == "learned":
             length = sequence_length(self.data)
             if length > self.model.max_position:
@@ -145,7 +169,8 @@ class EmbedData:
 class EmbedConfig:
     """Root of ``protperf/conf/embed.yaml``; see :mod:`protperf.inference.embed` for the policy."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     data: EmbedData = field(default_factory=EmbedData)
     output_dir: str = MISSING
     layers: list[int] = field(default_factory=lambda: [-1])
@@ -163,7 +188,8 @@ class EmbedConfig:
 class ScoreConfig:
     """Root of ``protperf/conf/score.yaml``; methods None = all of the checkpoint's objective."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     mutations: str = MISSING
     wildtype: str | None = None  # FASTA of the wild type, or use a mutated_sequence column
     wildtype_id: str | None = None  # the wild type's record id when the FASTA holds several
@@ -179,7 +205,8 @@ class ScoreConfig:
 class GenerateConfig:
     """Root of ``protperf/conf/generate.yaml``."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file or an export directory (protperf-export)
+    model: ModelOverrides = field(default_factory=ModelOverrides)  # e.g. model.attention.kind
     output: str = MISSING
     num_samples: int = 10
     max_length: int = 256  # residues, prompt included
@@ -188,6 +215,7 @@ class GenerateConfig:
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     prompt: str = ""
+    residues: str = "standard"  # standard: the 20 amino acids; all: also X B Z U O
     batch_size: int = 16
     device: str = "cpu"
     run_name: str = "generate"

@@ -16,6 +16,7 @@ from protperf.data.dataset import ConcatenatedDataset, ProteinDataset
 from protperf.data.preparation.cache import ensure_prepared
 from protperf.data.resume import ResumePoint, SeededCollator, resume_point, start_of_pass
 from protperf.data.shards import PreparedSplit, read_manifest
+from protperf.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,25 @@ class ProteinDataModule(pl.LightningDataModule):
         for split in ("train", "valid", "test"):
             if split not in self.splits:
                 self.splits[split] = PreparedSplit(self.prepared_dir, split)
+
+    def check_splits(self, splits: list[str]) -> None:
+        """Raise :class:`DataError` (one line, naming the prepared directory) if one of
+        ``splits`` holds no sequence: training needs ``train`` and validates on ``valid``."""
+        if self.manifest is None:
+            self.setup()
+        counts = {split: self.manifest["splits"][split]["sequences"] for split in self.splits}
+        empty = [split for split in splits if counts[split] == 0]
+        if not empty:
+            return
+        settings = self.manifest.get("settings", {})
+        fractions = ", ".join(f"{key}={settings[key]}" for key in
+                              ("valid_fraction", "test_fraction") if key in settings)
+        raise DataError(
+            f"{self.prepared_dir}: the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''}"
+            f" hold{'' if len(empty) > 1 else 's'} no sequences (train {counts['train']}, valid "
+            f"{counts['valid']}, test {counts['test']}; prepared with {fractions} from "
+            f"{self.manifest['source']['path']}): give more sequences or raise "
+            "data.prepare.valid_fraction / test_fraction")
 
     # -- ranks -----------------------------------------------------------------------------
     @property

@@ -1,9 +1,10 @@
 """Sampling proteins from a causal checkpoint: temperature, top-k, top-p, prompt, eos.
 
 Every sequence starts with ``<cls>`` (the training bos) and the optional prompt; new tokens
-are drawn from the residue letters and ``<eos>`` only (never pad, mask, cls or unk); a
-sequence ends at ``<eos>`` or at ``max_length`` residues (prompt included). Performers decode
-in recurrent form, exact models with a KV cache (``ProteinLanguageModel.step``, driven by
+are drawn from the 20 standard amino acids and ``<eos>`` only (``residues="all"`` adds the
+non-standard letters X B Z U O; never pad, mask, cls or unk); a sequence ends at ``<eos>`` or
+at ``max_length`` residues (prompt included). Performers decode in recurrent form, exact
+models with a KV cache (``ProteinLanguageModel.step``, driven by
 :mod:`protperf.inference.decoding`).
 """
 
@@ -19,6 +20,7 @@ from protperf.inference.decoding import FullForwardDecoder, IncrementalDecoder
 from protperf.model.transformer import ProteinLanguageModel
 
 DECODERS = {"cache": IncrementalDecoder, "full": FullForwardDecoder}
+RESIDUE_SETS = ("standard", "all")
 
 
 @dataclass
@@ -75,9 +77,14 @@ class Sampler:
         model: a causal :class:`ProteinLanguageModel` (put in eval mode here).
         decoding: ``cache`` (recurrent state / KV cache, the default) or ``full``
             (rerun the whole prefix every token; a reference).
+        residues: ``standard`` (the 20 amino acids, the default) or ``all`` (also the
+            non-standard letters X B Z U O, which training data contain as unknown or
+            ambiguous residues).
     """
 
-    def __init__(self, model: ProteinLanguageModel, decoding: str = "cache") -> None:
+    def __init__(
+        self, model: ProteinLanguageModel, decoding: str = "cache", residues: str = "standard"
+    ) -> None:
         if not model.causal:
             raise ConfigError(
                 "generation needs a causal checkpoint (task.objective=clm); this model is "
@@ -85,10 +92,13 @@ class Sampler:
             )
         if decoding not in DECODERS:
             raise ConfigError(f"decoding={decoding!r} is not one of {', '.join(DECODERS)}")
+        if residues not in RESIDUE_SETS:
+            raise ConfigError(f"residues={residues!r} is not one of {', '.join(RESIDUE_SETS)}")
         self.model, self.decoding = model.eval(), decoding
         self.alphabet = ALPHABET
+        letters = ALPHABET.standard_ids if residues == "standard" else ALPHABET.residue_ids
         allowed = torch.full((model.config.vocab_size,), float("-inf"))
-        allowed[self.alphabet.residue_ids + [self.alphabet.eos_id]] = 0.0
+        allowed[letters + [self.alphabet.eos_id]] = 0.0
         self._allowed = allowed
 
     def _check_length(self, max_length: int) -> None:

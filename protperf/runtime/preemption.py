@@ -2,9 +2,12 @@
 
 SLURM sends a signal before a time limit or a preemption (``sbatch --signal``; under
 ``hydra/launcher=slurm`` submitit asks for ``SIGUSR2`` ``signal_delay_s`` seconds ahead).
-On SIGUSR1, SIGUSR2 or SIGTERM this callback lets the current batch finish, writes
-``<dirpath>/last.ckpt`` (the full training state, data position included), and stops the
-trainer; under DDP the ranks agree on the stop at the same batch.  After ``fit`` returns,
+On SIGUSR1, SIGUSR2, SIGTERM, SIGHUP (terminal closed) or SIGINT (Ctrl-C) this callback lets
+the current batch finish, writes ``<dirpath>/last.ckpt`` (the full training state, data
+position included), and stops the trainer without validating (a stop costs at most one batch
+plus one checkpoint write); under DDP the ranks agree on the stop at the same batch.  A second
+Ctrl-C interrupts at once, without saving (Lightning's shutdown, exit status 1).  After ``fit``
+returns,
 :meth:`ResumeCheckpoint.hand_over` passes the signal to the handler that was installed before
 training (submitit's, which requeues the job; a requeued job resumes from the newest
 checkpoint of its run directory, see :func:`protperf.runtime.run_dir.resolve_ckpt_path`).
@@ -25,7 +28,7 @@ import lightning.pytorch as pl
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class ResumeCheckpoint(pl.Callback):
@@ -46,10 +49,14 @@ class ResumeCheckpoint(pl.Callback):
 
     # -- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.received is not None:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without saving
         if self.received is None:
-            log.warning("received %s: saving a checkpoint after this batch, then stopping",
-                        signal.Signals(signum).name)
-        self.received = signum
+            again = " (Ctrl-C again: stop at once, without saving)" \
+                if signum == signal.SIGINT else ""
+            log.warning("received %s: saving a checkpoint after this batch, then stopping%s",
+                        signal.Signals(signum).name, again)
+            self.received = signum
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":  # before Lightning installs its handlers
@@ -81,6 +88,9 @@ class ResumeCheckpoint(pl.Callback):
         if stop and not final:
             self.stopped_at = trainer.global_step
             trainer.should_stop = True
+            # Lightning validates when a run stops early: not after a stop signal, whose grace
+            # period is short (the weights are saved; the resumed run validates on schedule)
+            trainer.limit_val_batches = 0
 
     def save(self, trainer: pl.Trainer) -> None:
         """Save the full training state (every rank calls; rank 0 writes, atomically)."""
@@ -97,5 +107,5 @@ class ResumeCheckpoint(pl.Callback):
         if self.received is None:
             return
         outer = self._outer.get(self.received)
-        if callable(outer):
+        if callable(outer) and outer is not signal.default_int_handler:
             outer(self.received, None)

@@ -65,30 +65,46 @@ def newest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def requeued() -> bool:
-    """True in a SLURM job that was requeued (SLURM counts restarts in SLURM_RESTART_COUNT)."""
+    """True in a SLURM job that was requeued (SLURM counts restarts in SLURM_RESTART_COUNT;
+    submitit's requeue is a SLURM requeue too)."""
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
-def resolve_ckpt_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
-    """The checkpoint to resume from.
+#: ``ckpt_path`` values that mean "the newest checkpoint of this run directory".
+RESUME_LAST = "last"
+RESUME_LAST_OR_NEW = "last_or_new"
 
-    ``"last"``: the newest checkpoint of this run directory (none yet: start from scratch).
-    None: the same in a requeued SLURM job, else a fresh start.  A path must exist.
+
+def resolve_ckpt_path(ckpt_path: str | None, run_dir: str | Path) -> str | None:
+    """The checkpoint to resume from (None: a fresh start).
+
+    ``"last"``: the newest checkpoint of this run directory; none there is an error naming the
+    folder searched (a mistyped ``hydra.run.dir``), except in a requeued SLURM job
+    (``SLURM_RESTART_COUNT`` > 0), whose previous start may have been stopped before its first
+    checkpoint: it starts from scratch, with a warning.
+    ``"last_or_new"``: the newest checkpoint if there is one, else a fresh start (for job
+    scripts that run the same command on every start).
+    None: ``"last_or_new"`` in a requeued SLURM job, else a fresh start.  A path must exist.
     """
     if ckpt_path is None and requeued():
-        ckpt_path = "last"
+        ckpt_path = RESUME_LAST_OR_NEW
         log.info("requeued SLURM job (SLURM_RESTART_COUNT=%s): resuming from the newest "
                  "checkpoint of %s", os.environ.get("SLURM_RESTART_COUNT"), run_dir)
     if ckpt_path is None:
         return None
-    if ckpt_path == "last":
+    if ckpt_path in (RESUME_LAST, RESUME_LAST_OR_NEW):
         newest = newest_checkpoint(run_dir)
-        if newest is None:
-            log.warning("ckpt_path=last: no checkpoint in %s yet; starting from scratch",
-                        checkpoint_dir(run_dir))
-            return None
-        log.info("ckpt_path=last: resuming from %s", newest)
-        return str(newest)
+        if newest is not None:
+            log.info("ckpt_path=%s: resuming from %s", ckpt_path, newest)
+            return str(newest)
+        if ckpt_path == RESUME_LAST and not requeued():
+            raise CheckpointError(
+                f"ckpt_path=last: no checkpoint in {checkpoint_dir(run_dir)} (is hydra.run.dir "
+                "the folder of the run to resume?); ckpt_path=last_or_new starts a new run "
+                "there when it holds none")
+        log.warning("ckpt_path=%s: no checkpoint in %s yet; starting from scratch", ckpt_path,
+                    checkpoint_dir(run_dir))
+        return None
     if not Path(ckpt_path).is_file():
         raise CheckpointError(f"ckpt_path={ckpt_path}: no such checkpoint file")
     return ckpt_path

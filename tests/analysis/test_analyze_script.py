@@ -49,6 +49,7 @@ def test_analyze_script_writes_figures_csv_and_json(checkpoint, tmp_path):
                           "hydra.run.dir=run"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[protperf analyze] proteins=6 pooled pearson_offdiag=" in result.stdout
+    assert ", random-init floor " in result.stdout  # null_models=3 by default
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["model"] == {"layers": 2, "heads": 2, "causal": True,
@@ -79,7 +80,7 @@ def test_analyze_script_on_a_planted_checkpoint(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["similarity"]["pooled"]["pearson_offdiag"] >= 0.9
     assert summary["embedding"]["pearson_offdiag"] == pytest.approx(1.0, abs=1e-6)
-    assert "embedding pearson_offdiag=1 (p=0.00498)" in result.stdout
+    assert "embedding pearson_offdiag=1 (p=0.00498, random-init floor " in result.stdout
     embedding = pd.read_csv(tmp_path / "run" / "embedding_similarity.csv", index_col=0)
     assert embedding.shape == (20, 20)
     assert not (tmp_path / "run" / "figures").exists()

@@ -28,7 +28,7 @@ from protperf.cli.registry import load_config
 from protperf.model.checkpoint import load_module
 
 DATA = ["data.max_sequences=8", "data.max_length=256", "permutations=200", "figures=false",
-        "progress=false"]
+        "progress=false", "null_models=0"]
 
 
 def run(checkpoint, tmp_path, *overrides: str) -> dict:

@@ -43,6 +43,9 @@ def test_learning_curve_over_a_run_directory(run_dir, tmp_path):
     assert pooled.loc[0, "pearson_offdiag_p"] > 0.05
     assert pooled.loc[100, "pearson_offdiag"] >= 0.9
     assert pooled.loc[100, "checkpoint"].endswith("best-step000100.ckpt")
+    floors = curve.set_index(["method", "step"])["random_init_floor"]  # one set of random models
+    assert floors.notna().all()
+    assert floors["similarity", 0] == floors["similarity", 100]
     for step in ("step000000", "step000100"):
         assert (out / step / "summary.json").is_file()
     assert (out / "figures" / "learning_curve.png").is_file()

@@ -12,9 +12,10 @@ from protperf.analysis.pipeline import (
     AnalysisDataConfig,
     AnalyzeConfig,
     analyze_model,
-    load_model,
+    analyzed_model,
 )
 from protperf.analysis.report import write_outputs
+from protperf.app.analyze import summary_line
 
 from .test_collect import TinyModel
 
@@ -31,7 +32,8 @@ def config(tmp_path: Path, path: Path, **overrides) -> AnalyzeConfig:
     data = AnalysisDataConfig(path=str(path), max_length=40, batch_size=2)
     values = dict(data=data, permutations=20, output_dir=str(tmp_path / "out"), progress=False,
                   grid_max_length=12, block_size=16,
-                  methods=["similarity", "vig"])  # TinyModel has no token embedding
+                  methods=["similarity", "vig"],  # TinyModel has no token embedding
+                  null_models=0)  # nor a ProteinLanguageModel architecture to re-initialise
     values.update(overrides)
     return AnalyzeConfig(**values)
 
@@ -101,11 +103,11 @@ def test_config_errors(tmp_path, fasta_path):
         analyze_model(TinyModel("exact", False), config(tmp_path, fasta_path, protein="nope"))
 
 
-def test_load_model_needs_an_existing_checkpoint(tmp_path):
+def test_analyzed_model_needs_an_existing_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="checkpoint is required: checkpoint=path/to/last.ckpt"):
-        load_model(AnalyzeConfig())
+        analyzed_model(AnalyzeConfig())
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
-        load_model(AnalyzeConfig(checkpoint=str(tmp_path / "missing.ckpt")))
+        analyzed_model(AnalyzeConfig(checkpoint=str(tmp_path / "missing.ckpt")))
 
 
 def test_window_mode_packs_proteins_for_performers(tmp_path, fasta_path):
@@ -118,3 +120,16 @@ def test_window_mode_packs_proteins_for_performers(tmp_path, fasta_path):
     assert sum(data["tokens"]["standard"].values()) + 5 == residues  # nothing cropped
     assert data["tokens"]["special"]["<cls>"] == 3
     assert result.totals.tally.rows == -(-(residues + 6) // 32)  # rows of 32 tokens
+
+
+def test_vig_without_enough_heads_is_skipped_with_one_line(tmp_path, fasta_path, caplog):
+    cfg = config(tmp_path, fasta_path, vig_threshold=0.999)  # no weight is that high
+    with caplog.at_level("WARNING", logger="protperf.analysis.pipeline"):
+        result = analyze_model(TinyModel("exact", False), cfg)
+    reason = result.summary["vig"]["skipped"]
+    assert reason.startswith("skipped: 0 of 4 heads have attention weights above 0.999")
+    assert [r.getMessage() for r in caplog.records] == [f"vig: {reason}"]
+    names = {p.name for p in write_outputs(result, cfg)}
+    assert "attention_grid.png" in names
+    assert not {"vig_similarity.png", "vig_scatter.png"} & names
+    assert "vig skipped (0 heads usable)" in summary_line(result, "out")

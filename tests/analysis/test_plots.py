@@ -14,6 +14,8 @@ from protperf.analysis.plots import (
     plot_head_correlations,
     plot_similarity_scatter,
     plot_similarity_vs_blosum,
+    protein_label,
+    residue_ticks,
     save_figure,
 )
 from protperf.analysis.residues import AMINO_ACIDS
@@ -68,7 +70,7 @@ def test_scatter_and_head_grid(tmp_path):
 def test_attention_grid(tmp_path):
     attention = np.random.default_rng(0).dirichlet(np.ones(6), size=(2, 3, 6))
     figure = plot_attention_grid(attention, residues="^MKTA$", title="toy")
-    assert len(figure.axes) == 6
+    assert len(figure.axes) == 6 + 1  # 2 x 3 panels and the colour bar
     assert tick_text(figure.axes[3]) == "^MKTA$"  # bottom-left: labels on the outer axes only
     assert tick_text(figure.axes[0]) == "" and tick_text(figure.axes[4]) == "^MKTA$"
     check_saved(save_figure(figure, tmp_path / "grid"))
@@ -81,3 +83,26 @@ def test_attention_grid(tmp_path):
 def test_head_table_frame_type():
     table = head_correlations(np.zeros((1, 1, 20, 20)) + np.eye(20), n_permutations=0)
     assert isinstance(table, pd.DataFrame) and len(table) == 1
+
+
+def test_attention_grid_has_colour_bar_axis_labels_readable_ticks_and_a_name():
+    length = 150  # a long protein: every 3rd residue labelled, with its position
+    attention = np.random.default_rng(0).dirichlet(np.ones(length), size=(2, 2, length))
+    residues = "^" + ("MKTAYIAKQR" * 15)[: length - 2] + "$"
+    figure = plot_attention_grid(attention, residues, title=protein_label("sp|P00974|BPT1_BOVIN"))
+    assert figure.get_suptitle() == "BPT1_BOVIN"
+    panels, colorbars = figure.axes[:4], figure.axes[4:]
+    assert [axis.get_ylabel() for axis in colorbars] == ["attention weight"]
+    assert [axis.get_xlabel() for axis in panels] == ["", "", "key", "key"]
+    assert [axis.get_ylabel() for axis in panels] == ["query", "", "query", ""]
+    labels = [label.get_text() for label in panels[2].get_xticklabels()]
+    assert len(labels) == 50 and labels[:3] == ["^0", "T3", "I6"]
+    assert [label.get_text() for label in panels[2].get_yticklabels()] == labels
+    assert residue_ticks("^MKT$")[1] == list("^MKT$")
+
+
+def test_protein_label_is_the_uniprot_entry_name():
+    assert protein_label("sp|P00974|BPT1_BOVIN") == "BPT1_BOVIN"
+    assert protein_label("tr|A0A0|A0A0_HUMAN") == "A0A0_HUMAN"
+    assert protein_label("BPT1_BOVIN_mature") == "BPT1_BOVIN_mature"
+    assert protein_label("gi|123") == "gi|123"

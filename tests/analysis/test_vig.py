@@ -7,7 +7,12 @@ import pytest
 
 from protperf.analysis.blosum import blosum62, correlate
 from protperf.analysis.residues import AMINO_ACIDS
-from protperf.analysis.vig import amino_acid_correlation, attention_shares, vig_similarity
+from protperf.analysis.vig import (
+    amino_acid_correlation,
+    attention_shares,
+    skip_reason,
+    vig_similarity,
+)
 
 
 def test_attention_shares_and_dropped_heads():
@@ -44,3 +49,17 @@ def test_vig_similarity_recovers_planted_structure():
     assert summary["pearson_offdiag"] > 0.3 and summary["pearson_offdiag_p"] <= 0.05
     _, noise = vig_similarity(rng.poisson(20.0, size=(4, 8, 20)), n_permutations=99)
     assert abs(noise["pearson_offdiag"]) < summary["pearson_offdiag"]
+
+
+def test_too_few_heads_give_no_correlation_and_say_why():
+    counts = np.zeros((2, 4, 20))
+    counts[0, :2] = np.random.default_rng(0).poisson(5.0, size=(2, 20))  # 2 usable heads of 8
+    correlation, summary = vig_similarity(counts, n_permutations=9)
+    assert correlation.isna().all().all() and np.isnan(summary["pearson_offdiag"])
+    assert skip_reason(summary, 0.1) == (
+        "skipped: 2 of 8 heads have attention weights above 0.1 on amino acids; the correlation "
+        "across heads needs at least 3 (a model with more heads, shorter proteins or a lower "
+        "vig_threshold)")
+    counts[0, 2] = counts[0, 0] + 1
+    _, usable = vig_similarity(counts, n_permutations=9)
+    assert skip_reason(usable, 0.1) is None

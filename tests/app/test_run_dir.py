@@ -40,12 +40,13 @@ def test_ckpt_path_last_picks_the_newest_last_checkpoint(tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
     directory = tmp_path / "checkpoints"
     directory.mkdir()
-    assert resolve_ckpt_path("last", tmp_path) is None  # nothing yet: a fresh start
+    assert resolve_ckpt_path("last_or_new", tmp_path) is None  # nothing yet: a fresh start
     for name, mtime in (("best-step000004.ckpt", 30), ("last.ckpt", 20), (".last.ckpt.tmp-1", 40)):
         (directory / name).write_bytes(b"x")
         os.utime(directory / name, (mtime, mtime))
     assert newest_checkpoint(tmp_path) == directory / "last.ckpt"
     assert resolve_ckpt_path(None, tmp_path) is None
+    assert resolve_ckpt_path("last", tmp_path) == str(directory / "last.ckpt")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")  # a requeued job resumes by itself
     assert resolve_ckpt_path(None, tmp_path) == str(directory / "last.ckpt")
 

@@ -39,7 +39,7 @@ def test_greedy_generation_follows_the_argmax_of_the_full_forward():
     model = tiny_model("favor_softmax")
     sample = Sampler(model).sample(1, 12, sampling=SamplingConfig(temperature=0.0))[0]
     tokens = [A.bos_id]
-    allowed = A.residue_ids + [A.eos_id]
+    allowed = A.standard_ids + [A.eos_id]
     expected = ""
     for _ in range(12):
         with torch.no_grad():
@@ -58,7 +58,31 @@ def test_samples_stop_at_eos_and_never_contain_specials():
         model.lm_head.bias[A.eos_id] = 4.0
     samples = Sampler(model).sample(8, 50, seed=0)
     assert all(len(s) < 50 for s in samples)
-    assert all(set(s) <= set(A.standard + A.nonstandard) for s in samples)
+    assert all(set(s) <= set(A.standard) for s in samples)
+
+
+def biased_to_nonstandard() -> torch.nn.Module:
+    """A tiny causal model whose every step prefers X B Z U O by far (and never ends)."""
+    model = tiny_model("favor_relu", weight_scale=1.0)
+    nonstandard = [A.tokens.index(letter) for letter in A.nonstandard]
+    with torch.no_grad():
+        model.lm_head.bias[nonstandard] = 20.0
+        model.lm_head.bias[A.eos_id] = -20.0
+    return model
+
+
+def test_samples_hold_only_the_20_standard_amino_acids_by_default():
+    samples = Sampler(biased_to_nonstandard()).sample(10, 100, seed=0)
+    residues = "".join(samples)
+    assert len(residues) == 1000
+    assert set(residues) <= set(A.standard)
+
+
+def test_residues_all_allows_the_nonstandard_letters():
+    samples = Sampler(biased_to_nonstandard(), residues="all").sample(2, 50, seed=0)
+    assert set("".join(samples)) & set(A.nonstandard)
+    with pytest.raises(ConfigError, match=r"^residues='rare' is not one of standard, all$"):
+        Sampler(biased_to_nonstandard(), residues="rare")
 
 
 def test_prompt_and_lengths():

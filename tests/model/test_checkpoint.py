@@ -77,6 +77,22 @@ def test_init_from_exact_then_train_as_performer(exact_checkpoint, tmp_path):
     assert summary["attention"] == "favor_relu" and summary["step"] == 3
 
 
+def test_init_from_an_export_directory(exact_checkpoint, tmp_path):
+    from protperf.app.export_model import export_model
+
+    directory = export_model(exact_checkpoint, tmp_path / "exported")
+    summary = train(compose_train(["model=performer_relu", f"init_from={directory}",
+                                   "trainer.max_steps=1"], output_dir=tmp_path / "run"))
+    assert summary["attention"] == "favor_relu" and summary["step"] == 1
+    table = evaluate(compose_evaluate(
+        [f"checkpoints=[{directory}]", "model.attention.kind=favor_relu",
+         *[o for o in TINY if o.startswith(("data.", "trainer.limit_test"))],
+         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"],
+        output_dir=tmp_path / "evaluate"))
+    assert table["trained_attention"].tolist() == ["exact"]
+    assert table["eval_attention"].tolist() == ["favor_relu"]
+
+
 def test_evaluate_exact_as_performer_with_finetune(exact_checkpoint, tmp_path):
     """scripts/evaluate.py's config: two checkpoints -> table (CSV + markdown)."""
     table = evaluate(compose_evaluate(

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from protperf.analysis.pipeline import analyze_model
-from protperf.analysis.pipeline import load_model as analysis_model
+from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.app.embed import embed
 from protperf.app.evaluate import evaluate
 from protperf.app.score import score
@@ -103,7 +102,7 @@ def test_analyze_as_performer(imported, tmp_path):
         f"checkpoint={path}", "model.attention.kind=favor_relu", "data.max_sequences=4",
         "data.max_length=36", "permutations=5", "grid_max_length=10", "figures=false",
         f"output_dir={tmp_path}"])
-    analysis = analyze_model(analysis_model(config), config)
+    analysis = analyze_model(analyzed_model(config), config)
     heads = analysis.head_table[analysis.head_table["kind"] == "head"]
     assert len(heads) == result.config.num_layers * result.config.num_heads
     assert analysis.summary["model"]["attention"] == ["favor_relu"]

@@ -18,7 +18,8 @@ from protperf.errors import ConfigError
 from protperf.pretrained import convert
 from protperf.pretrained.weights import read_hf_weights
 
-EXTRA_LIBRARIES = {"transformers", "safetensors", "esm", "huggingface_hub"}
+# safetensors is a core dependency: every command reads export directories (model.safetensors)
+EXTRA_LIBRARIES = {"transformers", "esm", "huggingface_hub"}
 
 
 def test_sharded_safetensors_read_like_one_file(bert_dir, tmp_path):

@@ -34,6 +34,7 @@ from protperf.data.preparation.sources import (
     read_ahead,
 )
 from protperf.data.preparation.target import (
+    check_source_outside,
     check_target,
     clean_leftovers,
     is_prepared,
@@ -147,6 +148,11 @@ def _prepare_into(source: Path, tmp: Path, cfg: PrepareConfig, workers: int) -> 
     if not stats.get("read", 0):
         raise DataError(f"no records in {source}")
     _drop_duplicates(tmp, stats, drops)
+    if not stats.get("kept", 0):
+        skipped = ", ".join(f"{reason}={stats[f'skip:{reason}']}" for reason in SKIP_REASONS
+                            if stats.get(f"skip:{reason}"))
+        raise DataError(f"{source}: none of its {stats['read']} records was kept ({skipped}): "
+                        "nothing to train on")
     return _build_manifest(source, checksum["sha256"], cfg, stats, shards)
 
 
@@ -183,7 +189,8 @@ def prepare(
     If ``out_dir`` already holds ``source`` prepared with ``cfg`` (another process may have
     just finished it), its manifest is returned unless ``overwrite``.  ``out_dir`` must
     otherwise be absent, empty, or (with ``overwrite``) a prepared directory: a folder with
-    other files is refused.  The directory is written under a temporary name (manifest last,
+    other files is refused, and so is a ``source`` inside ``out_dir``.  Input that keeps no
+    record is an error.  The directory is written under a temporary name (manifest last,
     every file fsynced) and renamed when complete, while a lock beside it keeps other
     preparations of the same ``out_dir`` waiting (see :mod:`.target`).
     ``source_sha256``, if known, saves hashing ``source`` to compare it with an existing one.
@@ -192,6 +199,7 @@ def prepare(
     cfg.validate()
     source = check_exists(source).resolve()
     out_dir = Path(out_dir)
+    check_source_outside(source, out_dir)
     try:
         with locked(out_dir):
             clean_leftovers(out_dir)

@@ -8,7 +8,9 @@ process preparing the same ``DIR`` waits, then finds it prepared.  A temporary w
 is gone (killed, node crash) is removed by the next preparation of ``DIR``; one whose process
 is alive, or that was written on another host, is reported and left alone.
 
-A folder that is not empty and holds no valid manifest is never deleted or replaced.
+A folder that is not empty and holds no valid manifest is never deleted or replaced.  Replacing
+a prepared directory (``--force``) replaces only what preparation wrote there (the manifest and
+the shard files it lists): other files in it are moved into the new directory.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from protperf.data.shards import FORMAT_VERSION, MANIFEST
+from protperf.data.shards import FORMAT_VERSION, MANIFEST, SHARD_FILES, SPLITS
 from protperf.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,13 @@ def is_prepared(directory: Path) -> bool:
         _FORMAT_PREFIX)
 
 
+def check_source_outside(source: Path, out_dir: Path) -> None:
+    """Refuse to prepare into a folder that holds the input (``--force`` would replace it)."""
+    if source.resolve().is_relative_to(out_dir.resolve()):
+        raise DataError(f"{source}: the input lies inside the output directory {out_dir}; "
+                        "move it out or choose another --out")
+
+
 def check_target(out_dir: Path, overwrite: bool) -> None:
     """Refuse an ``out_dir`` that may hold a user's files: an existing non-directory, or a
     non-empty directory that is not prepared.  A prepared one needs ``overwrite``
@@ -69,10 +78,57 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
             raise DataError(f"{out_dir}: already prepared from another input, with other "
                             "settings or an older format; pass --force (overwrite=True) to "
                             "replace it")
+        check_split_folders(out_dir)
         return
     if any(out_dir.iterdir()):
         raise DataError(f"{out_dir}: not empty and not a prepared directory (no valid "
                         f"{MANIFEST}); refusing to replace it, choose another --out")
+
+
+def _is_shard_file(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(tuple(f".{suffix}" for suffix in SHARD_FILES))
+
+
+def written_files(directory: Path) -> list[Path]:
+    """What preparation wrote in the prepared ``directory``: its manifest and the shard files
+    of its split folders (those a manifest lists, and stale ones of the same form)."""
+    found = [directory / MANIFEST] if (directory / MANIFEST).is_file() else []
+    for split in SPLITS:
+        if (directory / split).is_dir():
+            found += [p for p in sorted((directory / split).iterdir()) if _is_shard_file(p)]
+    return found
+
+
+def foreign_entries(directory: Path) -> list[str]:
+    """Names of the top-level entries of the prepared ``directory`` that preparation did not
+    write (anything but the manifest and the split folders)."""
+    return [p.name for p in sorted(directory.iterdir())
+            if p.name != MANIFEST and not (p.name in SPLITS and p.is_dir())]
+
+
+def check_split_folders(directory: Path) -> None:
+    """Refuse to replace a prepared ``directory`` whose split folders hold other files than
+    shards (they would be deleted with the old shards)."""
+    for split in SPLITS:
+        if (directory / split).is_dir():
+            other = [p for p in sorted((directory / split).iterdir()) if not _is_shard_file(p)]
+            if other:
+                raise DataError(f"{other[0]}: not a shard file, in a split folder of the "
+                                "prepared directory being replaced; move it away first")
+
+
+def remove_written(directory: Path) -> list[Path]:
+    """Delete what preparation wrote in ``directory`` (the manifest last), then the folders
+    left empty; returns the entries left (not written by preparation)."""
+    for path in sorted(written_files(directory), key=lambda p: p.name == MANIFEST):
+        path.unlink(missing_ok=True)
+    for split in SPLITS:
+        with contextlib.suppress(OSError):
+            (directory / split).rmdir()  # only if empty
+    left = sorted(directory.iterdir())
+    if not left:
+        directory.rmdir()
+    return left
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,11 +161,17 @@ def leftover_temporaries(out_dir: Path) -> tuple[list[Path], list[Path]]:
 
 
 def clean_leftovers(out_dir: Path) -> None:
-    """Remove stale temporaries of ``out_dir``; log the ones left alone."""
+    """Remove stale temporaries of ``out_dir``; log the ones left alone.  Of a stale replaced
+    directory (``.old-``) only what preparation wrote is removed."""
     stale, live = leftover_temporaries(out_dir)
     for path in stale:
         log.warning("removing %s, left by a preparation that did not finish", path)
-        shutil.rmtree(path, ignore_errors=True)
+        if ".old-" in path.name and path.is_dir():
+            if remove_written(path):
+                log.warning("%s holds files that preparation did not write: left for you to "
+                            "move", path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
     for path in live:
         if path.exists():
             log.warning("leaving %s alone: written by a running process or another host "
@@ -150,7 +212,9 @@ def fsync_path(path: Path) -> None:
 def publish(tmp: Path, out_dir: Path) -> None:
     """fsync every file and folder of the complete ``tmp`` and rename it to ``out_dir``
     (checked by :func:`check_target`), replacing an empty or prepared directory; the old one
-    is renamed aside first and then removed."""
+    is renamed aside first, the files preparation did not write are moved from it into the new
+    directory, and the rest of it is removed."""
+    foreign = foreign_entries(out_dir) if out_dir.is_dir() and is_prepared(out_dir) else []
     for path in sorted(tmp.rglob("*"), key=lambda p: (p.is_dir(), str(p))):
         fsync_path(path)  # files first, then their folders
     fsync_path(tmp)
@@ -164,4 +228,6 @@ def publish(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
     fsync_path(out_dir.parent)
     if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        for name in foreign:  # the new directory holds only the manifest and split folders
+            os.replace(aside / name, out_dir / name)
+        remove_written(aside)
