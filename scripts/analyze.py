@@ -3,7 +3,7 @@
 The same as the ``protperf-analyze`` command; options: ``protperf/conf/analyze.yaml``.
 """
 
-from protperf.app.entries import analyze as main
+from protperf.cli.entries import analyze as main
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@ Writes ``DIR/embeddings/`` (``.npy`` chunks + ``index.csv``). The same as ``prot
 options: ``protperf/conf/embed.yaml``.
 """
 
-from protperf.app.entries import embed as main
+from protperf.cli.entries import embed as main
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,7 @@
 The same as the ``protperf-evaluate`` command; options: ``protperf/conf/evaluate.yaml``.
 """
 
-from protperf.app.entries import evaluate as main
+from protperf.cli.entries import evaluate as main
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 output=FASTA`` (causal checkpoints). See ``protperf/conf/generate.yaml``.
 """
 
-from protperf.app.entries import generate as main
+from protperf.cli.entries import generate as main
 
 if __name__ == "__main__":
     main()

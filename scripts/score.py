@@ -5,7 +5,7 @@ One column per method; Spearman rho printed when the CSV has ``DMS_score``. See
 ``protperf/conf/score.yaml``.
 """
 
-from protperf.app.entries import score as main
+from protperf.cli.entries import score as main
 
 if __name__ == "__main__":
     main()

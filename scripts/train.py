@@ -3,7 +3,7 @@
 The same as the ``protperf-train`` command; options: ``protperf/conf/train.yaml``.
 """
 
-from protperf.app.entries import train as main
+from protperf.cli.entries import train as main
 
 if __name__ == "__main__":
     main()

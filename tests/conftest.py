@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -14,3 +16,27 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def _loggers() -> list[logging.Logger]:
+    return [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found():
+    """Each test leaves logging as it found it. A handler added during a test (Hydra's job
+    logging, a library imported for the first time) holds that test's captured stderr, which
+    is closed afterwards: a later test's log line would print a "Logging error" traceback."""
+    before = {id(logger): (list(logger.handlers), logger.level) for logger in _loggers()}
+    yield
+    for logger in _loggers():
+        if id(logger) in before:
+            logger.handlers[:], level = before[id(logger)]
+            logger.setLevel(level)
+        else:
+            for handler in list(logger.handlers):
+                if getattr(getattr(handler, "stream", None), "closed", False):
+                    logger.removeHandler(handler)
