@@ -18,6 +18,8 @@ from protperf.errors import ConfigError
 GPU_ACCELERATORS = ("gpu", "cuda")
 #: Command-line choices of ``hydra/launcher`` that submit to SLURM.
 SLURM_LAUNCHERS = ("slurm", "submitit_slurm")
+MULTIRUN_FLAGS = {"-m", "--multirun"}
+PRINT_ONLY_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"}
 
 
 def cuda_available() -> bool:
@@ -65,8 +67,12 @@ def check_machine(config: Any) -> None:
 
 
 def check_launcher(argv: Sequence[str]) -> None:
-    """Raise :class:`ConfigError` when the command line picks the SLURM launcher
-    (``hydra/launcher=slurm``) on a machine without SLURM's ``sbatch``."""
+    """Raise :class:`ConfigError` when a sweep (``-m``) is to be launched through SLURM
+    (``hydra/launcher=slurm``) on a machine without SLURM's ``sbatch``. Without ``-m`` the
+    launcher is not used, and printing the config (``--cfg``, ``--help``, ``--info``) submits
+    nothing, so neither needs SLURM."""
+    if not set(argv) & MULTIRUN_FLAGS or set(argv) & PRINT_ONLY_FLAGS:
+        return
     for arg in argv:
         key, _, value = arg.lstrip("+~").partition("=")
         if key.removeprefix("override ") == "hydra/launcher" and value in SLURM_LAUNCHERS:

@@ -74,7 +74,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"checkpoint {path} is corrupt ({first_line(error)})") from None
         raise CheckpointError(
             f"checkpoint {path} holds pickled Python code, which safe loading "
-            f"(weights_only=True) refuses: {_unsupported_global(error)}; only load checkpoints "
+            f"(weights_only=True) refuses: {refused_global(error)}; only load checkpoints "
             "written by protperf, or re-save the trusted file's plain tensors"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as error:
@@ -91,10 +91,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
 
 
-def _unsupported_global(error: BaseException) -> str:
+def refused_global(error: BaseException) -> str:
     """The offending name out of torch's long weights_only message."""
     found = re.search(r"GLOBAL (\S+)", str(error))
     if found:

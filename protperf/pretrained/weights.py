@@ -13,13 +13,13 @@ import argparse
 import importlib
 import json
 import pickle
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from protperf.errors import CheckpointError, ConfigError, PretrainedSourceError
+from protperf.model.loading import first_line, refused_global
 
 #: The only non-tensor, non-container type a pickled weight file may hold.
 SAFE_GLOBALS = (argparse.Namespace,)
@@ -43,14 +43,14 @@ def load_pickled(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "weights_only" not in str(error).lower().replace(" ", "_"):
-            raise CheckpointError(f"{path} is corrupt ({_first_line(error)})") from None
+            raise CheckpointError(f"{path} is corrupt ({first_line(error)})") from None
         raise CheckpointError(
             f"{path} holds pickled Python code, which safe loading (weights_only=True) "
-            f"refuses: {_refused_global(error)}; protperf reads only tensors, plain containers "
+            f"refuses: {refused_global(error)}; protperf reads only tensors, plain containers "
             "and argparse.Namespace (convert the trusted file to safetensors)"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as error:
-        raise CheckpointError(f"{path} is truncated or corrupt ({_first_line(error)})") from None
+        raise CheckpointError(f"{path} is truncated or corrupt ({first_line(error)})") from None
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -61,7 +61,7 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return safetensors.torch.load_file(path, device="cpu")
     except (safetensors.SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not a readable safetensors file "
-                              f"({_first_line(error)})") from None
+                              f"({first_line(error)})") from None
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -90,7 +90,7 @@ def read_hf_weights(directory: Path) -> tuple[dict[str, torch.Tensor], str]:
                 shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
             except (json.JSONDecodeError, KeyError, TypeError) as error:
                 raise PretrainedSourceError(f"{index} is not a weight index "
-                                            f"({_first_line(error)})") from None
+                                            f"({first_line(error)})") from None
             state: dict[str, torch.Tensor] = {}
             for shard in shards:
                 state.update(read_state_dict(directory / shard))
@@ -100,17 +100,3 @@ def read_hf_weights(directory: Path) -> tuple[dict[str, torch.Tensor], str]:
         "*.index.json)"
     )
 
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
-
-
-def _refused_global(error: BaseException) -> str:
-    """The offending name out of torch's long weights_only message."""
-    found = re.search(r"GLOBAL (\S+)", str(error))
-    if found:
-        return f"it refers to {found.group(1)}"
-    for line in str(error).splitlines():
-        if "WeightsUnpickler error:" in line:
-            return line.split("WeightsUnpickler error:", 1)[1].strip()
-    return _first_line(error)

@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from protperf.errors import CheckpointWriteError, TrainingDivergedError
+from protperf.model.loading import first_line
 from protperf.runtime.run_lock import host_name, pid_alive
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,5 @@ def _reason(error: BaseException) -> str:
                    "dirpath on another disk)"
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror
-    text = _first_line(error)
+    text = first_line(error)
     return "no space left on the device" if "write failed" in text else text
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()

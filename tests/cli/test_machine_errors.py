@@ -70,6 +70,8 @@ def test_slurm_launcher_without_sbatch(arg, monkeypatch):
     with pytest.raises(ConfigError, match=r"SLURM's sbatch is not on the PATH \(srun not found\)"):
         machine.check_launcher(["-m", arg, "trainer.max_steps=3"])
     machine.check_launcher(["-m", "hydra/launcher=local"])  # other launchers are not checked
+    machine.check_launcher([arg, "trainer.max_steps=3"])  # no sweep: the launcher is unused
+    machine.check_launcher(["-m", arg, "--cfg", "hydra"])  # printing the config submits nothing
 
 
 @pytest.mark.skipif(machine.cuda_available(), reason="this machine has a GPU")

@@ -11,7 +11,7 @@ from tests.cli.helpers import error_line, run_command
 # Runs a console entry point in-process and reports what it imported.
 PROBE = """
 import sys
-from protperf.app import entries
+from protperf.cli import entries
 sys.argv = ["{name}", *sys.argv[1:]]
 try:
     getattr(entries, "{name}")()
