@@ -106,3 +106,20 @@ def test_analyze_as_performer(imported, tmp_path):
     heads = analysis.head_table[analysis.head_table["kind"] == "head"]
     assert len(heads) == result.config.num_layers * result.config.num_heads
     assert analysis.summary["model"]["attention"] == ["favor_relu"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["attention_heads.ipynb", "blosum_similarity.ipynb"])
+def test_the_heads_notebooks_analyze_an_imported_model(imported, name, tmp_path, monkeypatch):
+    """The notebooks' checkpoint variable (PROTPERF_CHECKPOINT) takes an imported ESM-2."""
+    from tests.analysis.test_notebooks import REPO, execute, images_per_cell
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("PROTPERF_NOTEBOOK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.setenv("PROTPERF_CHECKPOINT", str(imported["esm"][0]))
+    notebook = execute(name, tmp_path)
+    assert sum(images_per_cell(notebook)) >= 1
+    assert not (tmp_path / "work" / "tiny-heads-model").exists()
+    assert not (tmp_path / "work" / "tiny-blosum-model").exists()
