@@ -6,6 +6,10 @@ commands print it as ``error: MESSAGE`` and exit non-zero (:mod:`protperf.cli.co
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
+
 
 class ConfigError(ValueError):
     """An invalid configuration value or combination; the message names the full key(s).
@@ -52,3 +56,21 @@ class TrainingDivergedError(RuntimeError):
 class PretrainedSourceError(CheckpointMismatchError):
     """A pretrained model that cannot be imported (unknown architecture, missing weights or
     vocabulary, a tensor that does not fit); the message names the file or tensor."""
+
+
+def exit_status(call: Callable[[], object], errors: tuple[type[BaseException], ...], *,
+                debug: bool, code: int, interrupted: str) -> int:
+    """The exit status of an argparse command: 0 after ``call()``; ``code`` after printing
+    ``error: <message>`` for one of ``errors`` (the traceback instead with ``debug`` or
+    ``HYDRA_FULL_ERROR=1``); 130 after printing ``interrupted`` on Ctrl-C."""
+    try:
+        call()
+    except errors as error:
+        if debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    return 0

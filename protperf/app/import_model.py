@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
-from protperf.errors import CheckpointError, ConfigError, PretrainedSourceError
+from protperf.errors import (
+    CheckpointError,
+    ConfigError,
+    PretrainedSourceError,
+    exit_status,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,18 +41,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     from protperf.pretrained import import_pretrained  # torch and friends: after --help
 
-    try:
-        import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab)
-    except (PretrainedSourceError, CheckpointError, ConfigError, FileNotFoundError,
-            FileExistsError) as error:
-        if args.debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written at --out", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(
+        lambda: import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab),
+        (PretrainedSourceError, CheckpointError, ConfigError, FileNotFoundError,
+         FileExistsError),
+        debug=args.debug, code=2, interrupted="interrupted: nothing was written at --out")
 
 
 def console() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from protperf.data.preparation.pipeline import SKIP_REASONS, prepare
 from protperf.data.preparation.target import is_prepared
 from protperf.data.preparation.validate import verify_prepared
 from protperf.data.shards import SPLITS
-from protperf.errors import DataError
+from protperf.errors import DataError, exit_status
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -112,17 +111,9 @@ def run(args: argparse.Namespace) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    try:
-        run(args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
-        if args.debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: nothing was left half-written", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(
+        lambda: run(args), (DataError, FileNotFoundError, FileExistsError, ValueError, OSError),
+        debug=args.debug, code=1, interrupted="interrupted: nothing was left half-written")
 
 
 def console() -> None:

@@ -67,20 +67,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} is not a PyTorch checkpoint file (neither a zip archive nor a "
             f"pickle; it starts with {head!r})")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "weights_only" not in str(error).lower().replace(" ", "_"):
-            raise CheckpointError(f"checkpoint {path} is corrupt ({first_line(error)})") from None
-        raise CheckpointError(
-            f"checkpoint {path} holds pickled Python code, which safe loading "
-            f"(weights_only=True) refuses: {refused_global(error)}; only load checkpoints "
-            "written by protperf, or re-save the trusted file's plain tensors"
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as error:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({first_line(error)})"
-        ) from None
+    checkpoint = load_weights_only(
+        path, f"checkpoint {path}",
+        "only load checkpoints written by protperf, or re-save the trusted file's plain tensors")
     if not isinstance(checkpoint, dict):
         raise CheckpointMismatchError(f"{path} is not a protperf training checkpoint (not a dict)")
     if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
@@ -88,6 +77,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is not a protperf training checkpoint (no state_dict / hyper_parameters)"
         )
     return checkpoint
+
+
+def load_weights_only(path: Path, name: str, advice: str, safe_globals: tuple = ()) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU (``safe_globals``: the only other
+    types allowed); a refused, corrupt or truncated file raises :class:`CheckpointError` whose
+    message starts with ``name`` (``advice``: what to do about pickled code)."""
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" not in str(error).lower().replace(" ", "_"):
+            raise CheckpointError(f"{name} is corrupt ({first_line(error)})") from None
+        raise CheckpointError(
+            f"{name} holds pickled Python code, which safe loading (weights_only=True) "
+            f"refuses: {refused_global(error)}; {advice}"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as error:
+        raise CheckpointError(f"{name} is truncated or corrupt ({first_line(error)})") from None
 
 
 def first_line(error: BaseException) -> str:

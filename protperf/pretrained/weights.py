@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from protperf.errors import CheckpointError, ConfigError, PretrainedSourceError
-from protperf.model.loading import first_line, refused_global
+from protperf.model.loading import first_line, load_weights_only
 
 #: The only non-tensor, non-container type a pickled weight file may hold.
 SAFE_GLOBALS = (argparse.Namespace,)
@@ -38,19 +37,9 @@ def require(module: str, needed_for: str) -> Any:
 
 def load_pickled(path: Path) -> Any:
     """``torch.load`` a pickled file with ``weights_only=True`` (+ ``argparse.Namespace``)."""
-    try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "weights_only" not in str(error).lower().replace(" ", "_"):
-            raise CheckpointError(f"{path} is corrupt ({first_line(error)})") from None
-        raise CheckpointError(
-            f"{path} holds pickled Python code, which safe loading (weights_only=True) "
-            f"refuses: {refused_global(error)}; protperf reads only tensors, plain containers "
-            "and argparse.Namespace (convert the trusted file to safetensors)"
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as error:
-        raise CheckpointError(f"{path} is truncated or corrupt ({first_line(error)})") from None
+    return load_weights_only(
+        path, str(path), "protperf reads only tensors, plain containers and argparse.Namespace "
+        "(convert the trusted file to safetensors)", tuple(SAFE_GLOBALS))
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
