@@ -6,8 +6,10 @@ commands print it as ``error: MESSAGE`` and exit non-zero (:mod:`protperf.cli.co
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import types
 from collections.abc import Callable
 
 
@@ -74,3 +76,14 @@ def exit_status(call: Callable[[], object], errors: tuple[type[BaseException], .
         print(interrupted, file=sys.stderr)
         return 130
     return 0
+
+
+def require(module: str, needed_for: str) -> types.ModuleType:
+    """Import an optional library of the ``pretrained`` extra, or one line saying how."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0].replace("_", "-").replace("esm", "fair-esm")
+        raise ConfigError(
+            f"{needed_for} needs the {top!r} library: pip install 'protperf[pretrained]'"
+        ) from None

@@ -53,8 +53,8 @@ def esm2_config(num_features: int):
 
 def write_model(directory: Path, num_features: int) -> Path:
     """A randomly initialised ESM-2-8M-shaped masked LM as an export directory."""
+    from protperf.checkpoint.export_dir import write_export_dir
     from protperf.data.alphabet import ALPHABET
-    from protperf.model.export_dir import write_export_dir
     from protperf.model.transformer import ProteinLanguageModel
     from protperf.structured import to_plain
 

@@ -29,7 +29,7 @@ norm, so the pre-attention LayerNorm is the same scalar factor for every positio
 
 The other weights (values, output, feed-forward, LM head) keep the usual random init: they do not
 affect the first layer's attention.  :func:`save_planted_checkpoint` writes the model in the
-project's checkpoint format (``protperf.model.checkpoint.load_module`` reads it back).
+project's checkpoint format (``protperf.checkpoint.module.load_module`` reads it back).
 """
 
 from __future__ import annotations

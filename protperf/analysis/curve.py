@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.analysis.plots import save_figure
 from protperf.analysis.report import write_outputs
-from protperf.model.loading import read_checkpoint
+from protperf.checkpoint.load import read_checkpoint
 
 CURVE_COLUMNS = ["step", "checkpoint", "method", "pearson_offdiag", "pearson_offdiag_p",
                  "spearman_offdiag", "spearman_offdiag_p", "random_init_floor"]

@@ -33,12 +33,12 @@ from protperf.analysis.null_models import (
 )
 from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
 from protperf.analysis.vig import skip_reason, vig_similarity
+from protperf.checkpoint.load import load_model
+from protperf.checkpoint.overrides import ModelOverrides
 from protperf.data.alphabet import ALPHABET
 from protperf.data.batching import BatchConverter, protein_batches, window_batches
 from protperf.data.proteins import Protein, read_proteins
 from protperf.errors import ConfigError, config_key
-from protperf.model.loading import load_model
-from protperf.model.overrides import ModelOverrides
 from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class AnalysisResult:
 
 def analyzed_model(config: AnalyzeConfig) -> nn.Module:
     """The model of ``config.checkpoint`` (a .ckpt or an export directory) with its
-    ``model.*`` overrides, through :func:`protperf.model.loading.load_model`."""
+    ``model.*`` overrides, through :func:`protperf.checkpoint.load.load_model`."""
     if not config.checkpoint:
         raise ValueError(
             "a checkpoint is required: checkpoint=path/to/last.ckpt (or checkpoints=[a.ckpt,"

@@ -17,12 +17,12 @@ import lightning.pytorch as pl
 import pandas as pd
 from omegaconf import DictConfig
 
+from protperf.checkpoint.load import read_saved_model
+from protperf.checkpoint.module import load_module
 from protperf.cli.command import command
 from protperf.cli.config import EvaluateConfig
 from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
-from protperf.model.checkpoint import load_module
-from protperf.model.loading import read_saved_model
 from protperf.reporting.tables import write_table
 
 log = logging.getLogger(__name__)

@@ -3,10 +3,10 @@
     protperf-export outputs/run/checkpoints/last.ckpt --out my-model            # protperf format
     protperf-export outputs/run/checkpoints/last.ckpt --out my-esm --format esm  # transformers
 
-``--format protperf`` (default) writes :mod:`protperf.model.export_dir` (config.json,
+``--format protperf`` (default) writes :mod:`protperf.checkpoint.export_dir` (config.json,
 model.safetensors, vocab.txt, a model card), which every command takes as ``checkpoint=DIR``
 with the outputs of the ``.ckpt``. ``--format esm`` writes a Hugging Face ``EsmForMaskedLM``
-directory for models of ESM-2's architecture (:mod:`protperf.pretrained.esm_export`).
+directory for models of ESM-2's architecture (:mod:`protperf.checkpoint.hf_export`).
 CHECKPOINT may itself be an export directory. OUT must be new, empty or an earlier export
 (replaced); nothing is written there unless the export succeeds. Errors: one line, exit 2.
 """
@@ -18,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from protperf.checkpoint.export_dir import check_output_dir, write_export_dir
+from protperf.checkpoint.load import build_model, read_saved_model, resolve_configs
 from protperf.cli.command import report_user_errors
-from protperf.errors import ConfigError
-from protperf.model.export_dir import check_output_dir, write_export_dir
-from protperf.model.loading import build_model, read_saved_model, resolve_configs
-from protperf.pretrained.weights import require
+from protperf.errors import ConfigError, require
 from protperf.structured import to_plain
 
 FORMATS = ("protperf", "esm")
@@ -84,7 +83,7 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     check_output_dir(out)
     saved = read_saved_model(checkpoint)
     if format == "esm":
-        from protperf.pretrained.esm_export import export_esm
+        from protperf.checkpoint.hf_export import export_esm
 
         return export_esm(saved, out, as_exact=as_exact,
                           card=model_card(saved.hyper_parameters, Path(checkpoint).name, "esm"))

@@ -15,15 +15,15 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig
 
+from protperf.checkpoint.lightning_io import AtomicCheckpointIO, remove_dead_partials
+from protperf.checkpoint.module import load_module, read_checkpoint
 from protperf.cli.command import command
 from protperf.cli.config import TrainConfig
 from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
 from protperf.errors import ConfigError
-from protperf.model.checkpoint import load_module, read_checkpoint
 from protperf.model.lightning import ProteinLMModule
 from protperf.runtime.best_checkpoints import AdoptBestCheckpoints
-from protperf.runtime.checkpoint_io import AtomicCheckpointIO, remove_dead_partials
 from protperf.runtime.divergence import DivergenceGuard
 from protperf.runtime.launch import check_ddp_launch
 from protperf.runtime.preemption import ResumeCheckpoint

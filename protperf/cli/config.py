@@ -14,10 +14,10 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from protperf.checkpoint.overrides import ModelOverrides
 from protperf.data.config import DataConfig
 from protperf.errors import ConfigError, config_key
 from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
-from protperf.model.overrides import ModelOverrides
 
 
 @dataclass

@@ -7,7 +7,7 @@ The libraries of the ``pretrained`` extra (safetensors, fair-esm for its alphabe
 only when a source needs them. See docs/pretrained.md.
 """
 
+from protperf.checkpoint.imported import ImportedModel
 from protperf.pretrained.importer import convert, import_pretrained
-from protperf.pretrained.source import ImportedModel
 
 __all__ = ["ImportedModel", "convert", "import_pretrained"]

@@ -12,34 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from protperf.attention import AttentionConfig
+from protperf.checkpoint.imported import ImportedModel
+from protperf.checkpoint.layouts import BERT_LAYOUT
 from protperf.errors import PretrainedSourceError
 from protperf.model.config import ModelConfig
 from protperf.pretrained.hf import read_config, read_vocab, require_value, setting
-from protperf.pretrained.layout import Layout, build_state_dict, is_tied
-from protperf.pretrained.source import ImportedModel, SourceTensors
+from protperf.pretrained.layout import build_state_dict, is_tied
+from protperf.pretrained.source import SourceTensors
 from protperf.pretrained.vocab import map_vocabulary
 from protperf.pretrained.weights import read_hf_weights
 
-BERT_LAYOUT = Layout(
-    embed="bert.embeddings.word_embeddings.weight",
-    position="bert.embeddings.position_embeddings.weight",
-    token_type="bert.embeddings.token_type_embeddings.weight",
-    embedding_norm="bert.embeddings.LayerNorm",
-    layer="bert.encoder.layer.{i}.",
-    query="attention.self.query",
-    key="attention.self.key",
-    value="attention.self.value",
-    attn_out="attention.output.dense",
-    attn_norm="attention.output.LayerNorm",
-    ffn_norm="output.LayerNorm",
-    ffn_in="intermediate.dense",
-    ffn_out="output.dense",
-    head_dense="cls.predictions.transform.dense",
-    head_norm="cls.predictions.transform.LayerNorm",
-    head_weight="cls.predictions.decoder.weight",
-    head_bias="cls.predictions.bias",
-    head_bias_copy="cls.predictions.decoder.bias",
-)
 #: Buffers transformers derives from the config (saved by older versions): not weights.
 DERIVED_BUFFERS = ("bert.embeddings.position_ids", "bert.embeddings.token_type_ids")
 

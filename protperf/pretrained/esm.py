@@ -16,50 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from protperf.attention import AttentionConfig
-from protperf.errors import PretrainedSourceError
+from protperf.checkpoint.imported import ImportedModel
+from protperf.checkpoint.layouts import FAIR_ESM_LAYOUT, HF_ESM_LAYOUT, Layout
+from protperf.errors import PretrainedSourceError, require
 from protperf.model.config import ModelConfig
 from protperf.pretrained.hf import read_config, read_vocab, require_value, setting
-from protperf.pretrained.layout import Layout, build_state_dict, is_tied
-from protperf.pretrained.source import ImportedModel, SourceTensors
+from protperf.pretrained.layout import build_state_dict, is_tied
+from protperf.pretrained.source import SourceTensors
 from protperf.pretrained.vocab import map_vocabulary
-from protperf.pretrained.weights import load_pickled, read_hf_weights, require
+from protperf.pretrained.weights import load_pickled, read_hf_weights
 
-FAIR_ESM_LAYOUT = Layout(
-    embed="embed_tokens.weight",
-    layer="layers.{i}.",
-    query="self_attn.q_proj",
-    key="self_attn.k_proj",
-    value="self_attn.v_proj",
-    attn_out="self_attn.out_proj",
-    attn_norm="self_attn_layer_norm",
-    ffn_norm="final_layer_norm",
-    ffn_in="fc1",
-    ffn_out="fc2",
-    final_norm="emb_layer_norm_after",
-    head_dense="lm_head.dense",
-    head_norm="lm_head.layer_norm",
-    head_weight="lm_head.weight",
-    head_bias="lm_head.bias",
-    rotate_half=True,
-)
-HF_ESM_LAYOUT = Layout(
-    embed="esm.embeddings.word_embeddings.weight",
-    layer="esm.encoder.layer.{i}.",
-    query="attention.self.query",
-    key="attention.self.key",
-    value="attention.self.value",
-    attn_out="attention.output.dense",
-    attn_norm="attention.LayerNorm",
-    ffn_norm="LayerNorm",
-    ffn_in="intermediate.dense",
-    ffn_out="output.dense",
-    final_norm="esm.encoder.emb_layer_norm_after",
-    head_dense="lm_head.dense",
-    head_norm="lm_head.layer_norm",
-    head_weight="lm_head.decoder.weight",
-    head_bias="lm_head.bias",
-    rotate_half=True,
-)
 #: fair-esm ``args.arch`` of the generations protperf does not import.
 OLDER_GENERATIONS = {
     "roberta_large": "ESM-1b / ESM-1v",

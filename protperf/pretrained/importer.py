@@ -6,14 +6,14 @@ import logging
 from dataclasses import fields
 from pathlib import Path
 
+from protperf.checkpoint.imported import ImportedModel
+from protperf.checkpoint.writer import write_checkpoint
 from protperf.errors import PretrainedSourceError
 from protperf.model.compat import ARCHITECTURE_KEYS
 from protperf.model.config import ModelConfig
 from protperf.pretrained.bert import import_bert
 from protperf.pretrained.esm import import_fair_esm, import_hf_esm
 from protperf.pretrained.hf import read_config
-from protperf.pretrained.source import ImportedModel
-from protperf.pretrained.writer import write_checkpoint
 
 log = logging.getLogger(__name__)
 #: config.json ``model_type`` -> importer of that HF directory.

@@ -11,10 +11,9 @@ rotate-half convention into protperf's consecutive pairs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from protperf.checkpoint.layouts import Layout, reorder_heads
 from protperf.errors import PretrainedSourceError
 from protperf.model.config import ModelConfig
 from protperf.model.rotary import pairs_from_halves
@@ -24,31 +23,6 @@ from protperf.pretrained.vocab import VocabularyMap
 ROTARY_BASE = 10000.0
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Names in a source state dict. ``layer`` is a prefix with ``{i}`` for the block index;
-    the per-block names and norms are modules (``.weight`` / ``.bias`` are appended)."""
-
-    embed: str
-    layer: str
-    query: str
-    key: str
-    value: str
-    attn_out: str
-    attn_norm: str
-    ffn_norm: str
-    ffn_in: str
-    ffn_out: str
-    head_dense: str
-    head_norm: str
-    head_weight: str
-    head_bias: str
-    final_norm: str | None = None
-    embedding_norm: str | None = None
-    position: str | None = None
-    token_type: str | None = None
-    head_bias_copy: str | None = None  # a second name of the same bias (BERT's decoder.bias)
-    rotate_half: bool = False  # rotary: dims i and i + Dh/2 rotate together
 
 
 def is_tied(tensors: SourceTensors, layout: Layout) -> bool:
@@ -118,13 +92,6 @@ def build_state_dict(
         head = tensors.take(layout.head_weight, (source_vocab_size, d))
         state["lm_head.weight"] = vocab.output_weight(head)
     return state
-
-
-def reorder_heads(tensor: torch.Tensor, heads: int, order: torch.Tensor) -> torch.Tensor:
-    """Reorder the output rows of a projection within each head: tensor (H*Dh, ...) or
-    (H*Dh,), order (Dh,) -> the same shape."""
-    split = tensor.reshape(heads, -1, *tensor.shape[1:])
-    return split[:, order].reshape(tensor.shape)
 
 
 def check_rotary_base(tensors: SourceTensors, name: str, head_dim: int) -> None:

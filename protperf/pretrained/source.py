@@ -4,12 +4,10 @@ importer hands to the checkpoint writer."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 
 from protperf.errors import PretrainedSourceError
-from protperf.model.config import ModelConfig
 
 # Old TensorFlow-era names of LayerNorm parameters, renamed as transformers does on loading.
 LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
@@ -75,20 +73,3 @@ def _shape(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
 
 
-@dataclass
-class ImportedModel:
-    """A source model converted to protperf: its architecture, its weights under
-    :class:`protperf.model.transformer.ProteinLanguageModel`'s names, and what was left out.
-
-    kind: ``fair-esm``, ``hf-esm`` or ``hf-bert``.  source: the file or directory.
-    dropped_tokens: source tokens protperf has no id for.  unpredicted_tokens: protperf tokens
-    the source lacks (never predicted).  ignored: source tensors not used (grouped names).
-    """
-
-    config: ModelConfig
-    state_dict: dict[str, torch.Tensor]
-    kind: str
-    source: str
-    dropped_tokens: list[str] = field(default_factory=list)
-    unpredicted_tokens: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)

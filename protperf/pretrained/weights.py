@@ -10,29 +10,17 @@ would call anything else (run code) is refused with one line naming what it refe
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from protperf.errors import CheckpointError, ConfigError, PretrainedSourceError
-from protperf.model.loading import first_line, load_weights_only
+from protperf.checkpoint.load import first_line, load_weights_only
+from protperf.errors import CheckpointError, PretrainedSourceError, require
 
 #: The only non-tensor, non-container type a pickled weight file may hold.
 SAFE_GLOBALS = (argparse.Namespace,)
-
-
-def require(module: str, needed_for: str) -> Any:
-    """Import an optional library of the ``pretrained`` extra, or one line saying how."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        top = module.split(".")[0].replace("_", "-").replace("esm", "fair-esm")
-        raise ConfigError(
-            f"{needed_for} needs the {top!r} library: pip install 'protperf[pretrained]'"
-        ) from None
 
 
 def load_pickled(path: Path) -> Any:

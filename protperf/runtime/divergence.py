@@ -9,7 +9,7 @@ naming the step (``error: ...``, exit 2).  With a loss scaler (``precision=16-mi
 non-finite gradients are the scaler's business (it skips that step and lowers the scale); only
 the loss is checked.  The policy is ``divergence.*`` of the training config
 (:class:`protperf.cli.config.DivergenceConfig`).  The checkpoint writer refuses non-finite
-weights as well (:class:`~protperf.runtime.checkpoint_io.AtomicCheckpointIO`), so a finite
+weights as well (:class:`~protperf.checkpoint.lightning_io.AtomicCheckpointIO`), so a finite
 ``last.ckpt`` or best checkpoint is never replaced by a diverged one.
 
 A finite but diverging run is warned about at each validation: a model that outputs equal

@@ -18,12 +18,12 @@ import fcntl
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from protperf.checkpoint.atomic import host_name, pid_alive
 from protperf.errors import RunDirectoryBusyError
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,6 @@ DEAD_HOLDER_WAIT_S = 15.0
 #: Environment variables a launcher sets to a process's (global, node or local) rank.
 RANK_VARIABLES = ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK",
                   "JSM_NAMESPACE_RANK")
-
-
-def host_name() -> str:
-    return socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process ``pid`` runs on this host (another user's included)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_launching_process() -> bool:

@@ -23,9 +23,9 @@ from protperf.analysis.controls import (
 from protperf.analysis.embedding import amino_acid_embeddings, cosine_similarity
 from protperf.analysis.report import analyze
 from protperf.analysis.residues import ALPHABET
+from protperf.checkpoint.module import load_module
 from protperf.cli.compose import compose_config
 from protperf.cli.registry import load_config
-from protperf.model.checkpoint import load_module
 
 DATA = ["data.max_sequences=8", "data.max_length=256", "permutations=200", "figures=false",
         "progress=false", "null_models=0"]

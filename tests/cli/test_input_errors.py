@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from protperf.checkpoint.module import read_checkpoint
 from protperf.data.fasta import FastaFormatError, read_fasta
 from protperf.errors import CheckpointError, InferenceInputError
 from protperf.inference.embed import ProteinEmbedding
 from protperf.inference.embed_io import EmbeddingWriter, load_means
 from protperf.inference.mutations import parse_mutant, read_variants
-from protperf.model.checkpoint import read_checkpoint
 from tests.cli.helpers import error_line, run_command
 
 WT = "MKTAYIAKQRQISFVKSHFSRQA"  # A at position 23

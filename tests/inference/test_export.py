@@ -21,12 +21,12 @@ from protperf.app.embed import embed
 from protperf.app.export_model import export_model
 from protperf.app.generate import generate
 from protperf.app.score import score
+from protperf.checkpoint.export_dir import WEIGHTS_FILE, read_config
 from protperf.cli.compose import compose_config
 from protperf.data.alphabet import Alphabet
 from protperf.data.batching import BatchConverter
 from protperf.errors import CheckpointError, CheckpointMismatchError, CheckpointWriteError
 from protperf.inference import Embedder, Scorer, load_model, read_variants
-from protperf.model.export_dir import WEIGHTS_FILE, read_config
 from protperf.structured import to_plain
 from tests.inference.conftest import REPO, tiny_model
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from protperf.attention import AttentionConfig
+from protperf.checkpoint.module import load_module
 from protperf.data.alphabet import ALPHABET
 from protperf.errors import ConfigError
-from protperf.model.checkpoint import load_module
 from protperf.model.config import ModelConfig
 from protperf.model.lightning import ProteinLMModule
 from protperf.model.lm_head import token_dropout

@@ -8,7 +8,7 @@ import torch
 
 from protperf.app.evaluate import evaluate
 from protperf.app.train import train
-from protperf.model.checkpoint import CheckpointMismatchError, load_module, read_checkpoint
+from protperf.checkpoint.module import CheckpointMismatchError, load_module, read_checkpoint
 from tests.model.conftest import TINY, compose_evaluate, compose_train
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from protperf.app.train import train
-from protperf.model.checkpoint import read_checkpoint
+from protperf.checkpoint.module import read_checkpoint
 from tests.model.conftest import compose_train
 
 STOP_STEP, TOTAL_STEPS = 3, 6

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from protperf.app.train import train
-from protperf.model.checkpoint import load_module, read_checkpoint
+from protperf.checkpoint.module import load_module, read_checkpoint
 from tests.model.conftest import TINY, compose_train, run_script
 
 

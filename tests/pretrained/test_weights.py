@@ -45,7 +45,7 @@ def test_sharded_safetensors_read_like_one_file(bert_dir, tmp_path):
 
 def test_no_module_imports_an_extra_library_directly():
     """Importing protperf never needs the ``pretrained`` extra: its libraries are imported
-    only through ``protperf.pretrained.weights.require`` when a source needs them."""
+    only through ``protperf.errors.require`` when a source needs them."""
     root = Path(protperf.__file__).parent
     found = []
     for path in root.rglob("*.py"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 
-from protperf.model.checkpoint import read_checkpoint
+from protperf.checkpoint.module import read_checkpoint
 from tests.model.conftest import _private_data_cache  # noqa: F401 (autouse: a private cache)
 
 

@@ -28,6 +28,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from protperf.app.train import main, train
+from protperf.checkpoint.lightning_io import AtomicCheckpointIO, remove_dead_partials
+from protperf.checkpoint.module import read_checkpoint
 from protperf.data.config import PrepareConfig
 from protperf.data.preparation.pipeline import prepare
 from protperf.data.preparation.validate import verify_prepared
@@ -38,9 +40,7 @@ from protperf.errors import (
     RunDirectoryBusyError,
     TrainingDivergedError,
 )
-from protperf.model.checkpoint import read_checkpoint
 from protperf.runtime.best_checkpoints import adopt_best_files
-from protperf.runtime.checkpoint_io import AtomicCheckpointIO, remove_dead_partials
 from protperf.runtime.divergence import DivergenceGuard, is_diverging, uniform_loss
 from protperf.runtime.run_dir import resolve_ckpt_path
 from protperf.runtime.run_lock import LOCK_NAME, host_name, run_directory_lock

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from protperf.model.checkpoint import read_checkpoint
+from protperf.checkpoint.module import read_checkpoint
 from protperf.runtime.run_lock import LOCK_NAME, host_name
 from tests.runtime.conftest import all_finite, proteins_fasta
 from tests.scale.conftest import REPO, TINY, run_script

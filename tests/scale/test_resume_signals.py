@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from protperf.model.checkpoint import read_checkpoint
+from protperf.checkpoint.module import read_checkpoint
 from tests.model.test_exact_resume import _logged
 from tests.scale.conftest import REPO, TINY, run_script
 

@@ -2,7 +2,7 @@
 
 One schema for every place that loads weights into another configuration: evaluation
 (``model.*`` of ``conf/evaluate.yaml``), analysis (``model.*`` of ``conf/analyze.yaml``) and
-:func:`protperf.model.checkpoint.load_module`. Only keys that do not change parameter shapes.
+:func:`protperf.checkpoint.module.load_module`. Only keys that do not change parameter shapes.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from typing import Any
 import lightning
 import torch
 
+from protperf.checkpoint.imported import ImportedModel
+from protperf.checkpoint.module import load_module
 from protperf.errors import PretrainedSourceError
-from protperf.model.checkpoint import load_module
 from protperf.model.config import TaskConfig
 from protperf.model.lightning import ProteinLMModule
-from protperf.pretrained.source import ImportedModel
 
 #: Checkpoint key with the import's provenance (source, kind, tokens and tensors left out).
 IMPORT_KEY = "protperf_import"

@@ -1,6 +1,6 @@
 """The LightningModule of a saved model (:func:`load_module`), for training and evaluation;
-reading is Lightning-free in :mod:`protperf.model.loading` (writing checkpoints atomically:
-:mod:`protperf.runtime.checkpoint_io`)."""
+reading is Lightning-free in :mod:`protperf.checkpoint.load` (writing checkpoints atomically:
+:mod:`protperf.checkpoint.lightning_io`)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from typing import Any
 
 import torch
 
-from protperf.errors import CheckpointMismatchError
-from protperf.model.lightning import ProteinLMModule
-from protperf.model.loading import (
+from protperf.checkpoint.load import (
     feature_seed,
     load_weights,
     read_checkpoint,
     read_saved_model,
     resolve_configs,
 )
+from protperf.errors import CheckpointMismatchError
+from protperf.model.lightning import ProteinLMModule
 
 __all__ = ["CheckpointMismatchError", "load_module", "read_checkpoint"]
 
@@ -33,7 +33,7 @@ def load_module(
     ``model_overrides`` may change what does not change parameter shapes, e.g.
     ``{"attention": {"kind": "favor_relu"}}`` to evaluate exact-attention weights as a
     Performer; changing a shape-defining key raises :class:`CheckpointMismatchError`.
-    Inference needs no LightningModule: :func:`protperf.model.loading.load_model`.
+    Inference needs no LightningModule: :func:`protperf.checkpoint.load.load_model`.
     """
     saved = read_saved_model(path)
     model_config, task_config = resolve_configs(saved, model_overrides, task_overrides)

@@ -1,7 +1,7 @@
 """Building the network of a saved model without Lightning: one :func:`load_model`.
 
 A saved model is a training checkpoint (``.ckpt``, read with ``weights_only=True``) or an
-export directory (:mod:`protperf.model.export_dir`: ``config.json`` + ``model.safetensors``).
+export directory (:mod:`protperf.checkpoint.export_dir`: ``config.json`` + ``model.safetensors``).
 Both give the same :class:`SavedModel` (hyper-parameters + the network's state dict), from
 which :func:`build_model` rebuilds :class:`ProteinLanguageModel` after the alphabet and
 architecture checks of :mod:`protperf.model.compat`. ``model_overrides`` change what does not
@@ -12,7 +12,7 @@ and overrides give the same network every time, from a ``.ckpt`` or its export.
 
 Nothing here imports Lightning: embed / score / generate / analyze load through this module;
 training and evaluation wrap the network in the LightningModule
-(:func:`protperf.model.checkpoint.load_module`).
+(:func:`protperf.checkpoint.module.load_module`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
+from protperf.checkpoint.export_dir import read_export_dir, tied_parameter_names
 from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
 from protperf.model.config import ModelConfig, TaskConfig
-from protperf.model.export_dir import read_export_dir, tied_parameter_names
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.structured import to_dataclass
 

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from protperf.checkpoint.atomic import host_name, pid_alive
+from protperf.checkpoint.load import first_line
 from protperf.errors import CheckpointWriteError, TrainingDivergedError
-from protperf.model.loading import first_line
-from protperf.runtime.run_lock import host_name, pid_alive
 
 log = logging.getLogger(__name__)
 #: ``.<name>.tmp-<host>-<pid>``: the partial file of a checkpoint being written.

@@ -34,20 +34,18 @@ from pathlib import Path
 import torch
 
 from protperf import __version__
-from protperf.data.alphabet import ALPHABET
-from protperf.errors import ConfigError
-from protperf.model.config import ModelConfig, TaskConfig
-from protperf.model.export_dir import (
+from protperf.checkpoint.export_dir import (
     EXPORT_MARK,
     check_output_dir,
     replace_directory,
     staging_dir,
 )
-from protperf.model.loading import SavedModel, build_model, resolve_configs
+from protperf.checkpoint.layouts import HF_ESM_LAYOUT, reorder_heads
+from protperf.checkpoint.load import SavedModel, build_model, resolve_configs
+from protperf.data.alphabet import ALPHABET
+from protperf.errors import ConfigError, require
+from protperf.model.config import ModelConfig, TaskConfig
 from protperf.model.rotary import pairs_from_halves
-from protperf.pretrained.esm import HF_ESM_LAYOUT
-from protperf.pretrained.layout import reorder_heads
-from protperf.pretrained.weights import require
 
 
 def esm_incompatibilities(
