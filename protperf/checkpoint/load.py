@@ -62,18 +62,7 @@ def read_checkpoint(path: str | Path, verify: bool = True, mmap: bool = False) -
     ``verify``, its weights are checked against their stored content hash
     (:mod:`protperf.checkpoint.integrity`); ``mmap``: tensors are read only when used."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    if head and not head.startswith(CHECKPOINT_MAGIC):
-        raise CheckpointError(
-            f"checkpoint {path} is not a PyTorch checkpoint file (neither a zip archive nor a "
-            f"pickle; it starts with {head!r})")
-    checkpoint = load_weights_only(
-        path, f"checkpoint {path}",
-        "only load checkpoints written by protperf, or re-save the trusted file's plain tensors",
-        mmap=mmap)
+    checkpoint = load_checkpoint_file(path, mmap)
     if not isinstance(checkpoint, dict):
         raise CheckpointMismatchError(f"{path} is not a protperf training checkpoint (not a dict)")
     if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
@@ -84,6 +73,23 @@ def read_checkpoint(path: str | Path, verify: bool = True, mmap: bool = False) -
         verify_integrity(checkpoint["state_dict"], checkpoint.get(INTEGRITY_KEY),
                          f"checkpoint {path}")
     return checkpoint
+
+
+def load_checkpoint_file(path: Path, mmap: bool = False) -> Any:
+    """What ``torch.save`` wrote at ``path`` (``weights_only=True``, CPU; ``mmap``: tensors read
+    when used), unchecked: missing, foreign, corrupt or unsafe files are one line naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head and not head.startswith(CHECKPOINT_MAGIC):
+        raise CheckpointError(
+            f"checkpoint {path} is not a PyTorch checkpoint file (neither a zip archive nor a "
+            f"pickle; it starts with {head!r})")
+    return load_weights_only(
+        path, f"checkpoint {path}",
+        "only load checkpoints written by protperf, or re-save the trusted file's plain tensors",
+        mmap=mmap)
 
 
 def load_weights_only(path: Path, name: str, advice: str, safe_globals: tuple = (),

@@ -28,7 +28,7 @@ def check_prompt(prompt: str) -> None:
     naming the first other character and its 1-based position."""
     letters = STANDARD_AMINO_ACIDS + NONSTANDARD_AMINO_ACIDS
     for position, letter in enumerate(prompt, start=1):
-        if letter not in letters:
+        if letter.upper() not in letters:
             raise ConfigError(
                 f"prompt={prompt!r}: {letter!r} at position {position} is not an amino-acid "
                 f"letter (one of {STANDARD_AMINO_ACIDS} or {NONSTANDARD_AMINO_ACIDS})")

@@ -20,8 +20,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from protperf.checkpoint.load import read_checkpoint
-from protperf.errors import CheckpointError, CheckpointMismatchError
+from protperf.checkpoint.load import load_checkpoint_file
+from protperf.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def recorded_score(path: Path, callback: ModelCheckpoint) -> torch.Tensor | None
     """The score ``callback`` (same state key and monitor) recorded for the best file ``path``
     when it wrote it; None if ``path`` is not one of its best files or cannot be read."""
     try:  # mmap, no hash check: only the pickled metadata is read
-        saved = read_checkpoint(path, verify=False, mmap=True)
-    except (CheckpointError, CheckpointMismatchError, FileNotFoundError):
+        saved = load_checkpoint_file(path, mmap=True)
+    except (CheckpointError, FileNotFoundError):
         return None  # not a checkpoint of ours: not adopted
     state = saved.get("callbacks", {}).get(callback.state_key) if isinstance(saved, dict) else None
     if not isinstance(state, dict) or state.get("monitor") != callback.monitor:

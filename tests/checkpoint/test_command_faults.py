@@ -235,3 +235,21 @@ def test_full_disk_in_collect_runs(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == (f"error: cannot write table {out / 'runs_curves.csv'}: "
                                        "no space left on the device\n")
     assert list(out.iterdir()) == []
+
+
+def test_train_and_prepare_into_a_read_only_folder(readonly_dir, capsys):
+    import protperf.app.train
+    from protperf.data.preparation.pipeline import prepare
+    from protperf.errors import DataError
+    from protperf.resources import SAMPLE_FASTA
+    from tests.model.conftest import compose_train
+
+    with pytest.raises(SystemExit) as status:  # before any data or model is touched
+        protperf.app.train.main.run(compose_train([], output_dir=readonly_dir / "run"))
+    assert status.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: cannot write run directory {readonly_dir}/run: the file system is read-only")
+    with pytest.raises(DataError, match=f"^{readonly_dir}.*: Read-only file system "
+                                        rf"\(while preparing {readonly_dir}/prepared; nothing "
+                                        r"was left there\)$"):
+        prepare(SAMPLE_FASTA, readonly_dir / "prepared")
