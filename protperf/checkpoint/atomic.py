@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import logging
 import os
 import re
@@ -119,14 +120,10 @@ def leftovers(directory: str | Path, target: str | None = None) -> list[Leftover
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    pattern = f".{glob_escape(target)}.*-*" if target else ".*.*-*"
+    pattern = f".{glob.escape(target)}.*-*" if target else ".*.*-*"
     found = (parse_leftover(p) for p in sorted(directory.glob(pattern)))
     return [item for item in found if item is not None
             and (target is None or item.target.name == target)]
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def remove_dead_leftovers(directory: str | Path, target: str | None = None) -> list[Path]:
@@ -297,20 +294,19 @@ def write_text(target: str | Path, text: str, what: str = "") -> Path:
     return Path(target)
 
 
-def write_bytes(target: str | Path, data: bytes, what: str = "") -> Path:
-    with atomic_open(target, "wb", what) as handle:
-        handle.write(data)
-    return Path(target)
-
-
 def check_writable(directory: str | Path, what: str = "", need_bytes: int = 0) -> Path:
-    """Create ``directory`` and write, fsync and remove a 4 KiB probe in it, so that a
-    read-only, unwritable or full file system fails now, before any work (one line naming it).
-    ``need_bytes``: also refuse when the file system has less free space."""
+    """Write, fsync and remove a 4 KiB probe in ``directory`` (or, if it does not exist yet, in
+    the nearest folder above it, where it would be created), so that a read-only, unwritable or
+    full file system fails now, before any work (one line naming ``directory``); nothing is
+    created. ``need_bytes``: also refuse when the file system has less free space."""
     directory = Path(directory)
-    probe = temp_path(directory / "write-probe")
+    existing = next((p for p in (directory, *directory.absolute().parents) if p.exists()),
+                    Path("/"))
+    if not existing.is_dir():
+        raise output_write_error(f"cannot write {what + ' ' if what else ''}{directory}: "
+                                 f"{existing} is a file, not a folder")
+    probe = temp_path(existing / "write-probe")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         with signals_raise():
             try:
                 with open(probe, "wb") as handle:
@@ -319,7 +315,7 @@ def check_writable(directory: str | Path, what: str = "", need_bytes: int = 0) -
                     os.fsync(handle.fileno())
             finally:
                 remove(probe)
-        free = shutil.disk_usage(directory).free
+        free = shutil.disk_usage(existing).free
     except OSError as error:
         raise write_error(directory, error, what) from None
     if need_bytes > free:

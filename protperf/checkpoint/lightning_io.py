@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 #: Advice for a full disk while saving a checkpoint.
 FULL_DISK_ADVICE = "free some space, or set a checkpoint dirpath on another disk"
 
-__all__ = ["AtomicCheckpointIO", "first_nonfinite", "remove_dead_partials"]
+__all__ = ["AtomicCheckpointIO", "remove_dead_partials"]
 
 
 def remove_dead_partials(directory: str | Path) -> list[Path]:

@@ -84,6 +84,7 @@ def run_directory_lock(run_dir: str | Path, wait_s: float = 0.0) -> Iterator[Pat
         return
     run_dir = Path(run_dir)
     check_writable(run_dir, "run directory")  # read-only or full: one line, before any work
+    run_dir.mkdir(parents=True, exist_ok=True)
     lock_file = run_dir / LOCK_NAME
     with open(lock_file, "a+") as handle:
         try:
