@@ -25,7 +25,7 @@ PUBLIC: dict[str, str] = {
     # a saved model in, a model out, and back to disk
     "load_model": "protperf.checkpoint.load:load_model",
     "import_pretrained": "protperf.pretrained:import_pretrained",
-    "export_model": "protperf.app.export_model:export_model",
+    "export_model": "protperf.checkpoint.export:export_model",
     "convert": "protperf.transfer:convert",
     # training
     "train": "protperf.training:train",
