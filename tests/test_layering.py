@@ -37,6 +37,9 @@ FORBIDDEN = {
     "runtime": {"analysis", "inference", "reporting", "cli", "app", "transfer"},
     "reporting": {"runtime", "cli", "app", "transfer"},
     "cli": {"reporting", "app", "transfer"},
+    # protperf.hf: Performer attention registered with transformers (attention + name tables)
+    "hf": {"data", "model", "analysis", "inference", "structured", "pretrained",
+           "transfer"} | COMMAND_SIDE,
 }
 
 #: Standard-library-only leaves every layer may use: the one atomic writer.

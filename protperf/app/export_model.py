@@ -6,7 +6,9 @@
 ``--format protperf`` (default) writes :mod:`protperf.checkpoint.export_dir` (config.json,
 model.safetensors, vocab.txt, a model card), which every command takes as ``checkpoint=DIR``
 with the outputs of the ``.ckpt``. ``--format esm`` writes a Hugging Face ``EsmForMaskedLM``
-directory for models of ESM-2's architecture (:mod:`protperf.checkpoint.hf_export`).
+directory for models of ESM-2's architecture (:mod:`protperf.checkpoint.hf_export`), ``--format
+bert`` a ``BertForMaskedLM`` one for BERT-family models; a Performer runs there as a Performer
+after ``import protperf.hf``.
 CHECKPOINT may itself be an export directory. OUT must be new, empty or an earlier export
 (replaced); nothing is written there unless the export succeeds. Errors: one line, exit 2.
 """
@@ -24,7 +26,7 @@ from protperf.cli.command import report_user_errors
 from protperf.errors import ConfigError, require
 from protperf.structured import to_plain
 
-FORMATS = ("protperf", "esm")
+FORMATS = ("protperf", "esm", "bert")
 
 
 USAGE = {
@@ -48,6 +50,16 @@ logits = model(**tokenizer(["MKTAYIAKQR"], return_tensors="pt")).logits
 
 The vocabulary (`vocab.txt`) is protperf's alphabet in its id order, not facebook/esm2's: use
 the tokenizer saved here. The contact head is not trained (zeros).
+""",
+    "bert": """```python
+from transformers import AutoTokenizer, BertForMaskedLM
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")
+model = BertForMaskedLM.from_pretrained("path/to/this/directory")
+logits = model(**tokenizer(["M K T A Y I A K Q R"], return_tensors="pt")).logits
+```
+
+The vocabulary (`vocab.txt`) is protperf's alphabet in its id order: use the tokenizer saved
+here, with residues separated by spaces.
 """,
 }
 
@@ -82,11 +94,13 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     out = Path(out)
     check_output_dir(out)
     saved = read_saved_model(checkpoint)
-    if format == "esm":
-        from protperf.checkpoint.hf_export import export_esm
+    if format in ("esm", "bert"):
+        from protperf.checkpoint.hf_bert_export import BERT_FAMILY
+        from protperf.checkpoint.hf_export import ESM_FAMILY, export_hf
 
-        return export_esm(saved, out, as_exact=as_exact,
-                          card=model_card(saved.hyper_parameters, Path(checkpoint).name, "esm"))
+        return export_hf(saved, out, {"esm": ESM_FAMILY, "bert": BERT_FAMILY}[format],
+                         as_exact=as_exact,
+                         card=model_card(saved.hyper_parameters, Path(checkpoint).name, format))
     network = build_model(saved)
     model_config, task_config = resolve_configs(saved)
     hyper_parameters = {**saved.hyper_parameters, "model": to_plain(model_config),
@@ -102,11 +116,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("checkpoint", help="a .ckpt file or an export directory")
     parser.add_argument("--out", required=True, help="the directory to write")
     parser.add_argument("--format", default="protperf", choices=FORMATS,
-                        help="protperf (config.json + model.safetensors) or esm "
-                             "(transformers EsmForMaskedLM)")
+                        help="protperf (config.json + model.safetensors), esm (transformers "
+                             "EsmForMaskedLM) or bert (BertForMaskedLM); a Performer runs in "
+                             "transformers after `import protperf.hf`")
     parser.add_argument("--as-exact", action="store_true",
-                        help="esm format: write a Performer's weights for exact attention "
-                             "(transformers' ESM has no Performer; outputs then differ)")
+                        help="esm / bert format: write a Performer's weights for exact "
+                             "attention (outputs then differ from the Performer's)")
     return parser.parse_args(argv)
 
 
