@@ -35,6 +35,7 @@ import torch
 from protperf.attention.config import AttentionConfig
 from protperf.checkpoint.layouts import ATTN_IMPLEMENTATION, FEATURE_PROJECTION
 from protperf.checkpoint.layouts import PERFORMER_SETTINGS_KEY as SETTINGS_KEY
+from protperf.errors import require
 
 FEATURE_BUFFER = FEATURE_PROJECTION
 #: transformers' self-attention modules whose conventions :func:`favor_attention` handles.
@@ -138,11 +139,11 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(ATTN_IMPLEMENTATION, favor_attention)
-    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, favor_mask)
+    what = "import protperf.hf (Performer attention in transformers)"
+    transformers = require("transformers", what)
+    masking = require("transformers.masking_utils", what)
+    transformers.AttentionInterface.register(ATTN_IMPLEMENTATION, favor_attention)
+    masking.AttentionMaskInterface.register(ATTN_IMPLEMENTATION, favor_mask)
     torch.nn.modules.module.register_module_module_registration_hook(add_feature_buffer)
     _registered = True
 

@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 #: config.json ``model_type`` -> importer of that HF directory.
 HF_IMPORTERS = {"esm": import_hf_esm, "bert": import_bert}
 SUPPORTED_SOURCES = (
-    "a fair-esm ESM-2 .pt file or name, an HF EsmForMaskedLM directory or an HF BERT-family "
-    "masked-LM directory, or the repo id of one"
+    "a fair-esm ESM-2 .pt file, an HF EsmForMaskedLM directory or an HF BERT-family masked-LM "
+    "directory"
 )
 
 
