@@ -95,12 +95,11 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     check_output_dir(out)
     saved = read_saved_model(checkpoint)
     if format in ("esm", "bert"):
-        from protperf.checkpoint.hf_bert_export import BERT_FAMILY
-        from protperf.checkpoint.hf_export import ESM_FAMILY, export_hf
+        from protperf.checkpoint.hf_formats import export_transformers
 
-        return export_hf(saved, out, {"esm": ESM_FAMILY, "bert": BERT_FAMILY}[format],
-                         as_exact=as_exact,
-                         card=model_card(saved.hyper_parameters, Path(checkpoint).name, format))
+        return export_transformers(
+            saved, out, format, as_exact=as_exact,
+            card=model_card(saved.hyper_parameters, Path(checkpoint).name, format))
     network = build_model(saved)
     model_config, task_config = resolve_configs(saved)
     hyper_parameters = {**saved.hyper_parameters, "model": to_plain(model_config),

@@ -134,13 +134,18 @@ def test_bert_family_exact_export_and_tokenizer(tmp_path):
     assert encoded["input_ids"] == [[2, 15, 13, 21, 1, 24, 3], [2, 18, 19, 3, 0, 0, 0]]
 
 
-def test_an_esm_model_as_bert_is_refused_naming_the_keys(tmp_path):
+def test_a_model_of_the_other_family_is_refused_naming_the_keys_and_format(tmp_path):
     checkpoint = save_checkpoint(random_model(ESM2_TINY), tmp_path / "esm.ckpt")
     with pytest.raises(ConfigError, match=r"cannot be exported as BertForMaskedLM: "
                                           r"model.position='rotary' \(BERT learns absolute "
-                                          r"positions\); model.norm_placement='pre'"):
+                                          r"positions\); model.norm_placement='pre' .*"
+                                          r"\(it fits --format esm\)$"):
         export_model(checkpoint, tmp_path / "hf", format="bert")
     assert not (tmp_path / "hf").exists()
+    checkpoint = save_checkpoint(random_model(BERT_TINY), tmp_path / "bert.ckpt")
+    with pytest.raises(ConfigError, match=r"EsmForMaskedLM: model.position='learned' .*"
+                                          r"\(it fits --format bert\)$"):
+        export_model(checkpoint, tmp_path / "hf", format="esm")
 
 
 #: sha256 of each file of the exact ESM export of the fixed-seed models below, written by the
