@@ -217,6 +217,27 @@ def record_attn_implementation(config_file: Path) -> None:
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def check_performer_reload(directory: Path, family: HfFamily, network: torch.nn.Module,
+                           source: str) -> None:
+    """The written Performer, loaded back by transformers, gives protperf's logits on the 20
+    amino acids (within 1e-4 of their scale): the installed transformers runs it as one."""
+    transformers = require("transformers", f"protperf-export --format {family.format}")
+    hf_model = getattr(transformers, family.class_name).from_pretrained(
+        directory, local_files_only=True)
+    ids = torch.tensor([[ALPHABET.cls_id, *range(5, 25), ALPHABET.eos_id]])
+    amino_acids = list(range(5, 25))
+    with torch.no_grad():
+        expected = network.eval()(ids)[..., amino_acids]
+        actual = hf_model.eval()(input_ids=ids).logits[..., amino_acids]
+    tolerance = 1e-4 * max(1.0, float(expected.abs().max()))
+    if not torch.allclose(actual, expected, rtol=0, atol=tolerance):
+        raise ConfigError(
+            f"{source}: transformers {transformers.__version__} does not run the exported "
+            f"Performer as protperf does (largest logit difference "
+            f"{float((actual - expected).abs().max()):.3g}); export it --as-exact, or use "
+            "transformers 5")
+
+
 def export_hf(saved: SavedModel, out: str | Path, family: HfFamily, as_exact: bool = False,
               card: str | None = None) -> Path:
     """Write ``saved`` as a ``family.class_name`` directory at ``out`` (complete or
@@ -258,6 +279,7 @@ def export_hf(saved: SavedModel, out: str | Path, family: HfFamily, as_exact: bo
         hf_model.save_pretrained(staging)
         if performer:
             record_attn_implementation(staging / "config.json")
+            check_performer_reload(staging, family, network, saved.source)
         family.tokenizer(staging)
         if card is not None:
             (staging / "README.md").write_text(card + (PERFORMER_CARD if performer else ""))

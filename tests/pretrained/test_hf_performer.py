@@ -183,3 +183,21 @@ def test_the_exact_export_is_byte_identical_to_before(tmp_path, variant, knobs):
     hashes = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
               for path in sorted(directory.iterdir()) if path.name != "README.md"}
     assert hashes == GOLDEN[variant]
+
+
+def test_an_export_transformers_would_run_otherwise_is_refused(tmp_path, monkeypatch):
+    """If the installed transformers computed something else (here: its exact SDPA in place
+    of the registered attention), the Performer export stops and writes nothing."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, ATTN_IMPLEMENTATION,
+                        lambda module, q, k, v, mask, **kw: sdpa_attention_forward(
+                            module, q, k, v, None, **kw))
+    checkpoint = performer_checkpoint(tmp_path, "esm", "favor_softmax")
+    with pytest.raises(ConfigError, match=r"does not run the exported Performer as protperf "
+                                          r"does \(largest logit difference .*\); export it "
+                                          r"--as-exact, or use transformers 5$"):
+        export_model(checkpoint, tmp_path / "hf", format="esm")
+    assert not (tmp_path / "hf").exists()
+    assert not list(tmp_path.glob(".hf.tmp-*"))
