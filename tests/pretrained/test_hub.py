@@ -5,6 +5,7 @@ by the ``caches`` fixture (tiny models of the real libraries); nothing touches t
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -99,3 +100,41 @@ def test_the_command_reads_the_environment(caches, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"imported {REPO_ID}@v1 (hf-bert) -> {out}" in result.stdout
     assert out.is_file()
+
+
+def test_online_a_missing_fair_esm_file_is_downloaded_into_the_cache(caches, fair_esm_file,
+                                                                     monkeypatch):
+    """Online (HF_HUB_OFFLINE unset): fetched from fair-esm's URL into torch's hub cache (the
+    download itself stands in for the network here)."""
+    import huggingface_hub.constants as constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    fetched = []
+
+    def download(url, destination, progress=True):
+        fetched.append(url)
+        shutil.copy(fair_esm_file[0], destination)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    imported = convert("esm2_t12_35M_UR50D")
+    assert fetched == ["https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t12_35M_UR50D.pt"]
+    assert (caches["torch_home"] / "hub" / "checkpoints" / "esm2_t12_35M_UR50D.pt").is_file()
+    same_weights(imported, convert(fair_esm_file[0]))
+
+
+def test_online_an_unknown_repository_is_one_line(caches, monkeypatch, tmp_path, capsys):
+    import httpx
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def not_found(repo_id, filename, **kwargs):
+        request = httpx.Request("GET", f"https://huggingface.co/{repo_id}/resolve/main/{filename}")
+        raise RepositoryNotFoundError("404 Client Error", response=httpx.Response(404,
+                                                                                  request=request))
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", not_found)
+    assert run_import("someone/no-such-model", tmp_path / "out.ckpt", capsys) == (
+        "error: someone/no-such-model is neither a local path nor a Hugging Face model "
+        "repository (or it is private: log in with `hf auth login`)")
