@@ -15,6 +15,7 @@ download and where it would go. Anything that is neither a local path nor a name
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -116,12 +117,16 @@ def hf_snapshot(repo_id: str, revision: str | None = None) -> Path:
                                         local_files_only=offline()))
 
     try:
-        config = fetch("config.json")
+        return _fetch_snapshot(hub, fetch, repo_id, revision)
     except errors.LocalEntryNotFoundError:
         raise _not_cached(hub, repo_id, revision) from None
     except errors.RevisionNotFoundError:
         raise PretrainedSourceError(
             f"{repo_id} has no revision {revision!r} on the Hugging Face Hub") from None
+    except errors.GatedRepoError:
+        raise PretrainedSourceError(
+            f"{repo_id} is gated on the Hugging Face Hub: accept its terms there and log in "
+            "with `hf auth login`") from None
     except errors.RepositoryNotFoundError:
         raise PretrainedSourceError(
             f"{repo_id} is neither a local path nor a Hugging Face model repository "
@@ -129,11 +134,16 @@ def hf_snapshot(repo_id: str, revision: str | None = None) -> Path:
     except errors.EntryNotFoundError:
         raise PretrainedSourceError(
             f"{repo_id}{at} has no config.json: not a transformers model repository") from None
-    except (errors.HfHubHTTPError, OSError, errors.HFValidationError) as error:
+    except (errors.HfHubHTTPError, OSError, ValueError) as error:  # HFValidationError too
         raise PretrainedSourceError(
             f"could not resolve {repo_id}{at} on the Hugging Face Hub ({first_line(error)})"
         ) from None
-    snapshot = config.parent
+
+
+def _fetch_snapshot(hub, fetch, repo_id: str, revision: str | None) -> Path:
+    """config.json, then the optional files and the first weight format the repo has."""
+    errors = hub.errors
+    snapshot = fetch("config.json").parent
     for name in HF_OPTIONAL_FILES:
         _try_fetch(fetch, errors, name)
     for name in HF_WEIGHT_FILES:
@@ -141,14 +151,13 @@ def hf_snapshot(repo_id: str, revision: str | None = None) -> Path:
         if weights is None:
             continue
         if name.endswith(".index.json"):
-            import json
-
             for shard in sorted(set(json.loads(weights.read_text())["weight_map"].values())):
                 if _try_fetch(fetch, errors, shard) is None:
                     raise _not_cached(hub, repo_id, revision, shard)
         return snapshot
     if offline():
         raise _not_cached(hub, repo_id, revision, "its weights")
+    at = "" if revision is None else f"@{revision}"
     raise PretrainedSourceError(
         f"{repo_id}{at} holds no PyTorch weights ({' or '.join(HF_WEIGHT_FILES[::2])})")
 
