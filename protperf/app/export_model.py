@@ -6,7 +6,9 @@
 ``--format protperf`` (default) writes :mod:`protperf.checkpoint.export_dir` (config.json,
 model.safetensors, vocab.txt, a model card), which every command takes as ``checkpoint=DIR``
 with the outputs of the ``.ckpt``. ``--format esm`` writes a Hugging Face ``EsmForMaskedLM``
-directory for models of ESM-2's architecture (:mod:`protperf.checkpoint.hf_export`).
+directory for models of ESM-2's architecture (:mod:`protperf.checkpoint.hf_export`), ``--format
+bert`` a ``BertForMaskedLM`` one for BERT-family models; a Performer runs there as a Performer
+after ``import protperf.hf``.
 CHECKPOINT may itself be an export directory. OUT must be new or empty; an existing OUT needs
 ``--force``, which replaces only the files the export writes (other files there are kept).
 The export is written beside OUT and renamed into place: OUT is complete or untouched.
@@ -30,11 +32,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("checkpoint", help="a .ckpt file or an export directory")
     parser.add_argument("--out", required=True, help="the directory to write")
     parser.add_argument("--format", default="protperf", choices=FORMATS,
-                        help="protperf (config.json + model.safetensors) or esm "
-                             "(transformers EsmForMaskedLM)")
+                        help="protperf (config.json + model.safetensors), esm (transformers "
+                             "EsmForMaskedLM) or bert (BertForMaskedLM); a Performer runs in "
+                             "transformers after `import protperf.hf`")
     parser.add_argument("--as-exact", action="store_true",
-                        help="esm format: write a Performer's weights for exact attention "
-                             "(transformers' ESM has no Performer; outputs then differ)")
+                        help="esm / bert format: write a Performer's weights for exact "
+                             "attention (outputs then differ from the Performer's)")
     parser.add_argument("--force", action="store_true",
                         help="write into an existing OUT, replacing only the files an export "
                              "writes (config, weights, vocabulary, model card)")
