@@ -4,7 +4,7 @@ The public face (docs/api.md), imported on first use so that ``import protperf``
 (no torch, no Lightning until a name is used)::
 
     import protperf
-    model = protperf.load_model("last.ckpt")            # a .ckpt, export dir, HF dir / repo id, ESM name
+    model = protperf.load_model("last.ckpt")  # a .ckpt, export dir, HF dir / repo id, ESM name
     tokens, mask = protperf.BatchConverter()(["MKTAYIAKQR"])
     logits = model(tokens, attention_mask=mask)         # (1, 12, 30)
     means = protperf.Embedder(model).embed_one("MKTAYIAKQR").mean
