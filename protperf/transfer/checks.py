@@ -72,8 +72,10 @@ def lacking_letters(record: dict[str, Any]) -> list[str]:
             if len(token) == 1 and token.isalpha()]
 
 
-def check_letters(prepared_dir: Path, letters: Sequence[str], source: str | Path) -> None:
-    """Refuse data holding a letter of ``letters`` (naming the letter and the record)."""
+def check_letters(prepared_dir: Path, letters: Sequence[str], source: str | Path,
+                  data_path: str | Path) -> None:
+    """Refuse data (``data_path``, prepared in ``prepared_dir``) holding a letter of
+    ``letters``, naming the letter and the record."""
     if not letters:
         return
     ids = np.array([ALPHABET.tokens.index(letter) for letter in letters], dtype=np.int64)
@@ -89,6 +91,6 @@ def check_letters(prepared_dir: Path, letters: Sequence[str], source: str | Path
             record = shard.ids()[protein] if shard.ids_path.is_file() else \
                 f"#{int(prepared.shard_starts[shard_index]) + protein} of the {split} split"
             raise DataError(
-                f"record {record} of {prepared_dir} has the letter {letter}, which the "
+                f"data.path={data_path}: record {record} has the letter {letter}, which the "
                 f"vocabulary of checkpoint={source} lacks (it lacks {''.join(letters)}): "
                 "remove those records or replace the letter")

@@ -129,7 +129,7 @@ def plan_conversion(
         raise ConfigError("data.cross_protein_attention=false is not supported by convert "
                           "(attention transfer compares whole windows)")
     prepared_dir, _ = ensure_prepared(data)
-    check_letters(prepared_dir, lacking_letters(record), source)
+    check_letters(prepared_dir, lacking_letters(record), source, data.resolved_path())
     return ConversionPlan(str(source), saved, source_objective, attention, out, data, settings)
 
 
@@ -175,7 +175,8 @@ def convert(
     plan = plan or plan_conversion(source, output, data, attention, settings, objective, force)
     if not isinstance(trainer, pl.Trainer):
         trainer = default_trainer(trainer)
-    module = ConversionModule(build_student(plan), plan.settings)
+    student = build_student(plan)
+    module = ConversionModule(student, plan.settings, hyper_parameters(plan, student))
     datamodule = ProteinDataModule(plan.data, objective=plan.objective)
     datamodule.check_splits(["train", "valid"])
     with warnings.catch_warnings():  # the student trains in eval mode on purpose
@@ -198,6 +199,12 @@ def convert(
     return result
 
 
+def hyper_parameters(plan: ConversionPlan, network: torch.nn.Module) -> dict[str, Any]:
+    """The source's hyper-parameters with the Performer's architecture and feature seed."""
+    return {**plan.saved.hyper_parameters, "model": to_plain(network.config),
+            "seed": plan.settings.feature_seed}
+
+
 def write_converted(module: ConversionModule, plan: ConversionPlan,
                     result: ConversionResult) -> None:
     """The converted model as an ordinary checkpoint at ``plan.output``: the source's
@@ -205,14 +212,12 @@ def write_converted(module: ConversionModule, plan: ConversionPlan,
     included) and the conversion's provenance; written atomically and checked by loading it
     back (the one place a conversion writes its output)."""
     network = module.model
-    hyper_parameters = {**plan.saved.hyper_parameters, "model": to_plain(network.config),
-                        "seed": plan.settings.feature_seed}
     state = {f"model.{name}": tensor.detach().cpu()
              for name, tensor in network.state_dict().items()}
     checkpoint = {
         "epoch": 0, "global_step": result.best.step if result.best else result.steps,
         "pytorch-lightning_version": lightning.__version__,
-        "state_dict": state, "hparams_name": "kwargs", "hyper_parameters": hyper_parameters,
+        "state_dict": state, "hparams_name": "kwargs", "hyper_parameters": dict(module.hparams),
         CONVERT_KEY: {"source": plan.source, "attention": dict(plan.attention),
                       "settings": to_plain(plan.settings),
                       **{k: v for k, v in result.as_dict().items() if k != "output"}},

@@ -53,10 +53,14 @@ class Score:
 
 class ConversionModule(pl.LightningModule):
     """Trains ``model`` (a Performer holding an exact model's weights) to match that exact
-    model (see the module docstring). ``model.config`` is the Performer's architecture."""
+    model (see the module docstring). ``model.config`` is the Performer's architecture;
+    ``hyper_parameters``: what its checkpoints record (as a training checkpoint's: ``model``,
+    ``task``, ``alphabet``, ``seed``, ...), so that a run's ``last.ckpt`` loads like any."""
 
-    def __init__(self, model: ProteinLanguageModel, settings: ConvertSettings) -> None:
+    def __init__(self, model: ProteinLanguageModel, settings: ConvertSettings,
+                 hyper_parameters: dict[str, Any]) -> None:
         super().__init__()
+        self.save_hyperparameters(hyper_parameters)
         self.model = model
         self.model_config = model.config  # what the runtime's callbacks read
         self.settings = settings
