@@ -13,7 +13,10 @@ from protperf.checkpoint.imported import ImportedModel
 from protperf.checkpoint.load import load_model, read_checkpoint
 from protperf.checkpoint.writer import write_checkpoint
 from protperf.cli import entries
+from protperf.data.config import DataConfig
+from protperf.errors import ConfigError, DataError
 from protperf.model.lightning import ProteinLMModule
+from protperf.transfer.converter import plan_conversion
 from tests.transfer.conftest import CONVERT_TINY, run_command, save_module, sharp_exact_config
 
 
@@ -29,15 +32,23 @@ def convert_error(args, tmp_path, monkeypatch, capsys) -> str:
     return lines[0]
 
 
-def test_performer_source_is_refused(tmp_path, monkeypatch, capsys):
+def plan_error(tmp_path, source, **kwargs) -> str:
+    """The message of a conversion :func:`plan_conversion` refuses (the command prints it as
+    its one ``error:`` line, exit status 2: tested above for each kind of error)."""
+    with pytest.raises((ConfigError, DataError)) as error:
+        plan_conversion(source, tmp_path / "out.ckpt", **kwargs)
+    assert not (tmp_path / "out.ckpt").exists()
+    return str(error.value)
+
+
+def test_performer_source_is_refused(tmp_path):
     config = sharp_exact_config()
     config.attention.kind = "favor_relu"
     source = save_module(ProteinLMModule(model=config, task={"objective": "mlm"}),
                          tmp_path / "performer.ckpt")
-    line = convert_error([f"checkpoint={source}", "output=out.ckpt"], tmp_path, monkeypatch,
-                         capsys)
-    assert line == (f"error: checkpoint={source} is already a Performer "
-                    "(model.attention.kind=favor_relu); convert takes an exact-attention model")
+    assert plan_error(tmp_path, source) == (
+        f"checkpoint={source} is already a Performer (model.attention.kind=favor_relu); "
+        "convert takes an exact-attention model")
 
 
 def test_objective_must_be_the_sources(exact_sources, tmp_path, monkeypatch, capsys):
@@ -46,13 +57,12 @@ def test_objective_must_be_the_sources(exact_sources, tmp_path, monkeypatch, cap
                          tmp_path, monkeypatch, capsys)
     assert line == (f"error: data.mask_prob is a masked-LM setting but checkpoint={clm} is a "
                     "causal (clm) model: its data are next-token batches")
-    line = convert_error([f"checkpoint={mlm}", "output=out.ckpt", "objective=clm"],
-                         tmp_path, monkeypatch, capsys)
-    assert line == (f"error: objective=clm does not fit checkpoint={mlm}, a masked (mlm) "
-                    "model: a conversion keeps the source's objective")
+    assert plan_error(tmp_path, mlm, objective="clm") == (
+        f"objective=clm does not fit checkpoint={mlm}, a masked (mlm) model: a conversion "
+        "keeps the source's objective")
 
 
-def test_letters_the_source_lacks_are_refused(tmp_path, monkeypatch, capsys):
+def test_letters_the_source_lacks_are_refused(tmp_path):
     torch.manual_seed(0)
     module = ProteinLMModule(model=sharp_exact_config(), task={"objective": "mlm"})
     source = tmp_path / "no_x.ckpt"
@@ -61,18 +71,17 @@ def test_letters_the_source_lacks_are_refused(tmp_path, monkeypatch, capsys):
     records = [f">r{i}\n{'ACDEFGHIKLMNPQRSTVWY' * 2}\n" for i in range(40)]
     records[7] = ">r7 with an unknown residue\nACDEFGXIKL\n"
     (tmp_path / "letters.fasta").write_text("".join(records))
-    line = convert_error([f"checkpoint={source}", "output=out.ckpt", "data.path=letters.fasta",
-                          f"data.cache_dir={tmp_path / 'cache'}"], tmp_path, monkeypatch, capsys)
-    assert line == (f"error: data.path=letters.fasta: record r7 has the letter X, which the "
-                    f"vocabulary of checkpoint={source} lacks (it lacks X): remove those "
-                    "records or replace the letter")
+    fasta = tmp_path / "letters.fasta"
+    data = DataConfig(path=str(fasta), cache_dir=str(tmp_path / "cache"))
+    assert plan_error(tmp_path, source, data=data) == (
+        f"data.path={fasta}: record r7 has the letter X, which the vocabulary of "
+        f"checkpoint={source} lacks (it lacks X): remove those records or replace the letter")
 
 
 def test_bad_settings_and_names(exact_sources, tmp_path, monkeypatch, capsys):
     mlm = exact_sources["mlm"]
-    line = convert_error([f"checkpoint={mlm}", "output=out.ckpt",
-                          "model.attention.num_features=0"], tmp_path, monkeypatch, capsys)
-    assert line == "error: model.attention.num_features=0 must be >= 1"
+    assert plan_error(tmp_path, mlm, attention={"num_features": 0}) == (
+        "model.attention.num_features=0 must be >= 1")
     name = "facebook/esm2_t6_8M_UR50D"
     line = convert_error([f"checkpoint={name}", "output=out.ckpt"], tmp_path, monkeypatch,
                          capsys)
@@ -85,6 +94,7 @@ def test_bad_settings_and_names(exact_sources, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "out.ckpt").read_bytes() == b"keep me"
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(exact_sources, tmp_path, monkeypatch, capsys):
     """4 steps at once == 2 steps, then resumed (ckpt_path=last) to 4: the same weights,
     the same best step and scores."""
@@ -152,3 +162,52 @@ def test_init_from_takes_the_architecture_of_the_checkpoint(exact_sources, tmp_p
     assert (model["dim"], model["num_layers"], model["ffn_dim"]) == (32, 2, 64)
     assert model["attention"]["kind"] == "favor_relu"
     assert model["attention"]["num_features"] == 8
+
+
+@pytest.mark.slow
+def test_output_is_taken_by_evaluate_embed_export_and_train(exact_sources, tmp_path,
+                                                            monkeypatch, capsys):
+    from protperf.app.export_model import export_model
+
+    code, err = run_command(entries.convert, [
+        *CONVERT_TINY, f"checkpoint={exact_sources['mlm']}", "output=out.ckpt",
+        "trainer.max_steps=2", "hydra.run.dir=run"], tmp_path, monkeypatch, capsys)
+    assert code == 0, err[-3000:]
+    out = tmp_path / "out.ckpt"
+    (tmp_path / "few.fasta").write_text(">a\nMKTAYIAKQR\n>b\nGSHMLEDPVA\n")
+    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+             "data.max_length=48", "data.num_workers=0", "trainer.limit_test_batches=2"]
+    for entry, args in [
+        (entries.evaluate, [f"checkpoints=[{out}]", *quiet, "hydra.run.dir=evaluate"]),
+        (entries.embed, [f"checkpoint={out}", "data.path=few.fasta", "output_dir=emb",
+                         "progress=false", "hydra.run.dir=embed"]),
+        (entries.train, [f"init_from={out}", *quiet, "trainer.max_steps=1",
+                         "trainer.val_check_interval=1", "trainer.limit_val_batches=1",
+                         "~callbacks.progress_bar", "hydra.run.dir=train"]),
+    ]:
+        code, err = run_command(entry, args, tmp_path, monkeypatch, capsys)
+        assert code == 0, err[-3000:]
+    table = (tmp_path / "evaluate" / "evaluation.csv").read_text()
+    assert "favor_softmax" in table
+    assert list((tmp_path / "emb").iterdir())
+    trained = read_checkpoint(tmp_path / "train" / "checkpoints" / "last.ckpt")
+    assert trained["hyper_parameters"]["model"]["attention"] == read_checkpoint(out)[
+        "hyper_parameters"]["model"]["attention"]  # the converted Performer, trained on
+    exported = export_model(out, tmp_path / "exported")
+    ids = torch.randint(4, 24, (1, 9))
+    with torch.no_grad():
+        assert torch.equal(load_model(exported)(ids), load_model(out)(ids))
+
+
+@pytest.mark.slow
+def test_sweep_over_kinds(exact_sources, tmp_path, monkeypatch, capsys):
+    code, err = run_command(entries.convert, [
+        "-m", *CONVERT_TINY, f"checkpoint={exact_sources['mlm']}", "trainer.max_steps=2",
+        "model.attention.kind=favor_softmax,favor_relu",
+        "output=out_${model.attention.kind}.ckpt", "hydra.sweep.dir=sweep"],
+        tmp_path, monkeypatch, capsys)
+    assert code == 0, err[-3000:]
+    for kind in ("favor_softmax", "favor_relu"):
+        assert load_model(tmp_path / f"out_{kind}.ckpt").config.attention.kind == kind
+    runs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if (p / "summary.json").is_file())
+    assert runs == ["0_convert-favor_softmax-m16", "1_convert-favor_relu-m16"]
