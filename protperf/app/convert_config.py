@@ -60,6 +60,10 @@ class ConvertConfig:
         self.data.validate(config_key(prefix, "data"))
         self.convert.validate(config_key(prefix, "convert"))
         self.divergence.validate(config_key(prefix, "divergence"))
+        if self.model.dropout is not None:
+            raise ConfigError(f"{config_key(prefix, 'model.dropout')}={self.model.dropout}: a "
+                              "conversion keeps the source's architecture, only "
+                              "model.attention.* may differ")
         check_performer_attention(vars(self.model.attention),
                                   config_key(prefix, "model.attention"))
         if self.objective is not None and self.objective not in OBJECTIVES:

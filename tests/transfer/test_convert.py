@@ -81,3 +81,14 @@ def test_causal_source_converts_to_a_causal_performer(exact_sources, tmp_path):
     with torch.no_grad():
         stepped = [model.step(ids[:, i], caches, i) for i in range(6)]
         torch.testing.assert_close(torch.stack(stepped, 1), model(ids), atol=1e-4, rtol=1e-4)
+
+
+def test_export_directory_source(exact_sources, tmp_path):
+    from protperf.app.export_model import export_model
+
+    directory = export_model(exact_sources["mlm"], tmp_path / "exported")
+    result = convert(directory, tmp_path / "out.ckpt", DATA, {"num_features": 8},
+                     ConvertSettings(target_recovery=None),
+                     trainer={"max_steps": 1, "val_check_interval": 1, "limit_val_batches": 1})
+    assert result.steps == 1
+    assert load_model(tmp_path / "out.ckpt").config.attention.num_features == 8
