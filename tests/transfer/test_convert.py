@@ -92,3 +92,30 @@ def test_export_directory_source(exact_sources, tmp_path):
                      trainer={"max_steps": 1, "val_check_interval": 1, "limit_val_batches": 1})
     assert result.steps == 1
     assert load_model(tmp_path / "out.ckpt").config.attention.num_features == 8
+
+
+def test_a_stop_signal_writes_no_output_and_the_run_resumes(exact_sources, tmp_path):
+    """SLURM's time-limit signal mid-run: last.ckpt is saved, the output is not written; the
+    resumed run finishes and writes it."""
+    import signal
+
+    import lightning.pytorch as pl
+
+    from protperf.runtime.preemption import ResumeCheckpoint
+
+    class SignalAtStep(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 2:
+                resume.received = signal.SIGUSR1
+
+    resume = ResumeCheckpoint(tmp_path / "checkpoints")
+    out = tmp_path / "out.ckpt"
+    settings = ConvertSettings(warmup_steps=1, target_recovery=None)
+    result = convert(exact_sources["mlm"], out, DATA, {"num_features": 8}, settings,
+                     trainer={**QUICK, "max_steps": 4, "callbacks": [resume, SignalAtStep()]})
+    assert result.stopped and result.steps == 3 and not out.exists()
+    assert resume.path.is_file()
+    result = convert(exact_sources["mlm"], out, DATA, {"num_features": 8}, settings,
+                     trainer={**QUICK, "max_steps": 4}, ckpt_path=str(resume.path))
+    assert not result.stopped and result.steps == 4 and out.is_file()
+    assert result.exact is not None and result.zero_shot is not None  # kept in last.ckpt
