@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from protperf.app.convert_config import ConvertConfig
-from protperf.app.lightning_run import (
+from protperf.runtime.fit import (
     resume_path,
     run_locked,
     start_trainer,

@@ -12,7 +12,7 @@ from typing import Any
 import lightning.pytorch as pl
 from omegaconf import DictConfig
 
-from protperf.app.lightning_run import (
+from protperf.runtime.fit import (
     build_trainer,  # noqa: F401 (the runtime's trainer, as the tests import it)
     resume_callback,
     resume_path,
