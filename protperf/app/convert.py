@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from protperf.app.convert_config import ConvertConfig
+from protperf.cli.command import command
+from protperf.cli.registry import load_config
+from protperf.cli.typed import typed_keys
 from protperf.runtime.fit import (
     resume_path,
     run_locked,
@@ -17,9 +20,6 @@ from protperf.runtime.fit import (
     stopped_by_signal,
     stopped_early,
 )
-from protperf.cli.command import command
-from protperf.cli.registry import load_config
-from protperf.cli.typed import typed_keys
 from protperf.transfer.converter import ConversionPlan, convert, plan_conversion
 
 #: Data keys that only masked-LM batches use (refused, when typed, for a causal source).

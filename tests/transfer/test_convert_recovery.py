@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from protperf.app.train import train
 from protperf.cli.compose import compose_config
 from protperf.data.config import DataConfig
+from protperf.training import train
 from protperf.transfer import convert
 from protperf.transfer.settings import ConvertSettings
 
