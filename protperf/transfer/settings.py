@@ -49,7 +49,7 @@ class ConvertSettings:
     trainable: str = "qk"
     lr: float = 1e-3
     warmup_steps: int = 10
-    schedule: str = "constant"
+    schedule: str = "cosine"
     min_lr_ratio: float = 0.1
     polish_steps: int = 0
     target_recovery: float | None = 0.995

@@ -3,10 +3,13 @@ import writer (as ``protperf-import`` writes one) and a causal LM saved as train
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
 import lightning
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -60,6 +63,18 @@ def exact_sources(tmp_path_factory) -> dict[str, Path]:
     clm = ProteinLMModule(model=sharp_exact_config(), task={"objective": "clm"}, seed=1)
     sharp_weights(clm)
     return {"mlm": root / "mlm.ckpt", "clm": save_module(clm, root / "clm.ckpt")}
+
+
+class SignalAtStep(pl.Callback):
+    """Sends this process SIGUSR1 (SLURM's warning before a time limit) after ``step``
+    steps: ``+callbacks.stop._target_=tests.transfer.conftest.SignalAtStep``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def run_command(entry, args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str]:

@@ -96,19 +96,21 @@ def test_bad_settings_and_names(exact_sources, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_resume_continues_exactly(exact_sources, tmp_path, monkeypatch, capsys):
-    """4 steps at once == 2 steps, then resumed (ckpt_path=last) to 4: the same weights,
-    the same best step and scores."""
+    """4 steps at once == a run stopped by SLURM's signal after step 2 (no output written),
+    then resumed (ckpt_path=last): the same weights, metrics, best step and scores."""
     common = [*CONVERT_TINY, f"checkpoint={exact_sources['mlm']}", "convert.target_recovery=null"]
     code, err = run_command(entries.convert, [*common, "output=once.ckpt", "hydra.run.dir=once"],
                             tmp_path, monkeypatch, capsys)
     assert code == 0, err[-3000:]
+    stop = ["+callbacks.stop._target_=tests.transfer.conftest.SignalAtStep",
+            "+callbacks.stop.step=2"]
     code, err = run_command(entries.convert, [*common, "output=twice.ckpt", "hydra.run.dir=two",
-                                              "trainer.max_steps=2"], tmp_path, monkeypatch,
-                            capsys)
+                                              *stop], tmp_path, monkeypatch, capsys)
     assert code == 0, err[-3000:]
-    code, err = run_command(entries.convert, [*common, "output=twice.ckpt", "force=true",
-                                              "hydra.run.dir=two", "ckpt_path=last"],
-                            tmp_path, monkeypatch, capsys)
+    assert "stopped by SIGUSR1 at step 3" in capsys.readouterr().out
+    assert not (tmp_path / "twice.ckpt").exists()
+    code, err = run_command(entries.convert, [*common, "output=twice.ckpt", "hydra.run.dir=two",
+                                              "ckpt_path=last"], tmp_path, monkeypatch, capsys)
     assert code == 0, err[-3000:]
     once, twice = (read_checkpoint(tmp_path / run / "checkpoints" / "last.ckpt")
                    for run in ("once", "two"))
