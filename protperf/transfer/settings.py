@@ -42,7 +42,10 @@ class ConvertSettings:
         objective (masked LM or next token, labels from the data) instead of attention
         transfer; 0 = label-free transfer only.
     target_recovery: stop once Performer accuracy / exact accuracy on the validation split
-        reaches this (null: run every step); the output holds the best step either way.
+        reaches this (null: run every step); the output holds the best step either way. Off
+        by default: the validation split shares the training data's origin and flatters
+        (AntiBERTy after 400 steps: 99.8 % of exact accuracy on the bundled antibody test set,
+        96.6 % on a set of another origin).
     feature_seed: the seed of the Performer's random features (stored in the output).
     """
 
@@ -52,7 +55,7 @@ class ConvertSettings:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
     polish_steps: int = 0
-    target_recovery: float | None = 0.995
+    target_recovery: float | None = None
     feature_seed: int = 0
 
     def validate(self, prefix: str = "convert") -> None:
