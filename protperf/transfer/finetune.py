@@ -15,26 +15,42 @@ folds into W_q, so the converted model stays an ordinary checkpoint. The layers 
 independently from the teacher's inputs (cheap: no backward pass through the feed-forward
 networks), so errors that compound through the stack are not trained against.
 
+What trains (``trainable``): ``qk`` (the query and key projections), ``headmap`` (an
+identity-initialised d x d map per head in front of the features, :mod:`protperf.transfer.
+headmap`, folded into W_q / W_k afterwards), ``qk_features`` (q/k and the random feature
+projection itself, which the checkpoint keeps as its ``feature_projection`` buffer) or ``all``.
+An optional end-to-end term (``logit_weight``) adds the KL divergence of the Performer's
+output distribution from the teacher's, so errors that compound through the stack are
+trained against too (label-free: the teacher's logits are the target).
+
+The learning rate warms up linearly for ``warmup_steps`` and then follows ``schedule``
+(:func:`lr_multiplier`: constant, or a cosine / linear decay to ``min_lr_ratio`` at the last
+step).
+
 Random features stay fixed while training (no redraw) and are the ones evaluated; dropout is
 off in both recipes.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from protperf.data.collate import MLMCollator
 from protperf.model.loss import token_loss_and_accuracy
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.transfer.conversion import attention_io
 from protperf.transfer.evaluation import encode_sequences, masked_lm_score
+from protperf.transfer.headmap import add_head_maps, fold_head_maps
 
 RECIPES = ("mlm", "transfer")
-TRAINABLE = ("all", "qk")
+TRAINABLE = ("all", "qk", "qk_features", "headmap")
+SCHEDULES = ("constant", "cosine", "linear")
 
 
 @dataclass
@@ -49,6 +65,9 @@ class RecoveryConfig:
     batch_size: int = 4
     lr: float | None = None
     warmup_steps: int = 10
+    schedule: str = "constant"
+    min_lr_ratio: float = 0.0
+    logit_weight: float = 0.0
     eval_every: int = 25
     trainable: str | None = None
     seed: int = 0
@@ -58,6 +77,8 @@ class RecoveryConfig:
             raise ValueError(f"recipe={self.recipe!r} is not one of {', '.join(RECIPES)}")
         if self.trainable is not None and self.trainable not in TRAINABLE:
             raise ValueError(f"trainable={self.trainable!r} is not one of {', '.join(TRAINABLE)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if self.steps < 0 or self.batch_size < 1 or self.eval_every < 1:
             raise ValueError("steps >= 0, batch_size >= 1 and eval_every >= 1 needed")
 
@@ -73,7 +94,8 @@ class RecoveryConfig:
 @dataclass(frozen=True)
 class CurvePoint:
     """The student after ``step`` optimizer steps: test accuracy / perplexity, the mean
-    training loss of the steps since the previous point, and the training seconds so far."""
+    training loss of the steps since the previous point, and the training CPU seconds so far
+    (``time.process_time``: all threads of the process, evaluation excluded)."""
 
     step: int
     accuracy: float
@@ -82,27 +104,68 @@ class CurvePoint:
     train_s: float
 
 
-def trainable_parameters(model: ProteinLanguageModel, which: str) -> list[torch.nn.Parameter]:
-    """``all`` parameters, or the weights and biases of every query and key projection."""
+def lr_multiplier(step: int, total: int, warmup: int, schedule: str = "constant",
+                  min_ratio: float = 0.0) -> float:
+    """The learning-rate factor of optimizer step ``step`` (0-based) of ``total``: a linear
+    warm-up over ``warmup`` steps to 1, then constant, or a cosine / linear decay that reaches
+    ``min_ratio`` at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup + 1:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup - 1))
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
+    return min_ratio + (1 - min_ratio) * shape
+
+
+def trainable_parameters(model: ProteinLanguageModel, which: str) -> list[torch.Tensor]:
+    """The tensors that train (``requires_grad`` is left to the caller): ``all`` parameters;
+    ``qk``: the weights and biases of every query and key projection; ``qk_features``: those
+    and every Performer's feature projection (a buffer, saved in the checkpoint as it is);
+    ``headmap``: identity per-head maps added in front of the features (in place, see
+    :mod:`protperf.transfer.headmap`; :func:`fold_head_maps` writes them into W_q / W_k)."""
     if which == "all":
         return list(model.parameters())
-    return [p for attn in model.attention_modules()
-            for p in (*attn.q_proj.parameters(), *attn.k_proj.parameters())]
+    if which == "headmap":
+        return add_head_maps(model)
+    tensors = [p for attn in model.attention_modules()
+               for p in (*attn.q_proj.parameters(), *attn.k_proj.parameters())]
+    if which == "qk_features":
+        tensors += [attn.random_projection for attn in model.attention_modules()
+                    if attn.random_projection is not None]
+    return tensors
 
 
 def attention_transfer_loss(
-    student: ProteinLanguageModel, teacher: ProteinLanguageModel, batch: dict[str, torch.Tensor]
+    student: ProteinLanguageModel, teacher: ProteinLanguageModel,
+    batch: dict[str, torch.Tensor], logit_weight: float = 0.0,
 ) -> torch.Tensor:
     """Mean over layers of sum ||y - y_T||^2 / sum ||y_T||^2 over real tokens, where y_T is the
-    teacher layer's output and y the student layer's output on the teacher layer's input."""
-    _, calls = attention_io(teacher, batch["input_ids"], batch["attention_mask"])
+    teacher layer's output and y the student layer's output on the teacher layer's input;
+    plus ``logit_weight`` times :func:`logit_distillation_loss` (a whole student forward)."""
+    teacher_logits, calls = attention_io(teacher, batch["input_ids"], batch["attention_mask"])
     real = batch["attention_mask"][..., None].to(calls[0].output.dtype)
     losses = []
     for attn, call in zip(student.attention_modules(), calls, strict=True):
         out = attn(*call.args, **call.kwargs)
         error = ((out - call.output) ** 2 * real).sum()
         losses.append(error / (call.output ** 2 * real).sum().clamp_min(1e-12))
-    return torch.stack(losses).mean()
+    loss = torch.stack(losses).mean()
+    if logit_weight:
+        loss = loss + logit_weight * logit_distillation_loss(student, teacher_logits, batch)
+    return loss
+
+
+def logit_distillation_loss(
+    student: ProteinLanguageModel, teacher_logits: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """KL(teacher || student) of the output distributions, averaged over real tokens.
+
+    teacher_logits: (B, L, V) of the exact model on ``batch["input_ids"]``."""
+    logits = student(batch["input_ids"], attention_mask=batch["attention_mask"])
+    real = batch["attention_mask"]
+    return F.kl_div(logits[real].float().log_softmax(-1), teacher_logits[real].float()
+                    .log_softmax(-1), log_target=True, reduction="batchmean")
 
 
 def mlm_loss(student: ProteinLanguageModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -141,8 +204,8 @@ def finetune(
     for parameter in parameters:
         parameter.requires_grad_(True)
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / max(1, config.warmup_steps)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(
+        step, config.steps, config.warmup_steps, config.schedule, config.min_lr_ratio))
     batches = training_batches(train_sequences, config)
 
     def point(step: int, losses: list[float], seconds: float) -> CurvePoint:
@@ -153,17 +216,20 @@ def finetune(
     curve, losses, seconds = [point(0, [], 0.0)], [], 0.0
     for step in range(1, config.steps + 1):
         batch = next(batches)
-        start = time.perf_counter()
-        loss = (attention_transfer_loss(student, teacher, batch) if config.recipe == "transfer"
-                else mlm_loss(student, batch))
+        start = time.process_time()
+        loss = (attention_transfer_loss(student, teacher, batch, config.logit_weight)
+                if config.recipe == "transfer" else mlm_loss(student, batch))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-        seconds += time.perf_counter() - start
+        seconds += time.process_time() - start
         losses.append(loss.detach().item())
         if step % config.eval_every == 0 or step == config.steps:
             curve.append(point(step, losses, seconds))
             losses = []
+    for tensor in parameters:
+        tensor.requires_grad_(False)
+    fold_head_maps(student)
     student.requires_grad_(True)
     return curve
