@@ -24,8 +24,8 @@ output distribution from the teacher's, so errors that compound through the stac
 trained against too (label-free: the teacher's logits are the target).
 
 The learning rate warms up linearly for ``warmup_steps`` and then follows ``schedule``
-(:func:`lr_multiplier`: constant, or a cosine / linear decay to ``min_lr_ratio`` at the last
-step).
+(:func:`protperf.model.schedule.warmup_decay_factor`: constant, or a cosine / linear decay to
+``min_lr_ratio`` at the last step), as in training.
 
 Random features stay fixed while training (no redraw) and are the ones evaluated; dropout is
 off in both recipes.
@@ -33,7 +33,6 @@ off in both recipes.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 
 from protperf.data.collate import MLMCollator
 from protperf.model.loss import token_loss_and_accuracy
+from protperf.model.schedule import warmup_decay_factor
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.transfer.conversion import attention_io
 from protperf.transfer.evaluation import encode_sequences, masked_lm_score
@@ -102,20 +102,6 @@ class CurvePoint:
     perplexity: float
     train_loss: float
     train_s: float
-
-
-def lr_multiplier(step: int, total: int, warmup: int, schedule: str = "constant",
-                  min_ratio: float = 0.0) -> float:
-    """The learning-rate factor of optimizer step ``step`` (0-based) of ``total``: a linear
-    warm-up over ``warmup`` steps to 1, then constant, or a cosine / linear decay that reaches
-    ``min_ratio`` at the last step."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant" or total <= warmup + 1:
-        return 1.0
-    progress = min(1.0, (step - warmup) / (total - warmup - 1))
-    shape = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
-    return min_ratio + (1 - min_ratio) * shape
 
 
 def trainable_parameters(model: ProteinLanguageModel, which: str) -> list[torch.Tensor]:
@@ -204,8 +190,8 @@ def finetune(
     for parameter in parameters:
         parameter.requires_grad_(True)
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(
-        step, config.steps, config.warmup_steps, config.schedule, config.min_lr_ratio))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_decay_factor(
+        step, config.warmup_steps, config.steps, config.schedule, config.min_lr_ratio))
     batches = training_batches(train_sequences, config)
 
     def point(step: int, losses: list[float], seconds: float) -> CurvePoint:

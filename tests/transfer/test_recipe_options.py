@@ -14,7 +14,6 @@ from protperf.transfer.finetune import (
     attention_transfer_loss,
     finetune,
     logit_distillation_loss,
-    lr_multiplier,
     trainable_parameters,
 )
 from protperf.transfer.headmap import add_head_maps, fold_head_maps, has_head_maps
@@ -25,13 +24,7 @@ def performer(teacher, kind="favor_softmax"):
     return with_attention(teacher, AttentionConfig(kind=kind, num_features=16))
 
 
-def test_lr_multiplier_warms_up_then_holds_or_decays_to_its_floor():
-    assert [lr_multiplier(s, 10, 4) for s in (0, 3, 9)] == [0.25, 1.0, 1.0]
-    assert lr_multiplier(4, 10, 4, "cosine") == 1.0
-    assert lr_multiplier(9, 10, 4, "cosine") == pytest.approx(0.0, abs=1e-12)
-    assert lr_multiplier(9, 10, 4, "linear", min_ratio=0.1) == pytest.approx(0.1)
-    assert lr_multiplier(7, 11, 4, "cosine") == pytest.approx(0.5)  # halfway: cos(pi/2)
-    assert lr_multiplier(7, 11, 4, "linear") == pytest.approx(0.5)
+def test_a_bad_schedule_is_refused():
     with pytest.raises(ValueError, match="schedule='step' is not one of constant, cosine, linear"):
         RecoveryConfig(schedule="step")
 
