@@ -77,6 +77,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in ("warmup_steps", "polish_steps", "feature_seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int,
                             default=getattr(SETTINGS, name))
+    parser.add_argument("--keep-dir", type=Path, default=None,
+                        help="write the converted checkpoints (KIND-mM.ckpt) here and keep them")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
                         help="where transfer.csv and the generated README.md are")
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError, ConfigError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        frame = run_benchmark(checkpoint, args.train_fasta, sets, config, tmp,
+        frame = run_benchmark(checkpoint, args.train_fasta, sets, config, args.keep_dir or tmp,
                               log=lambda line: print(line, flush=True))
     frame.insert(0, "model", "AntiBERTy" if args.checkpoint is None else args.checkpoint.stem)
     output, _ = log_run("transfer", frame, stamp, args.out_dir)
