@@ -1,5 +1,5 @@
-"""Recipe options of attention transfer: the schedule, head maps that fold into W_q / W_k,
-a trainable feature projection and the end-to-end logit term."""
+"""Recipe options of attention transfer: head maps that fold into W_q / W_k, a trainable
+feature projection and the end-to-end logit term."""
 
 from __future__ import annotations
 
@@ -10,23 +10,16 @@ from protperf.attention import AttentionConfig
 from protperf.transfer.conversion import with_attention
 from protperf.transfer.evaluation import masked_batches
 from protperf.transfer.finetune import (
-    RecoveryConfig,
     attention_transfer_loss,
-    finetune,
     logit_distillation_loss,
     trainable_parameters,
 )
 from protperf.transfer.headmap import add_head_maps, fold_head_maps, has_head_maps
-from tests.transfer.test_transfer import SEQUENCES, tiny_exact_model
+from tests.transfer.test_transfer import SEQUENCES, tiny_exact_model, train
 
 
 def performer(teacher, kind="favor_softmax"):
     return with_attention(teacher, AttentionConfig(kind=kind, num_features=16))
-
-
-def test_a_bad_schedule_is_refused():
-    with pytest.raises(ValueError, match="schedule='step' is not one of constant, cosine, linear"):
-        RecoveryConfig(schedule="step")
 
 
 def test_head_maps_start_as_identity_and_fold_exactly_into_the_projections():
@@ -62,10 +55,9 @@ def test_headmap_recipe_trains_only_the_maps_and_leaves_a_plain_checkpoint():
     batches = masked_batches(SEQUENCES[:8], seed=0, batch_size=8)
     with torch.no_grad():
         first = float(attention_transfer_loss(student, teacher, batches[0]))
-    config = RecoveryConfig(steps=30, batch_size=4, eval_every=30, lr=1e-2, schedule="cosine",
-                            trainable="headmap")
-    finetune(student, teacher, SEQUENCES, batches, config)
-    assert not has_head_maps(student)
+    train(student, lambda b: attention_transfer_loss(student, teacher, b), SEQUENCES, "headmap")
+    assert has_head_maps(student)
+    fold_head_maps(student)
     with torch.no_grad():
         assert float(attention_transfer_loss(student, teacher, batches[0])) < 0.7 * first
     moved = {name for (name, p), t in zip(student.named_parameters(), teacher.parameters(),
@@ -81,8 +73,8 @@ def test_qk_features_trains_the_feature_projection_too():
     drawn = [a.feature_projection.clone() for a in student.attention_modules()]
     tensors = trainable_parameters(student, "qk_features")
     assert len(tensors) == 2 * 4 + 2
-    config = RecoveryConfig(steps=5, batch_size=4, eval_every=5, lr=1e-2, trainable="qk_features")
-    finetune(student, teacher, SEQUENCES, masked_batches(SEQUENCES[:4], seed=0), config)
+    train(student, lambda b: attention_transfer_loss(student, teacher, b), SEQUENCES,
+          "qk_features", steps=5)
     for attn, before in zip(student.attention_modules(), drawn, strict=True):
         assert not torch.equal(attn.feature_projection, before)
         assert not attn.feature_projection.requires_grad
