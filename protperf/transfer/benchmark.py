@@ -179,8 +179,10 @@ def convert_curve(
     curve = CurveCallback(scored, [s for s in config.eval_steps if s <= config.steps])
     data = DataConfig(path=str(train_fasta), batch_size=config.batch_size, num_workers=0,
                       cache_dir=str(work_dir / "prepared"))
+    # validation (on the fine-tune file's own split) only picks the step written, here the
+    # last: two batches keep its cost out of the way; the curve is the callback's
     trainer = {"max_steps": config.steps, "val_check_interval": config.steps,
-               "check_val_every_n_epoch": None, "callbacks": [curve]}
+               "check_val_every_n_epoch": None, "limit_val_batches": 2, "callbacks": [curve]}
     convert(checkpoint, work_dir / f"{kind}-m{m}.ckpt", data,
             attention={"kind": kind, "num_features": m}, settings=settings, trainer=trainer,
             force=True)
