@@ -22,8 +22,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig
 
+from protperf.checkpoint.atomic import write_text
 from protperf.checkpoint.lightning_io import AtomicCheckpointIO, remove_dead_partials
-from protperf.checkpoint.module import load_module, read_checkpoint
+from protperf.checkpoint.load import read_checkpoint
+from protperf.checkpoint.module import load_module
 from protperf.cli.config import TrainConfig
 from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
@@ -130,8 +132,7 @@ def train_in_locked_dir(config: TrainConfig) -> dict[str, Any]:
         summary.update(test_loss=test["test/loss"], test_acc=test["test/acc"],
                        test_ppl=math.exp(test["test/loss"]))
     if trainer.is_global_zero:
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        Path(config.output_dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(Path(config.output_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
         print(summary_line(summary), flush=True)
     return summary
 
@@ -155,7 +156,7 @@ def keep_csv_history(trainer: pl.Trainer) -> None:
         history = path.read_text()
         header = history.splitlines()[0].split(",") if history else []
         writer = logger.experiment  # creating the writer deletes the file
-        path.write_text(history)
+        write_text(path, history)
         writer.metrics_keys = header
 
 
