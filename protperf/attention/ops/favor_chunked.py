@@ -29,8 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from protperf.attention.ops.favor_linear import _blocks, _with_ones, block_length
-from protperf.attention.ops.feature_autograd import block_feature_grad, block_features, key_logits
+from protperf.attention.ops.favor_linear import _blocks, _with_ones
+from protperf.attention.ops.feature_autograd import (
+    block_feature_grad,
+    block_features,
+    key_logits,
+    scaled_block,
+)
 from protperf.attention.ops.feature_maps import causal_key_stabilizer
 from protperf.attention.ops.linear import DENOMINATOR_FLOOR
 
@@ -102,21 +107,22 @@ class _FavorChunked(torch.autograd.Function):
         m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
         if kernel == "softmax" and key_mask is not None:  # needs the first real key ahead
-            per_key = torch.cat([key_logits(k[:, :, sl] * scale, projection, kernel)[1]
+            per_key = torch.cat([key_logits(scaled_block(k, sl, scale), projection, kernel)[1]
                                  for sl in _blocks(length, block)], dim=-1)
             log_scale = causal_key_stabilizer(per_key.unsqueeze(-1), key_mask)
         else:
             log_scale = q.new_empty(b, h, length) if kernel == "softmax" else None
-        carry = q.new_zeros(b, h, m, dv + 1)
-        carries, start = [], None
+        slices = _blocks(length, block)
         keep = any(ctx.needs_input_grad[:3])  # no_grad (inference): no states kept
+        carries = q.new_empty(b, h, len(slices) if keep else 1, m, dv + 1)
+        carry, start = carries[:, :, 0].zero_(), None
         out = v.new_empty(b, h, length, dv)
         den = v.new_empty(b, h, length, 1)
-        for sl in _blocks(length, block):
+        for index, sl in enumerate(slices):
             if keep:
-                carries.append(carry)
+                carries[:, :, index] = carry
             mask = None if key_mask is None else key_mask[:, sl]
-            x = k[:, :, sl] * scale
+            x = scaled_block(k, sl, scale)
             logits = key_logits(x, projection, kernel)
             s = None
             if kernel == "softmax":  # s of the block, and e_{-1}: s before it (or s_0)
@@ -129,15 +135,14 @@ class _FavorChunked(torch.autograd.Function):
                 start = s[..., 0] if before is None else before
             kf = block_features(x, projection, kernel, eps,
                                 None if s is None else s.unsqueeze(-1), mask, logits)
-            qf = block_features(q[:, :, sl] * scale, projection, kernel, eps)
+            qf = block_features(scaled_block(q, sl, scale), projection, kernel, eps)
             both, carry = _block_forward(qf, kf, _with_ones(v[:, :, sl]), s, start, carry,
                                          chunk)
             den[:, :, sl] = both[..., -1:]
             torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
                       out=out[:, :, sl])
         if keep:
-            ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, out, den,
-                                  torch.stack(carries, dim=2))
+            ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, out, den, carries)
         ctx.setup = (kernel, eps, chunk, block)
         return out
 
@@ -160,7 +165,7 @@ class _FavorChunked(torch.autograd.Function):
             if log_scale is not None:
                 s = log_scale[:, :, sl]
                 start = s[..., 0] if sl.start == 0 else log_scale[:, :, sl.start - 1]
-            xk, xq = k[:, :, sl] * scale, q[:, :, sl] * scale
+            xk, xq = scaled_block(k, sl, scale), scaled_block(q, sl, scale)
             kf = block_features(xk, projection, kernel, eps,
                                 None if s is None else s.unsqueeze(-1), mask)
             qf = block_features(xq, projection, kernel, eps)
@@ -240,14 +245,16 @@ def favor_chunked_attention(
 
     projection: (m, d) fixed random features; kernel ``softmax`` or ``relu``; key_mask (B, L)
     bool, True = real token; chunk: C; block: positions per Python step (a multiple of C;
-    default ``block_length``). Equals ``normalize(causal_scan_attention_unnormalized(...))``
+    default about sqrt(L (dv + 1) / 6), which balances the L / block saved states against
+    the block's temporaries). Equals ``normalize(causal_scan_attention_unnormalized(...))``
     of the ``feature_maps`` features with causal keys, up to rounding.
     """
     if chunk <= 0:
         raise ValueError(f"chunk_size must be > 0, got {chunk}")
     if projection.requires_grad:
         raise ValueError("favor_chunked_attention takes a fixed random projection")
-    block = block or block_length(q.shape, projection.shape[0], q.element_size(), chunk)
+    if block is None:  # the saved block states (L / n of them) against block temporaries
+        block = max(chunk, int(math.sqrt(q.shape[2] * (v.shape[-1] + 1) / 6)) // chunk * chunk)
     if block % chunk:
         raise ValueError(f"block={block} is not a multiple of chunk_size={chunk}")
     return _FavorChunked.apply(q, k, v, projection.to(q.dtype), kernel, eps, key_mask, chunk,

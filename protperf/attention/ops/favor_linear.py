@@ -26,11 +26,16 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from protperf.attention.ops.feature_autograd import block_feature_grad, block_features, key_logits
+from protperf.attention.ops.feature_autograd import (
+    block_feature_grad,
+    block_features,
+    key_logits,
+    scaled_block,
+)
 from protperf.attention.ops.linear import DENOMINATOR_FLOOR
 
 #: bytes of one block's (B, H, n, m) features: the block length n follows from it
-BLOCK_BYTES = 4 * 2**20
+BLOCK_BYTES = 2**20
 
 
 def block_length(shape: tuple[int, ...], num_features: int, itemsize: int,
@@ -60,7 +65,7 @@ class _FavorLinear(torch.autograd.Function):
         shift = None  # softmax: the running key stabilizer (B, H, 1, 1)
         for sl in _blocks(length, block):
             mask = None if key_mask is None else key_mask[:, sl]
-            x = k[:, :, sl] * scale
+            x = scaled_block(k, sl, scale)
             logits = key_logits(x, projection, kernel)
             if kernel == "softmax":
                 per_key = logits[1] if mask is None else logits[1].masked_fill(
@@ -76,7 +81,7 @@ class _FavorLinear(torch.autograd.Function):
         out = v.new_empty(b, h, length, dv)
         den = v.new_empty(b, h, length, 1)
         for sl in _blocks(length, block):
-            features = block_features(q[:, :, sl] * scale, projection, kernel, eps)
+            features = block_features(scaled_block(q, sl, scale), projection, kernel, eps)
             both = features @ state
             den[:, :, sl] = both[..., -1:]
             torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
@@ -95,24 +100,26 @@ class _FavorLinear(torch.autograd.Function):
         scale = d**-0.25
         grad_q, grad_k, grad_v = (torch.empty_like(x) for x in (q, k, v))
         grad_state = torch.zeros_like(state)
+        values_t, ones_t = state[..., :dv].transpose(-2, -1), state[..., -1].unsqueeze(-2)
         for sl in _blocks(length, block):
-            x = q[:, :, sl] * scale
+            x = scaled_block(q, sl, scale)
             features = block_features(x, projection, kernel, eps)
             g = grad_out[:, :, sl]
             d_raw = den[:, :, sl]
             d_clamped = d_raw.clamp_min(DENOMINATOR_FLOOR)
             grad_den = (g * out[:, :, sl]).sum(-1, keepdim=True).div_(d_clamped).neg_()
             grad_den.mul_(d_raw >= DENOMINATOR_FLOOR)
-            grad_both = torch.cat([g / d_clamped, grad_den], dim=-1)  # (B, H, n, dv + 1)
-            grad_state.add_(features.transpose(-2, -1) @ grad_both)
-            grad_features = grad_both @ state.transpose(-2, -1)
+            grad_num = g / d_clamped
+            grad_state.add_(features.transpose(-2, -1) @ torch.cat([grad_num, grad_den], -1))
+            # [grad_num, grad_den] S^T as a product of inner dim dv (not dv + 1) + rank one
+            grad_features = (grad_num @ values_t).addcmul_(grad_den, ones_t)
             grad_q[:, :, sl] = block_feature_grad(grad_features, features, x, projection,
                                                   kernel, eps, is_key=False).mul_(scale)
         grad_values_t = grad_state[..., :dv].transpose(-2, -1)  # (B, H, dv, m)
         grad_ones = grad_state[..., -1].unsqueeze(-2)  # (B, H, 1, m)
         for sl in _blocks(length, block):
             mask = None if key_mask is None else key_mask[:, sl]
-            x = k[:, :, sl] * scale
+            x = scaled_block(k, sl, scale)
             features = block_features(x, projection, kernel, eps, shift, mask)
             torch.matmul(features, grad_state[..., :dv], out=grad_v[:, :, sl])
             grad_features = (v[:, :, sl] @ grad_values_t).add_(grad_ones)

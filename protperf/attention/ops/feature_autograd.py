@@ -137,19 +137,31 @@ def _relu_(logits: torch.Tensor, eps: float, key_mask: torch.Tensor | None) -> t
 def _exponent_grad(grad_exponent: torch.Tensor, projection: torch.Tensor,
                    x: torch.Tensor | None) -> torch.Tensor:
     """Gradient of the exponent x W^T (- |x|^2/2 when x is given) at x: dP W (- rowsum(dP) x)."""
+    grad_x = _project(grad_exponent.contiguous(), projection.transpose(0, 1))
     if x is None:
-        return grad_exponent @ projection
-    ones = projection.new_ones(projection.shape[0], 1)
-    both = grad_exponent @ torch.cat([projection, ones], dim=1)  # (..., d + 1)
-    return both[..., :-1].sub_(both[..., -1:] * x)
+        return grad_x
+    return grad_x.sub_(grad_exponent.sum(-1, keepdim=True) * x)
 
 
 # ----------------------------------------------------------- one block, recomputed in backward
+def scaled_block(x: torch.Tensor, rows: slice, scale: float) -> torch.Tensor:
+    """x[:, :, rows] * scale as a contiguous (B, H, n, d) tensor (one pass, whatever x's
+    strides): its projection is then one (B H n, d) x (d, m) matrix product."""
+    out = x.new_empty(x.shape[0], x.shape[1], rows.stop - rows.start, x.shape[-1])
+    return torch.mul(x[:, :, rows], scale, out=out)
+
+
+def _project(x: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+    """x (..., n, d) contiguous -> x W^T (..., n, m) as one 2-D matrix product."""
+    flat = x.reshape(-1, x.shape[-1]) @ projection.transpose(0, 1)
+    return flat.view(*x.shape[:-1], projection.shape[0])
+
+
 def key_logits(x: torch.Tensor, projection: torch.Tensor, kernel: str):
     """Scaled keys of one block x (B, H, n, d) -> (exponents x W^T (B, H, n, m), per-key max
     of the softmax exponent minus |x|^2/2 (B, H, n), |x|^2/2 (B, H, n, 1)); ReLU: (x W^T,
     None, None)."""
-    logits = x @ projection.transpose(0, 1)
+    logits = _project(x, projection)
     if kernel != "softmax":
         return logits, None, None
     half_sq = 0.5 * (x * x).sum(-1, keepdim=True)
@@ -174,7 +186,7 @@ def block_features(
     """
     exponent, _, half_sq = logits if logits is not None else (
         key_logits(x, projection, kernel) if key_shift is not None
-        else (x @ projection.transpose(0, 1), None, None))
+        else (_project(x, projection), None, None))
     if kernel != "softmax":
         return _relu_(exponent, eps, key_mask)
     log_norm = 0.5 * math.log(projection.shape[0])
@@ -200,5 +212,5 @@ def block_feature_grad(
     (consumed). Softmax keys route |x|^2/2; queries' row max and every shift are constants."""
     if kernel != "softmax":
         grad_exponent = torch.ops.aten.threshold_backward(grad_features, features, eps)
-        return grad_exponent @ projection
+        return _exponent_grad(grad_exponent, projection, None)
     return _exponent_grad(features.mul_(grad_features), projection, x if is_key else None)
