@@ -96,6 +96,11 @@ def time_and_memory(row: pd.Series) -> str:
     if row["status"] != "ok":
         return row["status"]
     note = f" ({row['note']})" if row.get("note") else ""
+    ratios = [f"{label}{float(row[column]):.2g}" for column, label in
+              (("x_identity", "x id "), ("x_exact", "exact/ "), ("mem_x_exact", "mem x exact "))
+              if row.get(column)]
+    if ratios:
+        note += f" [{', '.join(ratios)}]"
     return f"{float(row['time_s']):.3g} s / {float(row['peak_mib']) / 1024:.3g} GiB{note}"
 
 
@@ -106,10 +111,16 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         about="Full multi-head layer (q/k/v/out projections), forward + backward, batch 1, "
               "8 heads, head dim 64, m = 256, float32, one fresh process per configuration; "
               "`time_s` is the median of the timed runs after a warm-up (`repeats`), "
-              "`peak_mib` the peak RSS above the process's baseline.",
-        columns=("method", "mode", "length", "status", "time_s", "peak_mib", "repeats", "note"),
+              "`peak_mib` the peak RSS above the process's baseline; `implementation`: `new` "
+              "(this checkout) or the git revision given by `--old-commit`. In brackets, from "
+              "CPU time: `x id` the time over the no-attention layer's, `exact/` exact "
+              "attention's time over the row's, `mem x exact` the peak over exact "
+              "attention's.",
+        columns=("method", "mode", "length", "implementation", "status", "time_s", "cpu_s",
+                 "peak_mib", "x_identity", "x_exact", "mem_x_exact", "repeats", "note"),
         figure="attention.png",
-        pivot=Pivot(rows=("method", "mode"), column="length", cell=time_and_memory),
+        pivot=Pivot(rows=("method", "mode", "implementation"), column="length",
+                    cell=time_and_memory),
     ),
     "attention_approx_error": BenchmarkSpec(
         title="FAVOR+ approximation error by feature type and m",
