@@ -186,8 +186,10 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "fresh process under an address-space limit. Cells: wall time of the pass and "
               "peak RSS above the loaded model (`cpu_s` in the CSV), or why the cell did not "
               "run (skipped / failed).",
-        columns=("method", "m", "length", "status", "time_s", "cpu_s", "peak_mib"),
-        pivot=Pivot(rows=("method", "m"), column="length", cell=time_and_memory),
+        columns=("method", "m", "length", "implementation", "status", "time_s", "cpu_s",
+                 "peak_mib"),
+        pivot=Pivot(rows=("method", "m", "implementation"), column="length",
+                    cell=time_and_memory),
     ),
     "blosum_controls": BenchmarkSpec(
         title="Planted BLOSUM62 controls: what the attention analysis recovers",
@@ -291,6 +293,19 @@ def provenance(argv: Sequence[str], threads: int | str | None = None,
         "threads": torch.get_num_threads() if threads is None else threads,
         "args": command_args(argv),
     }
+
+
+def old_tree(revision: str, directory: Path) -> tuple[str, Path]:
+    """The ``protperf`` package of git ``revision`` extracted under ``directory`` (``git
+    archive``), for measuring an old implementation beside this checkout's: put the folder
+    first on a worker's ``PYTHONPATH``. Returns (short hash, directory)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, check=True)
+
+    short = git("rev-parse", "--short", revision).stdout.decode().strip()
+    subprocess.run(["tar", "-x", "-C", str(directory)],
+                   input=git("archive", revision, "protperf").stdout, check=True)
+    return short, directory
 
 
 def read_log(path: Path) -> pd.DataFrame:
