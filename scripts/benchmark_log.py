@@ -142,7 +142,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "models of the same window and direction; `repeats` is the number of rounds "
               "of fresh processes (median) or `interleaved` (all models in one process, "
               "median step time; no memory column).",
-        columns=("model", "objective", "window", "arch", "repeats", "tokens_per_cpu_s",
+        columns=("model", "implementation", "objective", "window", "arch", "repeats",
+                 "tokens_per_cpu_s",
                  "tokens_per_s", "step_mem_mib", "x_identity", "x_exact"),
     ),
     "training_quality": BenchmarkSpec(
