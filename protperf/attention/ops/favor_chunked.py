@@ -48,6 +48,10 @@ def _chunked(x: torch.Tensor, chunk: int) -> torch.Tensor:
     return x.reshape(x.shape[0], x.shape[1], -1, chunk, x.shape[-1])
 
 
+#: fewest positions per block: Python steps over short sequences cost more than their memory
+MIN_BLOCK = 512
+
+
 class _Factors:
     """The exp factors of one block from its log-scales (None for ReLU: all ones).
 
@@ -245,16 +249,18 @@ def favor_chunked_attention(
 
     projection: (m, d) fixed random features; kernel ``softmax`` or ``relu``; key_mask (B, L)
     bool, True = real token; chunk: C; block: positions per Python step (a multiple of C;
-    default about sqrt(L (dv + 1) / 6), which balances the L / block saved states against
-    the block's temporaries). Equals ``normalize(causal_scan_attention_unnormalized(...))``
-    of the ``feature_maps`` features with causal keys, up to rounding.
+    default about sqrt(L (dv + 1) / 6), at least ``MIN_BLOCK``, which balances the L / block
+    saved states against the block's temporaries). Equals
+    ``normalize(causal_scan_attention_unnormalized(...))`` of the ``feature_maps`` features
+    with causal keys, up to rounding.
     """
     if chunk <= 0:
         raise ValueError(f"chunk_size must be > 0, got {chunk}")
     if projection.requires_grad:
         raise ValueError("favor_chunked_attention takes a fixed random projection")
     if block is None:  # the saved block states (L / n of them) against block temporaries
-        block = max(chunk, int(math.sqrt(q.shape[2] * (v.shape[-1] + 1) / 6)) // chunk * chunk)
+        block = max(MIN_BLOCK, int(math.sqrt(q.shape[2] * (v.shape[-1] + 1) / 6)))
+        block = max(chunk, block // chunk * chunk)
     if block % chunk:
         raise ValueError(f"block={block} is not a multiple of chunk_size={chunk}")
     return _FavorChunked.apply(q, k, v, projection.to(q.dtype), kernel, eps, key_mask, chunk,

@@ -36,14 +36,16 @@ from protperf.attention.ops.linear import DENOMINATOR_FLOOR
 
 #: bytes of one block's (B, H, n, m) features: the block length n follows from it
 BLOCK_BYTES = 2**20
+#: fewest positions per block (Python steps over short sequences cost more than their memory)
+MIN_ROWS = 128
 
 
 def block_length(shape: tuple[int, ...], num_features: int, itemsize: int,
                  multiple: int = 1) -> int:
     """Positions per block for heads of ``shape`` (B, H, L, d): features within
-    ``BLOCK_BYTES``, a multiple of ``multiple``, at least ``multiple``."""
+    ``BLOCK_BYTES`` but at least ``MIN_ROWS`` positions, a multiple of ``multiple``."""
     b, h = shape[0], shape[1]
-    rows = BLOCK_BYTES // max(1, b * h * num_features * itemsize)
+    rows = max(MIN_ROWS, BLOCK_BYTES // max(1, b * h * num_features * itemsize))
     return max(multiple, rows // multiple * multiple)
 
 
