@@ -309,6 +309,20 @@ def old_tree(revision: str, directory: Path) -> tuple[str, Path]:
     return short, directory
 
 
+def import_from(tree: Path | None) -> None:
+    """In a spawned worker, make ``import protperf`` load the package under ``tree``.
+
+    A spawned process inherits its parent's ``sys.path`` (not ``PYTHONPATH``), and this module
+    has imported this checkout's ``protperf`` already: drop those modules, put ``tree`` first.
+    None: nothing changes.
+    """
+    if tree is None:
+        return
+    for name in [name for name in sys.modules if name.split(".")[0] == "protperf"]:
+        del sys.modules[name]
+    sys.path.insert(0, str(tree))
+
+
 def read_log(path: Path) -> pd.DataFrame:
     """A benchmark CSV as text cells (appending rewrites nothing that was measured)."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)

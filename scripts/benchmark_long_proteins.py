@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import resource
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import BENCHMARK_DIR, log_run, old_tree, provenance
+from benchmark_log import BENCHMARK_DIR, import_from, log_run, old_tree, provenance
 
 #: ESM-2 8M (esm2_t6_8M_UR50D): 6 layers, width 320, 20 heads, MLP 4 x 320.
 ESM2_8M = {"name": "esm2-8M-shape", "dim": 320, "num_heads": 20, "num_layers": 6,
@@ -84,8 +83,10 @@ def rss_mib() -> float:
 
 
 def measure(model_dir: str, method: str, length: int, threads: int, memory_limit_gib: float,
-            queue) -> None:
-    """One cell, in its own process: load, embed one protein in one pass, report."""
+            tree: Path | None, queue) -> None:
+    """One cell, in its own process: load, embed one protein in one pass, report; ``tree``:
+    a folder whose ``protperf`` it imports (None: this checkout's)."""
+    import_from(tree)
     if memory_limit_gib > 0:
         limit = int(memory_limit_gib * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -120,17 +121,8 @@ def in_fresh_process(*args, tree: Path | None = None) -> dict:
     """One cell in a spawned process; ``tree``: a folder whose ``protperf`` it imports."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure, args=(*args, queue))
-    saved = os.environ.get("PYTHONPATH")
-    if tree is not None:  # the spawned interpreter reads it when it starts
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(tree), saved or ""])
-    try:
-        process.start()
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+    process = context.Process(target=measure, args=(*args, tree, queue))
+    process.start()
     process.join()
     if not queue.empty():
         return queue.get()

@@ -30,9 +30,7 @@ benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing as mp
-import os
 import resource
 import statistics
 import sys
@@ -42,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import add_output_options, log_run, old_tree, provenance
+from benchmark_log import add_output_options, import_from, log_run, old_tree, provenance
 
 from protperf.conf import CONF_DIR
 
@@ -115,8 +113,11 @@ def training_step(model: str, objective: str, window: int, device: str, num_feat
 
 def throughput_worker(model: str, objective: str, window: int, warmup: int, steps: int,
                       device: str, num_features: int, threads: int,
-                      chunk_size: int | None = None, arch: dict | None = None) -> dict:
-    """One configuration in a fresh process: tokens/s and peak memory of training steps."""
+                      chunk_size: int | None = None, arch: dict | None = None,
+                      tree: Path | None = None) -> dict:
+    """One configuration in a fresh process: tokens/s and peak memory of training steps;
+    ``tree``: a folder whose ``protperf`` it imports (None: this checkout's)."""
+    import_from(tree)
     torch.set_num_threads(threads)
     step = training_step(model, objective, window, device, num_features, chunk_size, arch)
     before = rss_mib()  # model, optimizer and inputs exist; no step taken yet
@@ -177,21 +178,6 @@ def arch_overrides(args: argparse.Namespace) -> dict:
             "ffn_dim": args.ffn_dim}
 
 
-@contextlib.contextmanager
-def python_path_first(tree: Path | None):
-    """PYTHONPATH with ``tree`` first while worker processes are spawned (None: unchanged)."""
-    saved = os.environ.get("PYTHONPATH")
-    if tree is not None:
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(tree), saved or ""])
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
-
-
 def run_throughput(args: argparse.Namespace, old: tuple[str, Path] | None = None) -> pd.DataFrame:
     """``old``: (label, folder of an old ``protperf``) whose Performers also run (not with
     --interleaved), rows labelled in the ``implementation`` column."""
@@ -217,10 +203,10 @@ def run_throughput(args: argparse.Namespace, old: tuple[str, Path] | None = None
         for window in args.windows:
             for objective in args.objectives:
                 for model, implementation, tree in runs:
-                    with python_path_first(tree), context.Pool(1) as pool:
+                    with context.Pool(1) as pool:
                         row = pool.apply(throughput_worker, (
                             model, objective, window, args.warmup, args.steps, args.device,
-                            args.num_features, args.threads, args.chunk_size, arch))
+                            args.num_features, args.threads, args.chunk_size, arch, tree))
                     row["implementation"] = implementation
                     print(f"  [{repeat + 1}/{args.repeats}] {model:18s} {implementation} "
                           f"{objective} "
