@@ -18,11 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from protperf.checkpoint.export_dir import check_output_dir, write_export_dir
-from protperf.checkpoint.load import build_model, read_saved_model, resolve_configs
-from protperf.cli.command import report_user_errors
+from protperf.checkpoint.paths import check_saved_model
 from protperf.errors import ConfigError, require
-from protperf.structured import to_plain
 
 FORMATS = ("protperf", "esm")
 
@@ -79,6 +76,10 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     ``as_exact``: write a Performer's weights for exact attention (``esm`` format)."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
+    from protperf.checkpoint.export_dir import check_output_dir, write_export_dir
+    from protperf.checkpoint.load import build_model, read_saved_model, resolve_configs
+    from protperf.structured import to_plain
+
     out = Path(out)
     check_output_dir(out)
     saved = read_saved_model(checkpoint)
@@ -110,15 +111,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@report_user_errors
-def run(argv: Sequence[str] | None = None) -> Path:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> Path:
+    check_saved_model(args.checkpoint)  # at once, before torch loads
     out = export_model(args.checkpoint, args.out, args.format, args.as_exact)
     print(f"[protperf] exported {args.checkpoint} ({args.format} format) -> {out}", flush=True)
     return out
-
-
-def main() -> None:
-    """Console entry point (``protperf-export``)."""
-    run()
 

@@ -16,16 +16,14 @@ import argparse
 import logging
 import sys
 
-from protperf.errors import (
-    CheckpointError,
-    ConfigError,
-    PretrainedSourceError,
-    exit_status,
-)
+from protperf.pretrained.sources import check_source_exists
+
+INTERRUPTED = "interrupted: nothing was written at --out"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(prog="protperf-import", description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("source", help="a fair-esm ESM-2 .pt file, or an HF model directory "
                    "(EsmForMaskedLM, or a BERT-family masked LM with vocab.txt)")
     p.add_argument("--out", required=True, help="the protperf checkpoint to write (.ckpt)")
@@ -36,18 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    from protperf.pretrained import import_pretrained  # torch and friends: after --help
+    check_source_exists(args.source)  # at once, before torch and transformers load
+    from protperf.pretrained import import_pretrained
 
-    return exit_status(
-        lambda: import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab),
-        (PretrainedSourceError, CheckpointError, ConfigError, FileNotFoundError,
-         FileExistsError),
-        debug=args.debug, code=2, interrupted="interrupted: nothing was written at --out")
-
-
-def console() -> None:
-    """Console entry point."""
-    sys.exit(main())
+    import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab)

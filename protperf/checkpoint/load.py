@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from protperf.checkpoint.export_dir import read_export_dir, tied_parameter_names
+from protperf.checkpoint.paths import missing_checkpoint
 from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
@@ -60,7 +61,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load`` a Lightning checkpoint with ``weights_only=True`` onto the CPU."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise missing_checkpoint(path)
     with open(path, "rb") as handle:
         head = handle.read(16)
     if head and not head.startswith(CHECKPOINT_MAGIC):

@@ -14,14 +14,11 @@ from protperf.model.config import ModelConfig
 from protperf.pretrained.bert import import_bert
 from protperf.pretrained.esm import import_fair_esm, import_hf_esm
 from protperf.pretrained.hf import read_config
+from protperf.pretrained.sources import SUPPORTED_SOURCES, check_source_exists
 
 log = logging.getLogger(__name__)
 #: config.json ``model_type`` -> importer of that HF directory.
 HF_IMPORTERS = {"esm": import_hf_esm, "bert": import_bert}
-SUPPORTED_SOURCES = (
-    "a fair-esm ESM-2 .pt file, an HF EsmForMaskedLM directory or an HF BERT-family masked-LM "
-    "directory"
-)
 
 
 def convert(source: str | Path, vocab: str | Path | None = None) -> ImportedModel:
@@ -29,7 +26,7 @@ def convert(source: str | Path, vocab: str | Path | None = None) -> ImportedMode
 
     vocab: the ``vocab.txt`` of an HF directory that keeps it elsewhere (AntiBERTy's wheel
     has it one folder up); None: the directory's own."""
-    path = Path(source)
+    path = check_source_exists(source)
     vocab_file = None if vocab is None else Path(vocab)
     if path.is_dir():
         config = read_config(path)
@@ -40,9 +37,7 @@ def convert(source: str | Path, vocab: str | Path | None = None) -> ImportedMode
                 f"model_type {' or '.join(map(repr, HF_IMPORTERS))} ({SUPPORTED_SOURCES})"
             )
         return HF_IMPORTERS[model_type](path, vocab_file)
-    if path.is_file():
-        return import_fair_esm(path)
-    raise FileNotFoundError(f"{path} does not exist ({SUPPORTED_SOURCES})")
+    return import_fair_esm(path)
 
 
 def import_pretrained(source: str | Path, out: str | Path, overwrite: bool = False,
