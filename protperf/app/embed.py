@@ -12,21 +12,21 @@ from protperf.cli.config import EmbedConfig
 from protperf.data.fasta import read_fasta
 from protperf.errors import InferenceInputError
 from protperf.inference import load_model
-from protperf.inference.embed import Embedder
+from protperf.inference.embed import Embedder, protein_tokens
 from protperf.inference.embed_io import EmbeddingWriter
 from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
 
 
-
-
-
-
 def count_records(path: Path) -> int:
-    """The number of FASTA records, read once before the model loads: an empty file or a
-    malformed one (a header that is not UTF-8, ...) fails before anything is written."""
-    count = sum(1 for _ in read_fasta(path))
+    """The number of FASTA records, read once before the model loads: an empty file, a
+    malformed one (a header that is not UTF-8, ...) or a record without residues or with an
+    invalid letter fails before anything is written or a progress bar is drawn."""
+    count = 0
+    for record_id, residues in read_fasta(path):
+        protein_tokens(record_id, residues, str(path))
+        count += 1
     if count == 0:
         raise InferenceInputError(f"{path}: no FASTA records to embed")
     return count

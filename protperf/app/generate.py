@@ -13,13 +13,14 @@ from protperf.inference.generate import Sampler, SamplingConfig
 
 def generate(config: GenerateConfig) -> list[str]:
     """Sample ``num_samples`` proteins; writes ``output`` (FASTA, ids sample_0 ...)."""
+    sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
+    sampling.validate()  # before the model loads
     model = load_model(config.checkpoint, config.device,
                        model_overrides=config.model.as_overrides())
     if not model.causal:
         raise ConfigError(
             f"checkpoint {config.checkpoint} is a masked LM (task.objective=mlm); generate "
             "needs a causal one (task.objective=clm)")
-    sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
     sampler = Sampler(model, residues=config.residues)
     proteins = sampler.sample(config.num_samples, config.max_length, config.seed, sampling,
                               config.prompt, config.batch_size)

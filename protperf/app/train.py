@@ -11,24 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from omegaconf import DictConfig
 
 from protperf.checkpoint.lightning_io import AtomicCheckpointIO, remove_dead_partials
 from protperf.checkpoint.module import load_module, read_checkpoint
 from protperf.cli.command import command
 from protperf.cli.config import TrainConfig
+from protperf.cli.hydra_runtime import in_sweep, instantiate_nodes
 from protperf.cli.registry import load_config
 from protperf.data.datamodule import ProteinDataModule
-from protperf.errors import ConfigError
 from protperf.model.lightning import ProteinLMModule
 from protperf.runtime.best_checkpoints import AdoptBestCheckpoints
 from protperf.runtime.divergence import DivergenceGuard
 from protperf.runtime.launch import check_ddp_launch
 from protperf.runtime.preemption import ResumeCheckpoint
-from protperf.runtime.run_dir import requeued, resolve_ckpt_path
+from protperf.runtime.run_dir import refuse_finished_run_dir, requeued, resolve_ckpt_path
 from protperf.runtime.run_lock import REQUEUE_WAIT_S, run_directory_lock
+from protperf.runtime.validation_record import ValidationRecord
 from protperf.structured import to_plain
 
 log = logging.getLogger(__name__)
@@ -36,9 +35,10 @@ log = logging.getLogger(__name__)
 
 def build_trainer(config: TrainConfig) -> pl.Trainer:
     """A Lightning Trainer with the configured loggers and callbacks (Hydra ``_target_`` nodes)."""
-    loggers = [instantiate(node) for node in config.logger.values() if node]
-    callbacks = [instantiate(node) for node in config.callbacks.values() if node]
-    callbacks += [DivergenceGuard(**asdict(config.divergence)), AdoptBestCheckpoints()]
+    loggers = instantiate_nodes(config.logger)
+    callbacks = instantiate_nodes(config.callbacks)
+    callbacks += [DivergenceGuard(**asdict(config.divergence)), AdoptBestCheckpoints(),
+                  ValidationRecord()]
     has_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks)
     # Requeue has one owner: submitit (hydra/launcher=slurm), after ResumeCheckpoint saved;
     # Lightning's own SLURM handler would save mid-step and requeue a second time.
@@ -70,12 +70,15 @@ def build_module(config: TrainConfig) -> ProteinLMModule:
     return module
 
 
-def train(cfg: DictConfig | TrainConfig) -> dict[str, Any]:
+def train(config: TrainConfig | Any) -> dict[str, Any]:
     """Fit, validate the final weights, write ``summary.json``; returns the summary.  The run
     directory is locked for the run (one run per directory, see
-    :mod:`protperf.runtime.run_lock`)."""
-    config = load_config("train", cfg)
-    check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes)
+    :mod:`protperf.runtime.run_lock`). ``config``: the validated :class:`TrainConfig` (the
+    command's), or a composed config, which is validated here."""
+    if not isinstance(config, TrainConfig):
+        config = load_config("train", config)
+    check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes,
+                     multirun=in_sweep())
     pl.seed_everything(config.seed, workers=True)
     with run_directory_lock(config.output_dir, wait_s=REQUEUE_WAIT_S if requeued() else 0):
         return train_in_locked_dir(config)
@@ -105,7 +108,10 @@ def train_in_locked_dir(config: TrainConfig) -> dict[str, Any]:
     if resume is not None and resume.stopped_at is not None:
         return stopped_early(trainer, config, resume)
     last_checkpoint = save_last_checkpoint(trainer)
-    metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    record = next(c for c in trainer.callbacks if isinstance(c, ValidationRecord))
+    metrics = record.metrics_at(trainer.global_step)  # the final step was validated in fit
+    if metrics is None:
+        metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     summary: dict[str, Any] = {
         "run_name": config.run_name,
         "model": config.model.name,
@@ -151,19 +157,6 @@ def keep_csv_history(trainer: pl.Trainer) -> None:
         writer = logger.experiment  # creating the writer deletes the file
         path.write_text(history)
         writer.metrics_keys = header
-
-
-def refuse_finished_run_dir(output_dir: str) -> None:
-    """A fresh run never writes into a directory that holds another run's results."""
-    found = [name for name, present in (
-        ("summary.json", Path(output_dir, "summary.json").is_file()),
-        ("checkpoints", any(Path(output_dir, "checkpoints").glob("*.ckpt"))),
-    ) if present]
-    if found:
-        raise ConfigError(
-            f"output directory {output_dir} already holds a run ({', '.join(found)}): resume it "
-            "with ckpt_path=last, or choose another hydra.run.dir"
-        )
 
 
 def stopped_early(trainer: pl.Trainer, config: TrainConfig, resume: ResumeCheckpoint) -> dict:

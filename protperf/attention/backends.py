@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from protperf.attention.config import AttentionConfig
+from protperf.attention.config import FLA_MISSING, AttentionConfig
 from protperf.attention.ops.causal_fla import fla_available, gated_backward_problem
 
 MODES = ("exact", "identity", "bidirectional", "loop", "scan", "fla")
@@ -78,8 +78,7 @@ def check_backend(config: AttentionConfig, causal: bool) -> None:
     if config.backend != "fla" or not (causal and config.is_performer):
         return
     if not fla_available():
-        raise ValueError("model.attention.backend='fla' needs flash-linear-attention and "
-                         "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
+        raise ValueError(FLA_MISSING)
     if not torch.cuda.is_available():
         raise ValueError("model.attention.backend='fla' needs a CUDA GPU; none is visible "
                          "(use backend=auto or torch)")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from protperf.data.collate import MLMCollator
+from protperf.errors import ConfigError, config_key
 from protperf.model.loss import token_loss_and_accuracy
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.transfer.conversion import attention_io
@@ -53,13 +54,18 @@ class RecoveryConfig:
     trainable: str | None = None
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    def validate(self, prefix: str = "") -> None:
+        """Raise :class:`ConfigError` naming the full key of an invalid value."""
         if self.recipe not in RECIPES:
-            raise ValueError(f"recipe={self.recipe!r} is not one of {', '.join(RECIPES)}")
+            raise ConfigError(f"{config_key(prefix, 'recipe')}={self.recipe!r} is not one of "
+                              f"{', '.join(RECIPES)}")
         if self.trainable is not None and self.trainable not in TRAINABLE:
-            raise ValueError(f"trainable={self.trainable!r} is not one of {', '.join(TRAINABLE)}")
-        if self.steps < 0 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("steps >= 0, batch_size >= 1 and eval_every >= 1 needed")
+            raise ConfigError(f"{config_key(prefix, 'trainable')}={self.trainable!r} is not one "
+                              f"of {', '.join(TRAINABLE)}")
+        for name, least in (("steps", 0), ("batch_size", 1), ("eval_every", 1)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"{config_key(prefix, name)} must be >= {least}, "
+                                  f"got {getattr(self, name)}")
 
     @property
     def learning_rate(self) -> float:
@@ -131,6 +137,7 @@ def finetune(
 ) -> list[CurvePoint]:
     """Train ``student`` in place with ``config.recipe`` (``teacher``: the exact-attention
     model, needed by ``transfer``, never changed) and return its learning curve."""
+    config.validate()
     if config.recipe == "transfer" and teacher is None:
         raise ValueError("recipe='transfer' needs the exact-attention teacher")
     if teacher is not None:

@@ -132,4 +132,6 @@ def test_transfer_without_a_teacher_and_bad_settings_are_refused():
     with pytest.raises(ValueError, match="recipe='transfer' needs the exact-attention teacher"):
         finetune(model, None, SEQUENCES, [], RecoveryConfig(recipe="transfer", steps=1))
     with pytest.raises(ValueError, match="recipe='lora' is not one of mlm, transfer"):
-        RecoveryConfig(recipe="lora")
+        RecoveryConfig(recipe="lora").validate()
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0$"):
+        finetune(model, None, SEQUENCES, [], RecoveryConfig(recipe="mlm", batch_size=0))
