@@ -100,6 +100,17 @@ def time_and_memory(row: pd.Series) -> str:
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
+    "checkpoint_io": BenchmarkSpec(
+        title="Checkpoint integrity: the cost of the content hash and the finite check",
+        rerun="python scripts/benchmark_checkpoint_io.py",
+        about="A float32 model of about `file_mb` MB written by the one checkpoint writer "
+              "(atomic, with the sha256 of each tensor) and loaded back, page cache warm; "
+              "medians of `repeats` runs in seconds: `load_s` torch.load alone, `hash_s` the "
+              "hash check, `finite_s` the NaN/inf check, `protperf_load_s` protperf's whole "
+              "checked load, `write_s` the whole write.",
+        columns=("file_mb", "tensors", "load_s", "hash_s", "finite_s", "protperf_load_s",
+                 "write_s", "hash_mb_per_s"),
+    ),
     "attention": BenchmarkSpec(
         title="Attention layer: time and memory against sequence length",
         rerun="python scripts/benchmark_attention.py",

@@ -31,17 +31,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Collect, write the tables and the figure, print the summary."""
+    """Collect, write the tables and the figure (each file complete or absent; a read-only or
+    full disk is one line), print the summary."""
+    from protperf.checkpoint.atomic import atomic_path, check_writable
     from protperf.reporting.run_plots import plot_curves
     from protperf.reporting.runs import collect_runs
     from protperf.reporting.tables import write_table
 
     curves, summary = collect_runs(args.sweep_dir)
     out = args.out or args.sweep_dir
-    out.mkdir(parents=True, exist_ok=True)
-    curves.to_csv(out / "runs_curves.csv", index=False)
-    write_table(summary, out / "runs_summary")
     figure = out / f"runs_{args.metric}.{args.format}"
-    plot_curves(curves, args.metric, args.smooth).savefig(figure, dpi=150)
+    check_writable(out, "tables")
+    with atomic_path(out / "runs_curves.csv", "table") as partial:
+        curves.to_csv(partial, index=False)
+    write_table(summary, out / "runs_summary")
+    with atomic_path(figure, "figure") as partial:
+        plot_curves(curves, args.metric, args.smooth).savefig(partial, dpi=150,
+                                                              format=args.format)
     print(summary.drop(columns="overrides").to_string(index=False))
     print(f"wrote {out / 'runs_summary.csv'}, {out / 'runs_curves.csv'}, {figure}")

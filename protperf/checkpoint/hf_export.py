@@ -28,18 +28,13 @@ train, is written as zeros.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 
 from protperf import __version__
-from protperf.checkpoint.export_dir import (
-    EXPORT_MARK,
-    check_output_dir,
-    replace_directory,
-    staging_dir,
-)
+from protperf.checkpoint.atomic import atomic_directory
+from protperf.checkpoint.export_dir import EXPORT_MARK, check_output_dir
 from protperf.checkpoint.layouts import HF_ESM_LAYOUT, reorder_heads
 from protperf.checkpoint.load import SavedModel, build_model, resolve_configs
 from protperf.data.alphabet import ALPHABET
@@ -123,13 +118,15 @@ def esm_state_dict(state: dict[str, torch.Tensor], model: ModelConfig) -> dict[s
 
 
 def export_esm(
-    saved: SavedModel, out: str | Path, as_exact: bool = False, card: str | None = None
+    saved: SavedModel, out: str | Path, as_exact: bool = False, card: str | None = None,
+    force: bool = False,
 ) -> Path:
-    """Write ``saved`` as an ``EsmForMaskedLM`` directory at ``out`` (complete or untouched),
-    with ``card`` as its README.md."""
+    """Write ``saved`` as an ``EsmForMaskedLM`` directory at ``out`` (complete or untouched;
+    ``force``: into an existing directory, replacing only the files written here), with
+    ``card`` as its README.md."""
     transformers = require("transformers", "protperf-export --format esm")
     out = Path(out)
-    check_output_dir(out)
+    check_output_dir(out, force)
     model_config, task_config = resolve_configs(saved)
     problems = esm_incompatibilities(model_config, task_config, as_exact)
     if problems:
@@ -149,14 +146,10 @@ def export_esm(
         for parameter in hf_model.esm.contact_head.parameters():
             parameter.zero_()
     hf_model.load_state_dict({**target, **weights})
-    staging = staging_dir(out)
-    try:
+    with atomic_directory(out, "export directory") as staging:
         hf_model.save_pretrained(staging)
         (staging / "vocab.txt").write_text("\n".join(ALPHABET.tokens) + "\n")
         transformers.EsmTokenizer(vocab_file=str(staging / "vocab.txt")).save_pretrained(staging)
         if card is not None:
             (staging / "README.md").write_text(card)
-        replace_directory(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from protperf.app.analyze import floor_text
+from protperf.analysis.summary import floor_text
 from protperf.cli import entries
 from protperf.cli.arguments import check_overrides
 from protperf.cli.runner import argparse_status, run_command
