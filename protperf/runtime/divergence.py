@@ -97,7 +97,7 @@ class DivergenceGuard(pl.Callback):
                 f"{what} at step {step}: stopping before any weight becomes non-finite "
                 f"({self.skipped} of divergence.skip_nonfinite_batches="
                 f"{self.skip_nonfinite_batches} bad batches skipped); "
-                f"{what_next(trainer.default_root_dir)}")
+                f"{what_next(getattr(trainer, 'default_root_dir', None))}")
         self.skipped += 1
         for param in pl_module.parameters():
             param.grad = None  # the optimizer skips parameters without a gradient

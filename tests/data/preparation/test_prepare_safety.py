@@ -211,7 +211,7 @@ def test_verify_checksums_of_an_existing_directory(tmp_path, plain_sample):
     checked = run_script(str(plain_sample), "--out", str(out), "--verify-checksums",
                          cwd=tmp_path)
     assert (checked.returncode, checked.stderr) == (
-        1, f"error: {path}: CRC-32 differs from manifest.json (corrupted); prepare it again "
+        2, f"error: {path}: CRC-32 differs from manifest.json (corrupted); prepare it again "
            "(scripts/prepare_data.py ... --force)\n")
 
 
