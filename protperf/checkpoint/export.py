@@ -1,6 +1,6 @@
 """``export_model``: a saved model (``.ckpt`` or export directory) written as a self-describing
-directory, in protperf's format (:mod:`.export_dir`) or as a transformers ``EsmForMaskedLM``
-(:mod:`.hf_export`), with a model card. The command is ``protperf-export``
+directory, in protperf's format (:mod:`.export_dir`) or as a transformers ``EsmForMaskedLM`` /
+``BertForMaskedLM`` (:mod:`.hf_formats`), with a model card. The command is ``protperf-export``
 (:mod:`protperf.app.export_model`).
 
 OUT must be new or empty; an existing one needs ``force``, which replaces only the files the
@@ -45,6 +45,16 @@ logits = model(**tokenizer(["MKTAYIAKQR"], return_tensors="pt")).logits
 The vocabulary (`vocab.txt`) is protperf's alphabet in its id order, not facebook/esm2's: use
 the tokenizer saved here. The contact head is not trained (zeros).
 """,
+    "bert": """```python
+from transformers import AutoTokenizer, BertForMaskedLM
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")
+model = BertForMaskedLM.from_pretrained("path/to/this/directory")
+logits = model(**tokenizer(["M K T A Y I A K Q R"], return_tensors="pt")).logits
+```
+
+The vocabulary (`vocab.txt`) is protperf's alphabet in its id order: use the tokenizer saved
+here, with residues separated by spaces.
+""",
 }
 
 
@@ -79,12 +89,12 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "protper
     out = Path(out)
     check_output_dir(out, force)
     saved = read_saved_model(checkpoint)
-    if format == "esm":
-        from protperf.checkpoint.hf_export import export_esm
+    if format in ("esm", "bert"):
+        from protperf.checkpoint.hf_formats import export_transformers
 
-        return export_esm(saved, out, as_exact=as_exact,
-                          card=model_card(saved.hyper_parameters, Path(checkpoint).name, "esm"),
-                          force=force)
+        return export_transformers(
+            saved, out, format, as_exact=as_exact,
+            card=model_card(saved.hyper_parameters, Path(checkpoint).name, format), force=force)
     network = build_model(saved)
     model_config, task_config = resolve_configs(saved)
     hyper_parameters = {**saved.hyper_parameters, "model": to_plain(model_config),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The formats ``protperf-export`` writes (:mod:`protperf.checkpoint.export`).
-EXPORT_FORMATS = ("protperf", "esm")
+EXPORT_FORMATS = ("protperf", "esm", "bert")
 #: Suffixes of files that hold weights: a value ending so is a path, never a hub name.
 WEIGHT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors")
 

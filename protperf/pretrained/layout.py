@@ -15,7 +15,7 @@ import re
 
 import torch
 
-from protperf.checkpoint.layouts import Layout, reorder_heads
+from protperf.checkpoint.layouts import Layout, projection_name, reorder_heads
 from protperf.errors import PretrainedSourceError
 from protperf.model.config import ModelConfig
 from protperf.model.rotary import pairs_from_halves
@@ -87,6 +87,13 @@ def build_state_dict(
         module(dst + "ffn_norm", src + layout.ffn_norm, d)
         module(dst + "ffn.fc_in", src + layout.ffn_in, f, d)
         module(dst + "ffn.fc_out", src + layout.ffn_out, d, f)
+        if config.attention.is_performer and not config.attention.no_projection:
+            # a Performer written by protperf-export: its feature projection, columns back in
+            # protperf's rotary pairs (as the query/key rows below)
+            projection = tensors.take(projection_name(layout, i),
+                                      (config.attention.num_features, d // heads))
+            state[dst + "attn.feature_projection"] = (
+                projection if order is None else projection[:, order])
         if order is not None:
             for proj in ("q_proj", "k_proj"):
                 for part in ("weight", "bias"):
