@@ -1,4 +1,4 @@
-"""The console entry points of all ten commands (``protperf-<name>``, ``scripts/<name>.py``).
+"""The console entry points of every command (``protperf-<name>``, ``scripts/<name>.py``).
 
 Every command reports errors through :mod:`protperf.cli.runner`: a user error is one line
 ``error: ...`` with exit status 2, a bug a traceback with status 1, Ctrl-C status 130

@@ -1,4 +1,4 @@
-"""One error runner for all ten commands: a user error is one line with exit status 2, before
+"""One error runner for every command: a user error is one line with exit status 2, before
 the heavy imports where it can be, and leaves no run folder behind (docs/errors.md)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from protperf.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("train", "evaluate", "analyze", "embed", "score", "generate", "prepare", "import",
-            "export", "collect-runs")
+            "export", "collect-runs", "convert")
 
 
 def test_every_command_enters_through_cli_entries():
