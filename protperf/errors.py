@@ -6,11 +6,9 @@ commands print it as ``error: MESSAGE`` and exit non-zero (:mod:`protperf.cli.co
 
 from __future__ import annotations
 
+import errno
 import importlib
-import os
-import sys
 import types
-from collections.abc import Callable
 
 
 class ConfigError(ValueError):
@@ -66,22 +64,31 @@ class PretrainedSourceError(CheckpointMismatchError):
     vocabulary, a tensor that does not fit); the message names the file or tensor."""
 
 
-def exit_status(call: Callable[[], object], errors: tuple[type[BaseException], ...], *,
-                debug: bool, code: int, interrupted: str) -> int:
-    """The exit status of an argparse command: 0 after ``call()``; ``code`` after printing
-    ``error: <message>`` for one of ``errors`` (the traceback instead with ``debug`` or
-    ``HYDRA_FULL_ERROR=1``); 130 after printing ``interrupted`` on Ctrl-C."""
-    try:
-        call()
-    except errors as error:
-        if debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return code
-    except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
-        return 130
-    return 0
+#: Exceptions whose one-line message is the whole story for a user (exit status 2, no
+#: traceback): every command reports exactly these (:func:`protperf.cli.runner.run_command`).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError, CheckpointMismatchError, CheckpointError, CheckpointWriteError, DataError,
+    InferenceInputError, RunDirectoryBusyError, TrainingDivergedError,
+    FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+)
+#: ``errno`` of an OSError about a path the user chose (full disk, read-only, no permission,
+#: no such folder): a user error too, reported as ``PATH: reason``.
+USER_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENOENT",
+                                      "EEXIST", "EISDIR", "ENOTDIR", "ENAMETOOLONG")
+    if hasattr(errno, name))
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line message of a user error (``None``: a bug, whose traceback is shown).
+    An OSError about a path is ``PATH: reason`` (``[Errno 28] ...`` is not for users)."""
+    if isinstance(error, OSError) and error.errno in USER_ERRNOS and error.filename:
+        if type(error).__str__ is OSError.__str__:  # not a protperf message of its own
+            return f"{error.filename}: {error.strerror}"
+        return str(error)
+    if isinstance(error, USER_ERRORS):
+        return str(error)
+    return None
 
 
 def require(module: str, needed_for: str) -> types.ModuleType:

@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from omegaconf import DictConfig
 
 from protperf.checkpoint.atomic import write_text
 from protperf.checkpoint.load import read_saved_model
 from protperf.checkpoint.module import load_module
 from protperf.cli.config import TrainConfig
+from protperf.cli.hydra_runtime import in_sweep, instantiate_nodes
 from protperf.cli.registry import load_config
 from protperf.cli.typed import typed_keys, typed_values
 from protperf.data.datamodule import ProteinDataModule
 from protperf.model.compat import merge_overrides
 from protperf.model.config import ModelConfig
 from protperf.model.lightning import ProteinLMModule
+from protperf.runtime import fit
 from protperf.runtime.fit import (
-    build_trainer,  # noqa: F401 (the runtime's trainer, as the tests import it)
     resume_callback,
     resume_path,
     run_locked,
@@ -40,6 +40,7 @@ from protperf.runtime.fit import (
     stopped_by_signal,
     stopped_early,
 )
+from protperf.runtime.validation_record import ValidationRecord
 from protperf.structured import to_dataclass, to_plain
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,21 @@ def build_module(config: TrainConfig) -> ProteinLMModule:
     return module
 
 
-def train(cfg: DictConfig | TrainConfig) -> dict[str, Any]:
+def build_trainer(config: TrainConfig) -> pl.Trainer:
+    """The runtime's Trainer (:func:`protperf.runtime.fit.build_trainer`) with the config's
+    loggers and callbacks made by Hydra."""
+    return fit.build_trainer(config, instantiate_nodes)
+
+
+def train(config: TrainConfig | Any) -> dict[str, Any]:
     """Fit, validate the final weights, write ``summary.json``; returns the summary.  The run
     directory is locked for the run (one run per directory, see
-    :mod:`protperf.runtime.run_lock`)."""
-    config = init_from_architecture(load_config("train", cfg), typed_keys("model"))
-    return run_locked(config, train_in_locked_dir)
+    :mod:`protperf.runtime.run_lock`). ``config``: the validated :class:`TrainConfig` (the
+    command's, loaded once), or a composed config, which is validated here."""
+    if not isinstance(config, TrainConfig):
+        config = load_config("train", config)
+    config = init_from_architecture(config, typed_keys("model"))
+    return run_locked(config, train_in_locked_dir, multirun=in_sweep())
 
 
 def train_in_locked_dir(config: TrainConfig) -> dict[str, Any]:
@@ -92,13 +102,16 @@ def train_in_locked_dir(config: TrainConfig) -> dict[str, Any]:
     # empty splits: one line now, not a traceback after training
     datamodule.check_splits(["train", "valid", *(["test"] if config.test_after_fit else [])])
     module = build_module(config)
-    trainer = start_trainer(config, ckpt_path)
+    trainer = start_trainer(config, ckpt_path, instantiate_nodes)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     resume = stopped_by_signal(trainer)
     if resume is not None:
         return {**stopped_early(trainer, config, resume), "val_loss": math.nan}
     last_checkpoint = save_last_checkpoint(trainer)
-    metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    record = next(c for c in trainer.callbacks if isinstance(c, ValidationRecord))
+    metrics = record.metrics_at(trainer.global_step)  # the final step was validated in fit
+    if metrics is None:
+        metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     summary: dict[str, Any] = {
         "run_name": config.run_name,
         "model": config.model.name,

@@ -3,7 +3,7 @@
 The same as the ``protperf-collect-runs`` command (:mod:`protperf.app.collect_runs`).
 """
 
-from protperf.app.collect_runs import run
+from protperf.cli.entries import collect_runs as main
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -3,7 +3,7 @@
 The same as ``protperf-export``; see :mod:`protperf.app.export_model`.
 """
 
-from protperf.app.export_model import main
+from protperf.cli.entries import export as main
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@
 The same as the ``protperf-import`` command (:mod:`protperf.app.import_model`; ``--help``).
 """
 
-from protperf.app.import_model import console
+from protperf.cli.entries import import_model as main
 
 if __name__ == "__main__":
-    console()
+    main()

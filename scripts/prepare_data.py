@@ -5,7 +5,7 @@
 The same as the ``protperf-prepare`` command (:mod:`protperf.app.prepare`; ``--help``).
 """
 
-from protperf.app.prepare import console
+from protperf.cli.entries import prepare as main
 
 if __name__ == "__main__":
-    console()
+    main()

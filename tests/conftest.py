@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import pytest
 import torch
@@ -40,3 +41,18 @@ def _logging_left_as_found():
             for handler in list(logger.handlers):
                 if getattr(getattr(handler, "stream", None), "closed", False):
                     logger.removeHandler(handler)
+
+
+_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_left_as_found():
+    """Each test leaves the process's signal handlers as it found them: a handler that a
+    training run (or Lightning) left behind would be inherited by every process a later test
+    forks."""
+    before = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    yield
+    for signum, handler in before.items():
+        if signal.getsignal(signum) is not handler and handler is not None:
+            signal.signal(signum, handler)

@@ -132,3 +132,22 @@ def test_importing_every_module_changes_no_global_state():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+#: The modules outside protperf/cli/ that may import Hydra / OmegaConf: the converter of
+#: config dicts into validated dataclasses that checkpoint loading shares with the commands.
+HYDRA_OUTSIDE_CLI = {"protperf.structured"}
+
+
+def test_hydra_and_omegaconf_only_in_cli():
+    users = set()
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        if name.startswith("protperf.cli") or name in HYDRA_OUTSIDE_CLI:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
+                       else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(m.split(".")[0] in ("hydra", "omegaconf") for m in modules):
+                users.add(name)
+    assert users == set()

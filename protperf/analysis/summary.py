@@ -63,12 +63,14 @@ def summary_line(result: Summarized, output_dir: str) -> str:
         pooled = similarity["pooled"]
         parts.append(
             f"pooled pearson_offdiag={_fmt(pooled.get('pearson_offdiag'))} "
-            f"(p={_fmt(pooled.get('pearson_offdiag_p'))}{_floor(similarity, 'pooled_floor')})"
+            f"(p={_fmt(pooled.get('pearson_offdiag_p'))}"
+            f"{floor_text(similarity, 'pooled_floor')})"
         )
         best = similarity["best_heads"][0]
         parts.append(
             f"best head L{best['layer']}H{best['head']}={_fmt(best.get('pearson_offdiag'))} "
-            f"(q={_fmt(best.get('pearson_offdiag_q'))}{_floor(similarity, 'best_head_floor')}; "
+            f"(q={_fmt(best.get('pearson_offdiag_q'))}"
+            f"{floor_text(similarity, 'best_head_floor')}; "
             f"{similarity['heads_significant_q05']} heads q<0.05)"
         )
     vig = result.summary.get("vig")
@@ -77,17 +79,22 @@ def summary_line(result: Summarized, output_dir: str) -> str:
     elif vig:
         parts.append(
             f"vig pearson_offdiag={_fmt(vig.get('pearson_offdiag'))} "
-            f"(p={_fmt(vig.get('pearson_offdiag_p'))}{_floor(vig, 'floor')})"
+            f"(p={_fmt(vig.get('pearson_offdiag_p'))}{floor_text(vig, 'floor')})"
         )
     embedding = result.summary.get("embedding")
     if embedding:
         parts.append(
             f"embedding pearson_offdiag={_fmt(embedding.get('pearson_offdiag'))} "
-            f"(p={_fmt(embedding.get('pearson_offdiag_p'))}{_floor(embedding, 'floor')})"
+            f"(p={_fmt(embedding.get('pearson_offdiag_p'))}{floor_text(embedding, 'floor')})"
         )
     return " ".join(parts) + f" -> {output_dir}"
 
 
-def _floor(section: dict, key: str) -> str:
-    """``, random-init floor 0.21`` when the analysis ran null models (summary key present)."""
-    return f", random-init floor {_fmt(section[key])}" if key in section else ""
+def floor_text(section: dict, key: str) -> str:
+    """``, random-init floor 0.21`` when the analysis ran null models (summary key present);
+    what happened when none of them gave a finite correlation (the floor is undefined)."""
+    if key not in section:
+        return ""
+    if section[key] is None:
+        return ", no random-init floor: no random-init model gave a finite r"
+    return f", random-init floor {_fmt(section[key])}"

@@ -12,48 +12,41 @@ dashed / validation solid per model, one panel per direction, as in the Performe
 from __future__ import annotations
 
 import argparse
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from protperf.checkpoint.atomic import atomic_path, check_writable
-from protperf.errors import OutputWriteError
-from protperf.reporting.run_plots import plot_curves
-from protperf.reporting.runs import METRICS, collect_runs
-from protperf.reporting.tables import write_table
+METRICS = ("loss", "acc", "ppl")  # protperf.reporting.runs.METRICS, without importing pandas
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="protperf-collect-runs",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep's output directory (multirun/...)")
     parser.add_argument("--out", type=Path, default=None, help="output directory")
     parser.add_argument("--metric", choices=METRICS, default="acc")
     parser.add_argument("--smooth", type=int, default=1,
                         help="rolling mean over this many logged training points")
     parser.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
-    args = parser.parse_args(argv)
-    try:
-        curves, summary = collect_runs(args.sweep_dir)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Collect, write the tables and the figure (each file complete or absent; a read-only or
+    full disk is one line), print the summary."""
+    from protperf.checkpoint.atomic import atomic_path, check_writable
+    from protperf.reporting.run_plots import plot_curves
+    from protperf.reporting.runs import collect_runs
+    from protperf.reporting.tables import write_table
+
+    curves, summary = collect_runs(args.sweep_dir)
     out = args.out or args.sweep_dir
     figure = out / f"runs_{args.metric}.{args.format}"
-    try:  # each file complete or absent; a read-only or full disk: one line
-        check_writable(out, "tables")
-        with atomic_path(out / "runs_curves.csv", "table") as partial:
-            curves.to_csv(partial, index=False)
-        write_table(summary, out / "runs_summary")
-        with atomic_path(figure, "figure") as partial:
-            plot_curves(curves, args.metric, args.smooth).savefig(partial, dpi=150,
-                                                                  format=args.format)
-    except OutputWriteError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    check_writable(out, "tables")
+    with atomic_path(out / "runs_curves.csv", "table") as partial:
+        curves.to_csv(partial, index=False)
+    write_table(summary, out / "runs_summary")
+    with atomic_path(figure, "figure") as partial:
+        plot_curves(curves, args.metric, args.smooth).savefig(partial, dpi=150,
+                                                              format=args.format)
     print(summary.drop(columns="overrides").to_string(index=False))
     print(f"wrote {out / 'runs_summary.csv'}, {out / 'runs_curves.csv'}, {figure}")
-    return 0
-
-
-def run() -> None:
-    """Console entry point."""
-    sys.exit(main())

@@ -12,6 +12,7 @@ from typing import Any
 from protperf.app.convert_config import ConvertConfig
 from protperf.checkpoint.atomic import write_text
 from protperf.cli.command import command
+from protperf.cli.hydra_runtime import in_sweep, instantiate_nodes
 from protperf.cli.registry import load_config
 from protperf.cli.typed import typed_keys
 from protperf.runtime.fit import (
@@ -37,16 +38,18 @@ def plan(config: ConvertConfig) -> ConversionPlan:
         mlm_data_keys=[key for key in typed if key in MLM_DATA_KEYS])
 
 
-def run(cfg: Any) -> dict[str, Any]:
-    """Convert; returns the summary (also ``<run dir>/summary.json``)."""
-    config = load_config("convert", cfg)
+def run(config: ConvertConfig | Any) -> dict[str, Any]:
+    """Convert; returns the summary (also ``<run dir>/summary.json``). ``config``: the
+    validated :class:`ConvertConfig` (the command's), or a composed config (validated here)."""
+    if not isinstance(config, ConvertConfig):
+        config = load_config("convert", config)
     checked = plan(config)
-    return run_locked(config, lambda c: convert_in_locked_dir(c, checked))
+    return run_locked(config, lambda c: convert_in_locked_dir(c, checked), multirun=in_sweep())
 
 
 def convert_in_locked_dir(config: ConvertConfig, checked: ConversionPlan) -> dict[str, Any]:
     ckpt_path = resume_path(config)
-    trainer = start_trainer(config, ckpt_path)
+    trainer = start_trainer(config, ckpt_path, instantiate_nodes)
     result = convert(config.checkpoint, config.output, trainer=trainer, ckpt_path=ckpt_path,
                      plan=checked)
     resume = stopped_by_signal(trainer)

@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
-
 from protperf.checkpoint.overrides import AttentionOverrides, ModelOverrides
-from protperf.cli.config import DivergenceConfig, TrainerConfig
+from protperf.cli.config import MISSING, DivergenceConfig, TrainerConfig
 from protperf.data.config import DataConfig
 from protperf.errors import ConfigError, config_key
 from protperf.model.config import OBJECTIVES

@@ -13,7 +13,7 @@ from protperf.cli.config import EmbedConfig
 from protperf.data.fasta import read_fasta
 from protperf.errors import InferenceInputError
 from protperf.inference import load_model
-from protperf.inference.embed import Embedder
+from protperf.inference.embed import Embedder, protein_tokens
 from protperf.inference.embed_io import EmbeddingWriter
 from protperf.resources import SAMPLE_FASTA
 
@@ -24,10 +24,12 @@ VALUE_BYTES = 4
 
 def count_records(path: Path) -> tuple[int, int]:
     """The number of FASTA records and of their residues, read once before the model loads:
-    an empty file or a malformed one (a header that is not UTF-8, ...) fails before anything
-    is written."""
+    an empty file, a malformed one (a header that is not UTF-8, ...) or a record without
+    residues or with an invalid letter fails before anything is written or a progress bar is
+    drawn."""
     count = residues = 0
-    for _, sequence in read_fasta(path):
+    for record_id, sequence in read_fasta(path):
+        protein_tokens(record_id, sequence, str(path))
         count, residues = count + 1, residues + len(sequence)
     if count == 0:
         raise InferenceInputError(f"{path}: no FASTA records to embed")

@@ -15,7 +15,6 @@ from typing import Any
 
 import lightning.pytorch as pl
 import pandas as pd
-from omegaconf import DictConfig
 
 from protperf.checkpoint.load import read_saved_model
 from protperf.checkpoint.module import load_module
@@ -27,9 +26,6 @@ from protperf.data.datamodule import ProteinDataModule
 from protperf.reporting.tables import write_table
 
 log = logging.getLogger(__name__)
-
-
-
 
 
 def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
@@ -79,9 +75,11 @@ def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
     }
 
 
-def evaluate(cfg: DictConfig | EvaluateConfig) -> pd.DataFrame:
-    """Evaluate every checkpoint; writes ``<output_dir>/<table_name>.csv`` and ``.md``."""
-    config = load_config("evaluate", cfg)
+def evaluate(config: EvaluateConfig | Any) -> pd.DataFrame:
+    """Evaluate every checkpoint; writes ``<output_dir>/<table_name>.csv`` and ``.md``.
+    ``config``: the validated :class:`EvaluateConfig`, or a composed config (validated here)."""
+    if not isinstance(config, EvaluateConfig):
+        config = load_config("evaluate", config)
     if isinstance(config.checkpoints, str):
         config.checkpoints = [config.checkpoints]
     rows = [evaluate_checkpoint(path, config) for path in config.checkpoints]

@@ -22,8 +22,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from protperf.checkpoint.export import FORMATS, export_model
-from protperf.cli.command import report_user_errors
+from protperf.checkpoint.paths import EXPORT_FORMATS as FORMATS
+from protperf.checkpoint.paths import check_saved_model
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,15 +44,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@report_user_errors
-def run(argv: Sequence[str] | None = None) -> Path:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> Path:
+    check_saved_model(args.checkpoint)  # at once, before torch loads
+    from protperf.checkpoint.export import export_model
+
     out = export_model(args.checkpoint, args.out, args.format, args.as_exact, args.force)
     print(f"[protperf] exported {args.checkpoint} ({args.format} format) -> {out}", flush=True)
     return out
-
-
-def main() -> None:
-    """Console entry point (``protperf-export``)."""
-    run()
 

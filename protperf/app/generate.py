@@ -14,7 +14,10 @@ from protperf.inference.generate import Sampler, SamplingConfig, check_prompt
 
 def generate(config: GenerateConfig) -> list[str]:
     """Sample ``num_samples`` proteins; writes ``output`` (FASTA, ids sample_0 ...) atomically,
-    after checking the prompt and that its folder is writable (before the model loads)."""
+    after checking the sampling settings, the prompt and that its folder is writable (before
+    the model loads)."""
+    sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
+    sampling.validate()
     check_prompt(config.prompt)
     check_writable(Path(config.output).parent, "samples")
     model = load_model(config.checkpoint, config.device,
@@ -23,7 +26,6 @@ def generate(config: GenerateConfig) -> list[str]:
         raise ConfigError(
             f"checkpoint {config.checkpoint} is a masked LM (task.objective=mlm); generate "
             "needs a causal one (task.objective=clm)")
-    sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
     sampler = Sampler(model, residues=config.residues)
     proteins = sampler.sample(config.num_samples, config.max_length, config.seed, sampling,
                               config.prompt, config.batch_size)

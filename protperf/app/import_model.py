@@ -22,17 +22,14 @@ import argparse
 import logging
 import sys
 
-from protperf.errors import (
-    CheckpointError,
-    CheckpointWriteError,
-    ConfigError,
-    PretrainedSourceError,
-    exit_status,
-)
+from protperf.pretrained.sources import check_local_source
+
+INTERRUPTED = "interrupted: nothing was written at --out"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(prog="protperf-import", description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("source", help="a fair-esm ESM-2 .pt file or name (esm2_t6_8M_UR50D), an HF "
                    "model directory (EsmForMaskedLM, or a BERT-family masked LM with vocab.txt) "
                    "or its Hugging Face repo id (facebook/esm2_t6_8M_UR50D)")
@@ -46,19 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    from protperf.pretrained import import_pretrained  # torch and friends: after --help
+    check_local_source(args.source)  # a mistyped path: at once, before torch loads
+    from protperf.pretrained import import_pretrained
 
-    return exit_status(
-        lambda: import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab,
-                                  revision=args.revision),
-        (PretrainedSourceError, CheckpointError, CheckpointWriteError, ConfigError,
-         FileNotFoundError, FileExistsError),
-        debug=args.debug, code=2, interrupted="interrupted: nothing was written at --out")
-
-
-def console() -> None:
-    """Console entry point."""
-    sys.exit(main())
+    import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab,
+                      revision=args.revision)

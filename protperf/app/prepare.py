@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,14 @@ from protperf.data.preparation.pipeline import SKIP_REASONS, prepare
 from protperf.data.preparation.target import is_prepared
 from protperf.data.preparation.validate import verify_prepared
 from protperf.data.shards import SPLITS
-from protperf.errors import DataError, exit_status
+
+INTERRUPTED = "interrupted: nothing was left half-written"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     defaults = PrepareConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(prog="protperf-prepare", description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("fasta", nargs="?", default=str(SAMPLE_FASTA),
                    help="FASTA file, plain or .gz (default: the bundled sample)")
     p.add_argument("--out", help="output directory (default: the cache directory the data "
@@ -78,6 +79,7 @@ def summary(manifest: dict, out: Path, seconds: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     config = DataConfig(
         path=args.fasta, cache_dir=args.cache_dir, prepare_workers=args.workers,
         prepare=PrepareConfig(
@@ -106,16 +108,3 @@ def run(args: argparse.Namespace) -> None:
         print(f"already prepared (use --force to redo):\n{summary(manifest, out, None)}")
     else:
         print(f"prepared:\n{summary(manifest, out, time.perf_counter() - start)}")
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    return exit_status(
-        lambda: run(args), (DataError, FileNotFoundError, FileExistsError, ValueError, OSError),
-        debug=args.debug, code=1, interrupted="interrupted: nothing was left half-written")
-
-
-def console() -> None:
-    """Console entry point."""
-    sys.exit(main())

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from protperf.attention.config import AttentionConfig
+from protperf.attention.config import FLA_MISSING, AttentionConfig
 from protperf.attention.ops.causal_fla import fla_available, gated_backward_problem
 from protperf.attention.ops.exact import exact_attention
 from protperf.attention.performer import (
@@ -91,8 +91,7 @@ def check_backend(config: AttentionConfig, causal: bool) -> None:
     if config.backend != "fla" or not (causal and config.is_performer):
         return
     if not fla_available():
-        raise ValueError("model.attention.backend='fla' needs flash-linear-attention and "
-                         "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
+        raise ValueError(FLA_MISSING)
     if not torch.cuda.is_available():
         raise ValueError("model.attention.backend='fla' needs a CUDA GPU; none is visible "
                          "(use backend=auto or torch)")

@@ -15,6 +15,11 @@ NORM_SCALINGS = ("chi", "sqrt_d")
 BACKENDS = ("auto", "torch", "fla")
 
 
+#: The one text of "the fla backend without flash-linear-attention" (attention and the
+#: start-up machine check of :mod:`protperf.cli.machine` both raise it).
+FLA_MISSING = ("model.attention.backend='fla' needs flash-linear-attention and Triton: "
+               "pip install 'protperf[gpu]' (or use backend=auto)")
+
 @dataclass
 class AttentionConfig:
     """Which attention a multi-head layer computes, and its Performer settings.

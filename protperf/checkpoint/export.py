@@ -16,10 +16,11 @@ from typing import Any
 
 from protperf.checkpoint.export_dir import check_output_dir, write_export_dir
 from protperf.checkpoint.load import build_model, read_saved_model, resolve_configs
+from protperf.checkpoint.paths import EXPORT_FORMATS
 from protperf.errors import ConfigError, require
 from protperf.structured import to_plain
 
-FORMATS = ("protperf", "esm", "bert")
+FORMATS = EXPORT_FORMATS
 
 
 USAGE = {

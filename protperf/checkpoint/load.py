@@ -28,6 +28,7 @@ import torch
 
 from protperf.checkpoint.export_dir import read_export_dir, tied_parameter_names
 from protperf.checkpoint.integrity import INTEGRITY_KEY, check_finite, verify_integrity
+from protperf.checkpoint.paths import missing_checkpoint
 from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
@@ -79,7 +80,7 @@ def load_checkpoint_file(path: Path, mmap: bool = False) -> Any:
     """What ``torch.save`` wrote at ``path`` (``weights_only=True``, CPU; ``mmap``: tensors read
     when used), unchecked: missing, foreign, corrupt or unsafe files are one line naming it."""
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise missing_checkpoint(path)
     with open(path, "rb") as handle:
         head = handle.read(16)
     if head and not head.startswith(CHECKPOINT_MAGIC):

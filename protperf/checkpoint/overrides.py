@@ -12,8 +12,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from protperf.attention.config import AttentionConfig
 
 # Every AttentionConfig field, optional: None keeps the checkpoint's value.
@@ -38,7 +36,7 @@ class ModelOverrides:
 
     def as_overrides(self) -> dict[str, Any]:
         """The values that are set, as nested plain dicts for ``load_module``."""
-        plain = OmegaConf.to_container(OmegaConf.structured(self), resolve=True)
+        plain = dataclasses.asdict(self)
 
         def prune(node: Any) -> Any:
             if isinstance(node, dict):

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
+from protperf.attention.config import FLA_MISSING
 from protperf.errors import ConfigError
 
 GPU_ACCELERATORS = ("gpu", "cuda")
@@ -57,8 +58,7 @@ def check_machine(config: Any) -> None:
     needs = _needs_cuda(config)
     if _attention_backend(config) == "fla":
         if not fla_installed():
-            raise ConfigError("model.attention.backend='fla' needs flash-linear-attention and "
-                              "Triton: pip install 'protperf[gpu]' (or use backend=auto)")
+            raise ConfigError(FLA_MISSING)
         needs.append(("model.attention.backend=fla", "model.attention.backend=auto"))
     if needs and not cuda_available():
         raise ConfigError(
@@ -78,6 +78,6 @@ def check_launcher(argv: Sequence[str]) -> None:
         if key.removeprefix("override ") == "hydra/launcher" and value in SLURM_LAUNCHERS:
             if shutil.which("sbatch") is None:
                 raise ConfigError(
-                    f"{arg}: SLURM's sbatch is not on the PATH (srun not found): submit from "
-                    "a cluster login node, or drop hydra/launcher=slurm to run here"
+                    f"{arg}: SLURM's sbatch is not on the PATH: submit from a cluster login "
+                    "node (where sbatch is), or drop hydra/launcher=slurm to run here"
                 )

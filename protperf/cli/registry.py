@@ -28,7 +28,7 @@ from protperf.cli.config import (
     TrainConfig,
 )
 from protperf.errors import ConfigError, config_key
-from protperf.runtime.run_dir import register_resolvers
+from protperf.runtime.run_dir import RESOLVER, claim_unique_dir
 from protperf.structured import to_dataclass
 
 #: command (= root YAML name) -> its typed root (a class, or "module:Class" imported on use)
@@ -50,6 +50,13 @@ def schema(command: str) -> type:
         module, _, name = found.partition(":")
         found = getattr(importlib.import_module(module), name)
     return found
+
+
+def register_resolvers() -> None:
+    """Make ``${protperf_unique_dir:path}`` (:func:`claim_unique_dir`) available to configs
+    (idempotent)."""
+    if not OmegaConf.has_resolver(RESOLVER):
+        OmegaConf.register_new_resolver(RESOLVER, claim_unique_dir, use_cache=True)
 
 
 def register_schemas(*commands: str) -> None:

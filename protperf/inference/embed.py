@@ -61,6 +61,18 @@ def length_batches(lengths: list[int], toks_per_batch: int) -> list[list[int]]:
     return batches
 
 
+def protein_tokens(record_id: str, residues: str, source: str) -> np.ndarray:
+    """The token ids of one record's residues (a final stop codon dropped); an invalid letter
+    or an empty sequence is an :class:`InferenceInputError` naming ``source`` and the record."""
+    try:
+        tokens = encode_protein(residues)
+    except ValueError as error:
+        raise InferenceInputError(f"{source}: record {record_id}: {error}") from None
+    if not len(tokens):
+        raise InferenceInputError(f"{source}: record {record_id}: empty sequence")
+    return tokens
+
+
 class Embedder:
     """Embeds proteins with a loaded model.
 
@@ -100,12 +112,7 @@ class Embedder:
         self.cropped: list[str] = []  # ids of the proteins embedded in part (too_long=crop)
 
     def _tokens(self, record_id: str, residues: str, source: str) -> np.ndarray:
-        try:
-            tokens = encode_protein(residues)  # a final stop codon dropped
-        except ValueError as error:
-            raise InferenceInputError(f"{source}: record {record_id}: {error}") from None
-        if not len(tokens):
-            raise InferenceInputError(f"{source}: record {record_id}: empty sequence")
+        tokens = protein_tokens(record_id, residues, source)
         if self.max_residues is not None and len(tokens) > self.max_residues:
             limit = self.model.config.max_position
             if self.too_long == "error":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from protperf.data.alphabet import ALPHABET, NONSTANDARD_AMINO_ACIDS, STANDARD_AMINO_ACIDS
-from protperf.errors import ConfigError
+from protperf.errors import ConfigError, config_key
 from protperf.inference.decoding import FullForwardDecoder, IncrementalDecoder
 from protperf.model.transformer import ProteinLanguageModel
 
@@ -42,13 +42,16 @@ class SamplingConfig:
     top_k: int = 0
     top_p: float = 1.0
 
-    def __post_init__(self) -> None:
+    def validate(self, prefix: str = "") -> None:
+        """Raise :class:`ConfigError` naming the full key of a value out of range."""
         if not self.temperature >= 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature!r}")
+            raise ConfigError(f"{config_key(prefix, 'temperature')} must be >= 0, "
+                              f"got {self.temperature!r}")
         if self.top_k < 0:
-            raise ConfigError(f"top_k must be >= 0, got {self.top_k!r}")
+            raise ConfigError(f"{config_key(prefix, 'top_k')} must be >= 0, got {self.top_k!r}")
         if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
+            raise ConfigError(f"{config_key(prefix, 'top_p')} must be in (0, 1], "
+                              f"got {self.top_p!r}")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -133,6 +136,7 @@ class Sampler:
     ) -> list[str]:
         """``batch_size`` proteins (residue strings, prompt included) decoded together."""
         sampling = sampling or SamplingConfig()
+        sampling.validate()
         self._check_length(max_length)
         a = self.alphabet
         check_prompt(prompt)

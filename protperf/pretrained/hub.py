@@ -22,6 +22,7 @@ from pathlib import Path
 
 from protperf.checkpoint.load import first_line
 from protperf.errors import PretrainedSourceError, require
+from protperf.pretrained.sources import NAME_EXAMPLES, check_local_source
 
 FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 #: fair-esm's model names (``esm.pretrained``): esm2_t6_8M_UR50D, esm1b_t33_650M_UR50S, ...
@@ -33,8 +34,6 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HF_OPTIONAL_FILES = ("vocab.txt",)
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                    "pytorch_model.bin.index.json")
-NAME_EXAMPLES = ("a Hugging Face repo id such as facebook/esm2_t6_8M_UR50D or a fair-esm name "
-                 "such as esm2_t6_8M_UR50D")
 TRUE = {"1", "on", "yes", "true"}
 
 
@@ -42,12 +41,6 @@ def offline() -> bool:
     """Whether downloads are off: ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` (read now)."""
     return any(os.environ.get(name, "").strip().lower() in TRUE
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def looks_like_path(source: str) -> bool:
-    """A source spelled as a path (absolute, ./, ~, or a file suffix), never a name."""
-    return (source.startswith((".", "/", "~", os.sep)) or Path(source).suffix in
-            (".pt", ".ckpt", ".bin", ".safetensors"))
 
 
 def resolve_source(source: str | Path, revision: str | None = None) -> Path:
@@ -62,8 +55,7 @@ def resolve_source(source: str | Path, revision: str | None = None) -> Path:
                 f"--revision {revision} applies to Hugging Face repo ids, not to the local "
                 f"path {source}")
         return path
-    if isinstance(source, Path) or looks_like_path(text):
-        raise FileNotFoundError(f"{source} does not exist ({NAME_EXAMPLES}, or a local path)")
+    check_local_source(source)
     if FAIR_ESM_NAME.match(text):
         if revision is not None:
             raise PretrainedSourceError(f"--revision applies to Hugging Face repo ids, not to "

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from protperf.errors import DataError
+
 DIRECTIONS = {"mlm": "BID", "clm": "UNI"}  # the paper's names: bidirectional / unidirectional
 METRICS = ("loss", "acc", "ppl")
 CURVE_COLUMNS = ["run", "model", "objective", "direction", "split", "step", *METRICS]
@@ -26,7 +28,7 @@ def find_runs(sweep_dir: str | Path) -> list[Path]:
         raise FileNotFoundError(f"sweep directory not found: {sweep_dir}")
     runs = sorted(p.parent.parent for p in sweep_dir.rglob("csv/metrics.csv"))
     if not runs:
-        raise ValueError(f"no runs in {sweep_dir}: no */csv/metrics.csv below it "
+        raise DataError(f"no runs in {sweep_dir}: no */csv/metrics.csv below it "
                          "(train with logger=csv or logger=many_loggers)")
     return runs
 
@@ -38,7 +40,7 @@ def run_config(run_dir: Path) -> dict:
             config = yaml.safe_load(path.read_text()) or {}
             for key in ("model", "task"):
                 if not isinstance(config.get(key), dict):
-                    raise ValueError(f"{path}: no '{key}' section; not a protperf training run")
+                    raise DataError(f"{path}: no '{key}' section; not a protperf training run")
             return config
     raise FileNotFoundError(f"{run_dir}: neither .hydra/config.yaml nor csv/hparams.yaml")
 
@@ -54,7 +56,7 @@ def run_curves(run_dir: Path, name: str | None = None) -> pd.DataFrame:
     path = run_dir / "csv" / "metrics.csv"
     metrics = pd.read_csv(path)
     if "step" not in metrics.columns or "val/loss" not in metrics.columns:
-        raise ValueError(f"{path}: expected columns 'step' and 'val/loss', "
+        raise DataError(f"{path}: expected columns 'step' and 'val/loss', "
                          f"found {', '.join(metrics.columns)}")
     config = run_config(run_dir)
     objective = config["task"]["objective"]

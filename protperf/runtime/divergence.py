@@ -28,6 +28,7 @@ import lightning.pytorch as pl
 import torch
 
 from protperf.errors import TrainingDivergedError
+from protperf.runtime.run_dir import newest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,16 @@ def gradient_norm(module: torch.nn.Module) -> torch.Tensor:
     if not grads:
         return torch.zeros(())
     return torch.nn.utils.get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False)
+
+
+def what_next(run_dir: str | None) -> str:
+    """What to do after a non-finite stop: resume from the run's newest checkpoint with a
+    lower learning rate, or start again when none was written yet."""
+    change = "lower optim.lr or set trainer.gradient_clip_val"
+    newest = newest_checkpoint(run_dir) if run_dir else None
+    if newest is None:
+        return f"{change}, then start again (no checkpoint was written yet)"
+    return f"{change}, then resume from {newest} (ckpt_path=last)"
 
 
 class DivergenceGuard(pl.Callback):
@@ -85,8 +96,8 @@ class DivergenceGuard(pl.Callback):
             raise TrainingDivergedError(
                 f"{what} at step {step}: stopping before any weight becomes non-finite "
                 f"({self.skipped} of divergence.skip_nonfinite_batches="
-                f"{self.skip_nonfinite_batches} bad batches skipped); lower optim.lr, set "
-                "trainer.gradient_clip_val, or resume from the last checkpoint")
+                f"{self.skip_nonfinite_batches} bad batches skipped); "
+                f"{what_next(getattr(trainer, 'default_root_dir', None))}")
         self.skipped += 1
         for param in pl_module.parameters():
             param.grad = None  # the optimizer skips parameters without a gradient

@@ -10,34 +10,35 @@ A command's typed root provides ``trainer`` (:class:`~protperf.cli.config.Traine
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import lightning.pytorch as pl
-from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from protperf.checkpoint.atomic import write_text
 from protperf.checkpoint.lightning_io import AtomicCheckpointIO, remove_dead_partials
 from protperf.checkpoint.load import read_checkpoint
-from protperf.errors import ConfigError
 from protperf.runtime.best_checkpoints import AdoptBestCheckpoints
 from protperf.runtime.divergence import DivergenceGuard
 from protperf.runtime.launch import check_ddp_launch
 from protperf.runtime.preemption import ResumeCheckpoint
-from protperf.runtime.run_dir import requeued, resolve_ckpt_path
+from protperf.runtime.run_dir import refuse_finished_run_dir, requeued, resolve_ckpt_path
 from protperf.runtime.run_lock import REQUEUE_WAIT_S, run_directory_lock
+from protperf.runtime.validation_record import ValidationRecord
 from protperf.structured import to_plain
 
 T = TypeVar("T")
 
 
-def run_locked(config: Any, body: Callable[[Any], T]) -> T:
+def run_locked(config: Any, body: Callable[[Any], T], multirun: bool = False) -> T:
     """``body(config)`` with the run directory locked (one run per directory, see
-    :mod:`protperf.runtime.run_lock`), after the DDP launch check and seeding."""
-    check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes)
+    :mod:`protperf.runtime.run_lock`), after the DDP launch check (``multirun``: inside a
+    Hydra sweep, :func:`protperf.cli.hydra_runtime.in_sweep`) and seeding."""
+    check_ddp_launch(config.trainer.strategy, config.trainer.devices, config.trainer.num_nodes,
+                     multirun=multirun)
     pl.seed_everything(config.seed, workers=True)
     with run_directory_lock(config.output_dir, wait_s=REQUEUE_WAIT_S if requeued() else 0):
         return body(config)
@@ -54,11 +55,18 @@ def resume_path(config: Any) -> str | None:
     return ckpt_path
 
 
-def build_trainer(config: Any) -> pl.Trainer:
-    """A Lightning Trainer with the configured loggers and callbacks (Hydra ``_target_`` nodes)."""
-    loggers = [instantiate(node) for node in config.logger.values() if node]
-    callbacks = [instantiate(node) for node in config.callbacks.values() if node]
-    callbacks += [DivergenceGuard(**asdict(config.divergence)), AdoptBestCheckpoints()]
+#: ``_target_`` nodes -> objects (:func:`protperf.cli.hydra_runtime.instantiate_nodes`: Hydra
+#: stays in protperf/cli/).
+Instantiate = Callable[[Mapping[str, Any]], list[Any]]
+
+
+def build_trainer(config: Any, instantiate_nodes: Instantiate) -> pl.Trainer:
+    """A Lightning Trainer with the configured loggers and callbacks (``_target_`` nodes made
+    by ``instantiate_nodes``), the divergence guard and the record of the last validation."""
+    loggers = instantiate_nodes(config.logger)
+    callbacks = instantiate_nodes(config.callbacks)
+    callbacks += [DivergenceGuard(**asdict(config.divergence)), AdoptBestCheckpoints(),
+                  ValidationRecord()]
     has_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks)
     # Requeue has one owner: submitit (hydra/launcher=slurm), after ResumeCheckpoint saved;
     # Lightning's own SLURM handler would save mid-step and requeue a second time.
@@ -75,10 +83,11 @@ def build_trainer(config: Any) -> pl.Trainer:
     )
 
 
-def start_trainer(config: Any, ckpt_path: str | None) -> pl.Trainer:
+def start_trainer(config: Any, ckpt_path: str | None,
+                  instantiate_nodes: Instantiate) -> pl.Trainer:
     """:func:`build_trainer`, then: partial files of interrupted checkpoint writes removed, a
     resumed run's CSV history kept, the config logged as hyper-parameters."""
-    trainer = build_trainer(config)
+    trainer = build_trainer(config, instantiate_nodes)
     if trainer.is_global_zero:
         for directory in checkpoint_dirs(trainer):
             remove_dead_partials(directory)
@@ -110,19 +119,6 @@ def keep_csv_history(trainer: pl.Trainer) -> None:
         writer = logger.experiment  # creating the writer deletes the file
         write_text(path, history)
         writer.metrics_keys = header
-
-
-def refuse_finished_run_dir(output_dir: str) -> None:
-    """A fresh run never writes into a directory that holds another run's results."""
-    found = [name for name, present in (
-        ("summary.json", Path(output_dir, "summary.json").is_file()),
-        ("checkpoints", any(Path(output_dir, "checkpoints").glob("*.ckpt"))),
-    ) if present]
-    if found:
-        raise ConfigError(
-            f"output directory {output_dir} already holds a run ({', '.join(found)}): resume it "
-            "with ckpt_path=last, or choose another hydra.run.dir"
-        )
 
 
 def resume_callback(trainer: pl.Trainer) -> ResumeCheckpoint | None:

@@ -17,27 +17,20 @@ def processes_started_externally() -> bool:
     return any(env.detect() for env in (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment))
 
 
-def _is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def check_ddp_launch(strategy: str, devices: object, num_nodes: int,
-                     multirun: bool | None = None, external: bool | None = None) -> None:
+def check_ddp_launch(strategy: str, devices: object, num_nodes: int, multirun: bool,
+                     external: bool | None = None) -> None:
     """Refuse a multi-process DDP job inside a local Hydra sweep (``-m``).
 
     Lightning starts the extra DDP processes by re-running ``sys.argv``; inside a basic or
     submitit-local sweep that is the whole sweep again, which hangs or trains the wrong job.
     Under SLURM (one task per device) or torchrun the processes exist already and it is fine.
-    ``multirun`` / ``external`` default to the current Hydra mode / cluster environment.
+    ``multirun``: inside a sweep (:func:`protperf.cli.hydra_runtime.in_sweep`); ``external``
+    defaults to the cluster environment.
     """
     multi_process = "ddp" in str(strategy) and (
         num_nodes > 1 or not isinstance(devices, int) or devices > 1)
     if not multi_process:
         return
-    multirun = _is_multirun() if multirun is None else multirun
     external = processes_started_externally() if external is None else external
     if multirun and not external:
         raise ConfigError(

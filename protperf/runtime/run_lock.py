@@ -78,7 +78,8 @@ def run_directory_lock(run_dir: str | Path, wait_s: float = 0.0) -> Iterator[Pat
     a DDP rank other than 0, or a file system without locks, which is logged).
 
     Raises :class:`RunDirectoryBusyError` naming the holder if another live process holds it
-    after ``wait_s`` seconds."""
+    after ``wait_s`` seconds. Reentrant: a process that holds the lock already just runs the
+    block (the command's preflight holds it around :func:`protperf.app.train.train`)."""
     if not is_launching_process():
         yield None
         return
@@ -86,6 +87,19 @@ def run_directory_lock(run_dir: str | Path, wait_s: float = 0.0) -> Iterator[Pat
     check_writable(run_dir, "run directory")  # read-only or full: one line, before any work
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_file = run_dir / LOCK_NAME
+    key = os.path.realpath(lock_file)
+    if key in _held:  # this process holds it already (the command's preflight)
+        yield lock_file
+        return
+    with _holding(key, lock_file, run_dir, wait_s) as held:
+        yield held
+
+
+_held: set[str] = set()  # real paths of the lock files this process holds
+
+
+@contextlib.contextmanager
+def _holding(key: str, lock_file: Path, run_dir: Path, wait_s: float) -> Iterator[Path | None]:
     with open(lock_file, "a+") as handle:
         try:
             taken = _try_lock(handle)
@@ -115,9 +129,11 @@ def run_directory_lock(run_dir: str | Path, wait_s: float = 0.0) -> Iterator[Pat
         handle.write(json.dumps({"pid": os.getpid(), "host": host_name(),
                                  "since": datetime.now().isoformat(timespec="seconds")}))
         handle.flush()
+        _held.add(key)
         try:
             yield lock_file
         finally:
+            _held.discard(key)
             with contextlib.suppress(OSError):
                 handle.seek(0)
                 handle.truncate()

@@ -75,6 +75,7 @@ def test_notebooks_train_into_folders_of_their_own():
     assert 'WORK / f"tiny-{objective}"' in "".join(folders["use_a_model.ipynb"])
 
 
+@pytest.mark.slow  # executes every analysis notebook; use_a_model runs by default
 def test_notebooks_execute_and_write_figures(notebook_env, monkeypatch):
     tmp_path = notebook_env
     notebook = execute("attention_heads.ipynb", tmp_path)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from benchmark_log import PROVENANCE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,6 +20,7 @@ def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedP
                           env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # the whole attention benchmark at its smallest size
 def test_attention_benchmark_appends_to_attention_csv(tmp_path):
     args = ["--lengths", "64", "--methods", "identity", "--skip-approx"]
     for _ in range(2):

@@ -16,16 +16,16 @@ import pandas as pd
 import pytest
 import torch
 
-import protperf.app.collect_runs
 import protperf.app.embed
 import protperf.app.generate
 import protperf.app.score
-from protperf.app import export_model as export_app
-from protperf.app import import_model as import_app
+import protperf.reporting.runs
 from protperf.checkpoint import atomic
 from protperf.checkpoint.atomic import host_tag
 from protperf.checkpoint.writer import write_checkpoint
+from protperf.cli import entries
 from protperf.cli.compose import compose_config
+from protperf.cli.runner import argparse_status
 from protperf.inference.embed import Embedder
 from tests.checkpoint.conftest import ENOSPC, raise_errno
 from tests.checkpoint.test_atomic import dead_pid
@@ -66,6 +66,14 @@ def hydra_command(name: str, overrides: list[str], capsys) -> str:
     return lines[0]
 
 
+def export_status(argv: list[str]) -> int:
+    return argparse_status("protperf.app.export_model", argv)
+
+
+def import_status(argv: list[str]) -> int:
+    return argparse_status("protperf.app.import_model", argv)
+
+
 def argparse_command(run, argv: list[str], capsys) -> str:
     with pytest.raises(SystemExit) as status:
         run(argv)
@@ -94,16 +102,16 @@ WRITTEN = {"embed": "embeddings {out}/embeddings", "score": "scores {out}/scores
 def test_export_into_an_earlier_export_needs_force_and_keeps_other_files(checkpoints, tmp_path,
                                                                          capsys):
     out = tmp_path / "exported"
-    export_app.run([str(checkpoints["mlm"]), "--out", str(out)])
+    assert export_status([str(checkpoints["mlm"]), "--out", str(out)]) == 0
     (out / "notes.txt").write_text("my notes")
     (out / "other-model").mkdir()
     (out / "other-model" / "model.safetensors").write_bytes(b"another model")
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    line = argparse_command(export_app.run, [str(checkpoints["clm"]), "--out", str(out)], capsys)
+    line = argparse_command(entries.export, [str(checkpoints["clm"]), "--out", str(out)], capsys)
     assert line == (f"error: --out {out} is an earlier export; pass --force to replace the files "
                     "an export writes there (other files are kept), or choose a new directory")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
-    export_app.run([str(checkpoints["clm"]), "--out", str(out), "--force"])
+    assert export_status([str(checkpoints["clm"]), "--out", str(out), "--force"]) == 0
     assert json.loads((out / "config.json").read_text())["task"]["objective"] == "clm"
     assert (out / "notes.txt").read_text() == "my notes"
     assert (out / "other-model" / "model.safetensors").read_bytes() == b"another model"
@@ -119,9 +127,9 @@ def save_then_wait(obj, path, *args, **kwargs):
     print("written", flush=True)
     time.sleep(60)
 torch.save = save_then_wait
-from protperf.app.import_model import console
+from protperf.cli.entries import import_model
 sys.argv = ["protperf-import", *sys.argv[1:]]
-console()
+import_model()
 """
 
 
@@ -147,7 +155,7 @@ def test_import_removes_dead_writers_leftovers(hf_esm_dirs, tmp_path):
     stale = [tmp_path / f".esm.ckpt.tmp-{dead}", tmp_path / f".esm.ckpt.tmp-{host_tag()}-{dead}"]
     for path in stale:
         path.write_bytes(b"x" * 1000)
-    assert import_app.main([str(hf_esm_dirs["safetensors"]), "--out", str(out)]) == 0
+    assert import_status([str(hf_esm_dirs["safetensors"]), "--out", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["esm.ckpt"]
 
 
@@ -160,7 +168,7 @@ def test_import_refuses_more_layers_than_the_config_says(hf_esm_dirs, tmp_path, 
     config = json.loads((source / "config.json").read_text())
     (source / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 1}))
     out = tmp_path / "esm.ckpt"
-    assert import_app.main([str(source), "--out", str(out)]) == 2
+    assert import_status([str(source), "--out", str(out)]) == 2
     assert capsys.readouterr().err == (
         f"error: {source / 'model.safetensors'}: tensor "
         "'esm.encoder.layer.1.LayerNorm.bias' is not used: "
@@ -199,26 +207,26 @@ def test_read_only_folder_in_inference_commands(name, checkpoints, inputs, reado
 def test_full_disk_and_read_only_in_export(checkpoints, tmp_path, monkeypatch, capsys):
     out = tmp_path / "exported"
     monkeypatch.setattr(atomic, "fsync_path", raise_errno(ENOSPC))
-    line = argparse_command(export_app.run, [str(checkpoints["mlm"]), "--out", str(out)], capsys)
+    line = argparse_command(entries.export, [str(checkpoints["mlm"]), "--out", str(out)], capsys)
     assert line == f"error: cannot write export directory {out}: no space left on the device"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
 
 
 def test_export_and_import_into_a_read_only_folder(checkpoints, hf_esm_dirs, readonly_dir,
                                                    capsys):
-    line = argparse_command(export_app.run, [str(checkpoints["mlm"]), "--out",
+    line = argparse_command(entries.export, [str(checkpoints["mlm"]), "--out",
                                              str(readonly_dir / "exported")], capsys)
     assert line == f"error: cannot write export directory {readonly_dir}: the file system is " \
                    "read-only"
     out = readonly_dir / "esm.ckpt"
-    assert import_app.main([str(hf_esm_dirs["safetensors"]), "--out", str(out)]) == 2
+    assert import_status([str(hf_esm_dirs["safetensors"]), "--out", str(out)]) == 2
     assert capsys.readouterr().err == (f"error: cannot write checkpoint {readonly_dir}: the file "
                                        "system is read-only\n")
 
 
 def test_full_disk_in_import_leaves_nothing(hf_esm_dirs, tiny_disk, capsys):
     out = tiny_disk / "esm.ckpt"
-    assert import_app.main([str(hf_esm_dirs["safetensors"]), "--out", str(out)]) == 2
+    assert import_status([str(hf_esm_dirs["safetensors"]), "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"error: cannot write checkpoint {tiny_disk}")
     assert error.count("\n") == 1 and "Traceback" not in error
@@ -228,10 +236,10 @@ def test_full_disk_in_import_leaves_nothing(hf_esm_dirs, tiny_disk, capsys):
 def test_full_disk_in_collect_runs(tmp_path, monkeypatch, capsys):
     curves = pd.DataFrame({"run": ["a"], "step": [0], "split": ["train"], "acc": [0.5]})
     summary = pd.DataFrame({"run": ["a"], "overrides": [""]})
-    monkeypatch.setattr(protperf.app.collect_runs, "collect_runs", lambda path: (curves, summary))
+    monkeypatch.setattr(protperf.reporting.runs, "collect_runs", lambda path: (curves, summary))
     monkeypatch.setattr(atomic, "fsync_path", raise_errno(ENOSPC))
     out = tmp_path / "tables"
-    assert protperf.app.collect_runs.main([str(tmp_path), "--out", str(out)]) == 2
+    assert argparse_status("protperf.app.collect_runs", [str(tmp_path), "--out", str(out)]) == 2
     assert capsys.readouterr().err == (f"error: cannot write table {out / 'runs_curves.csv'}: "
                                        "no space left on the device\n")
     assert list(out.iterdir()) == []

@@ -18,12 +18,18 @@ WT = "MKTAYIAKQRQISFVKSHFSRQA"  # A at position 23
 NOT_UTF8 = b">sp|P1|caf\xe9 protein\nMKTAYIAKQR\n"
 
 
+def _unread_checkpoint(folder) -> str:
+    """A file named like a checkpoint that is none: read only if the inputs pass."""
+    (folder / "unread.ckpt").write_bytes(b"not a checkpoint")
+    return "unread.ckpt"
+
+
 def _score(tmp_path, mutations: str | bytes, wildtype: str = f">wt\n{WT}\n", *extra: str):
     csv, fasta = tmp_path / "variants.csv", tmp_path / "wt.fasta"
     csv.write_bytes(mutations if isinstance(mutations, bytes) else mutations.encode())
     fasta.write_text(wildtype)
-    # the checkpoint does not exist: the inputs are read (and refused) before the model
-    args = ["checkpoint=missing.ckpt", f"mutations={csv}", f"wildtype={fasta}",
+    # the checkpoint is no checkpoint: the inputs are read (and refused) before the model
+    args = [f"checkpoint={_unread_checkpoint(tmp_path)}", f"mutations={csv}", f"wildtype={fasta}",
             f"output={tmp_path / 'scores.csv'}", "hydra.run.dir=run", *extra]
     return run_command("score.py", args, tmp_path), csv, fasta
 
@@ -74,15 +80,26 @@ def test_score_wildtype_id_picks_the_record(tmp_path):
 
 def test_embed_empty_fasta(tmp_path):
     (tmp_path / "empty.fasta").write_text("")
-    result = run_command("embed.py", ["checkpoint=missing.ckpt", "data.path=empty.fasta",
+    result = run_command("embed.py", [f"checkpoint={_unread_checkpoint(tmp_path)}",
+                                      "data.path=empty.fasta",
                                       "output_dir=emb", "hydra.run.dir=run"], tmp_path)
     assert error_line(result) == "error: empty.fasta: no FASTA records to embed"
     assert not (tmp_path / "emb").exists()
 
 
+def test_embed_header_only_fasta_is_refused_before_any_bar_or_folder(tmp_path):
+    (tmp_path / "header.fasta").write_text(">P1 a header, no residues\n")
+    result = run_command("embed.py", [f"checkpoint={_unread_checkpoint(tmp_path)}",
+                                      "data.path=header.fasta", "output_dir=emb"], tmp_path)
+    assert error_line(result) == "error: header.fasta: record P1: empty sequence"
+    assert "embed:" not in result.stderr  # no progress bar was started
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["header.fasta", "unread.ckpt"]
+
+
 def test_embed_header_that_is_not_utf8(tmp_path):
     (tmp_path / "latin1.fasta").write_bytes(b">ok\nMKT\n" + NOT_UTF8)
-    result = run_command("embed.py", ["checkpoint=missing.ckpt", "data.path=latin1.fasta",
+    result = run_command("embed.py", [f"checkpoint={_unread_checkpoint(tmp_path)}",
+                                      "data.path=latin1.fasta",
                                       "output_dir=emb", "hydra.run.dir=run"], tmp_path)
     assert error_line(result) == (
         "error: latin1.fasta: line 3: header is not valid UTF-8 (byte 0xe9 at column 11)")

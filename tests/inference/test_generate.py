@@ -103,4 +103,6 @@ def test_refused_inputs_name_the_key():
                                           r"letter"):  # J encodes as <unk>: it was dropped
         sampler.sample(1, 10, prompt="MKJ")
     with pytest.raises(ConfigError, match=r"top_p must be in \(0, 1\], got 0"):
-        SamplingConfig(top_p=0)
+        SamplingConfig(top_p=0).validate()
+    with pytest.raises(ConfigError, match=r"^top_k must be >= 0, got -1$"):
+        sampler.sample(1, 10, sampling=SamplingConfig(top_k=-1))  # the sampler validates

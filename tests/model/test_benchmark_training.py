@@ -5,6 +5,7 @@ import importlib.util
 import math
 
 import pandas as pd
+import pytest
 
 from tests.model.conftest import REPO, run_script
 
@@ -17,6 +18,7 @@ def load_benchmark_module():
     return module
 
 
+@pytest.mark.slow  # repeated benchmark runs; the row format is tested by the other tests
 def test_repeats_give_one_median_row_per_cell(tmp_path):
     result = run_script("benchmark_training.py", [
         "--skip", "quality", "--windows", "32", "--steps", "2", "--warmup", "0",

@@ -14,9 +14,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from protperf.app.import_model import main
+from protperf.cli.runner import argparse_status
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def import_status(argv: list[str]) -> int:
+    """The exit status of ``protperf-import ARGV``, in-process."""
+    return argparse_status("protperf.app.import_model", argv)
 
 
 class WritesAFile:
@@ -31,7 +36,7 @@ class WritesAFile:
 
 def run_import(source, out, capsys, *extra) -> str:
     """``protperf-import SOURCE --out OUT`` in-process: the one error line (exit 2, OUT absent)."""
-    assert main([str(source), "--out", str(out), *extra]) == 2
+    assert import_status([str(source), "--out", str(out), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert not out.exists()
@@ -175,7 +180,7 @@ def test_missing_source_and_existing_out(fair_esm_file, tmp_path, capsys):
     assert "does not exist" in run_import(tmp_path / "nothing", tmp_path / "out.ckpt", capsys)
     out = tmp_path / "taken.ckpt"
     out.write_text("keep me")
-    assert main([str(fair_esm_file[0]), "--out", str(out)]) == 2
+    assert import_status([str(fair_esm_file[0]), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"error: {out} already exists (use --force to replace it)")
     assert out.read_text() == "keep me"

@@ -61,11 +61,23 @@ def test_nonfinite_loss_stops_with_one_line_and_keeps_the_finite_checkpoint(
     assert code == 2
     assert line == (
         "error: training loss is nan at step 1: stopping before any weight becomes non-finite "
-        "(0 of divergence.skip_nonfinite_batches=0 bad batches skipped); lower optim.lr, set "
-        "trainer.gradient_clip_val, or resume from the last checkpoint")
+        "(0 of divergence.skip_nonfinite_batches=0 bad batches skipped); lower optim.lr or "
+        f"set trainer.gradient_clip_val, then resume from {tmp_path}/checkpoints/last.ckpt "
+        "(ckpt_path=last)")
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert read_checkpoint(last)["global_step"] == 1 and all_finite(last)
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_nonfinite_stop_before_any_checkpoint_says_start_again(tmp_path, one_line_error):
+    cfg = compose_train([*DIVERGING, "trainer.max_steps=8", "trainer.val_check_interval=8"],
+                        output_dir=tmp_path)
+    code, line = one_line_error(lambda: main.run(cfg))
+    assert (code, line) == (2, (
+        "error: training loss is nan at step 1: stopping before any weight becomes non-finite "
+        "(0 of divergence.skip_nonfinite_batches=0 bad batches skipped); lower optim.lr or "
+        "set trainer.gradient_clip_val, then start again (no checkpoint was written yet)"))
+    assert not list(tmp_path.glob("checkpoints/*.ckpt"))
 
 
 def test_skipped_nonfinite_batches_are_counted_then_the_run_stops(tmp_path):

@@ -122,7 +122,7 @@ def test_prepare_refuses_an_input_inside_out_in_one_line(tmp_path):
     inside = proteins_fasta(out / "b.fasta", seed=1)
     refused = run_script("prepare_data.py", [str(inside), "--out", str(out), "--force"],
                          cwd=tmp_path, env=QUIET)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr == (f"error: {inside}: the input lies inside the output directory "
                               f"{out}; move it out or choose another --out\n")
     assert inside.is_file()

@@ -72,6 +72,7 @@ def test_optuna_search_config_tunes_lr_and_features():
     assert sweeper.direction == "minimize"
 
 
+@pytest.mark.slow  # a submitit-local sweep of tiny runs: the slowest fixture of the suite
 def test_submitit_local_sweep_runs_each_job(local_sweep):
     runs = sorted(p.name for p in local_sweep.iterdir() if (p / "summary.json").is_file())
     assert runs == ["0_transformer-clm", "1_performer_relu-clm"]
@@ -80,6 +81,7 @@ def test_submitit_local_sweep_runs_each_job(local_sweep):
         assert (local_sweep / run / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow  # needs the submitit-local sweep (collect-runs' errors are tested fast)
 def test_collect_runs_tables_and_figure(local_sweep, tmp_path):
     curves, summary = collect_runs(local_sweep)
     assert sorted(summary["model"]) == ["performer_relu", "transformer"]

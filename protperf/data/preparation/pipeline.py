@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import signal
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -80,6 +81,22 @@ def _in_pool(pool, job: ChunkJob, chunks: Chunks, workers: int) -> tuple[Counter
     return _merge(results(), job.cfg)
 
 
+#: Signals whose handler a forked pool worker resets: the parent's own handlers (a training
+#: run's "save, then stop" on SIGTERM, a notebook's) would keep a worker alive through
+#: ``Pool.terminate``'s SIGTERM, and the parent would wait for it forever.
+WORKER_DEFAULT_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name))
+
+
+def _start_worker() -> None:
+    """Pool initializer: default handlers for :data:`WORKER_DEFAULT_SIGNALS`; Ctrl-C is
+    ignored (the parent stops the pool and removes what was written)."""
+    for signum in WORKER_DEFAULT_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_task(task: tuple) -> dict:
     """Pool worker: one chunk (read here if it is a byte range)."""
     job, index, start, chunk = task
@@ -137,7 +154,7 @@ def _prepare_into(source: Path, tmp: Path, cfg: PrepareConfig, workers: int) -> 
         if parallel:
             # fork (not spawn): works from notebooks and unguarded scripts; the pool is made
             # before any thread of ours starts
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, _start_worker) as pool:
                 hasher.start()
                 stats, shards, drops = _in_pool(pool, job, chunks, workers)
         else:

@@ -3,10 +3,11 @@
 A prepared directory ``DIR`` is written as a hidden sibling ``.DIR.tmp-HOST-PID-RANDOM`` and
 renamed to ``DIR`` when complete (its ``manifest.json`` written last, then every file and
 folder fsynced, so that after a crash ``DIR`` is either absent or whole).
-While one process prepares ``DIR`` it holds an ``fcntl.flock`` on ``.DIR.lock``: another
-process preparing the same ``DIR`` waits, then finds it prepared.  A temporary whose process
-is gone (killed, node crash) is removed by the next preparation of ``DIR``; one whose process
-is alive, or that was written on another host, is reported and left alone.
+While one process prepares ``DIR`` it holds an ``fcntl.flock`` on ``.DIR.lock`` (removed when
+it is done): another process preparing the same ``DIR`` waits, then finds it prepared.  A
+temporary whose process is gone (killed, node crash) is removed by the next preparation of
+``DIR``; one whose process is alive, or that was written on another host, is reported and left
+alone.
 
 A folder that is not empty and holds no valid manifest is never deleted or replaced.  Replacing
 a prepared directory (``--force``) replaces only what preparation wrote there (the manifest and
@@ -158,24 +159,46 @@ def clean_leftovers(out_dir: Path) -> None:
 
 @contextlib.contextmanager
 def locked(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``.NAME.lock`` beside ``out_dir`` (waits for it)."""
+    """Hold an exclusive ``flock`` on ``.NAME.lock`` beside ``out_dir`` (waits for it); the
+    holder removes the file when done, so no lock file is left beside ``out_dir``. A waiter
+    that then holds the lock of a removed file opens the path again (the inode check)."""
     blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise DataError(f"{out_dir}: cannot be created, {blocking} is a file, not a directory")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path(out_dir), "a") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        except OSError as exc:  # a file system without locks: go on, unlocked
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            log.warning("cannot lock %s (%s): concurrent preparations are not excluded",
-                        handle.name, exc.strerror)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    path = lock_path(out_dir)
+    while True:
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            except OSError as exc:  # a file system without locks: go on, unlocked
+                if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                log.warning("cannot lock %s (%s): concurrent preparations are not excluded",
+                            handle.name, exc.strerror)
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                return
+            if not _same_file(handle, path):  # its holder removed it: lock the new one
+                continue
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    path.unlink()  # while holding it: a waiter then sees a removed file
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return
+
+
+def _same_file(handle, path: Path) -> bool:
+    """True if ``path`` still names the file open as ``handle``."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def publish(tmp: Path, out_dir: Path) -> None:

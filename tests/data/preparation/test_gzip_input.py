@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import re
+import signal
 import zlib
 from pathlib import Path
 
@@ -147,6 +148,23 @@ def test_truncated_gzip_in_a_later_chunk(tmp_path, workers):
                        match=r"cut\.fasta\.gz: truncated or corrupt gzip file \(the file ends "
                              r"inside a gzip member"):
         prepare(path, tmp_path / "out", PrepareConfig(chunk_bytes=1 << 16), workers=workers)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_pool_stops_under_a_parent_sigterm_handler(tmp_path):
+    """A parent that handles SIGTERM itself (training's "save, then stop", a notebook): its
+    forked pool workers still die on ``Pool.terminate`` when a later chunk fails (they kept the
+    inherited handler and the parent waited for them forever)."""
+    data = _compressed_fasta()
+    path = tmp_path / "cut.fasta.gz"
+    path.write_bytes(data[: len(data) * 3 // 4])
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        with pytest.raises(FastaFormatError, match=r"truncated or corrupt gzip file"):
+            prepare(path, tmp_path / "out", PrepareConfig(chunk_bytes=1 << 16), workers=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert not (tmp_path / "out").exists()
 
 

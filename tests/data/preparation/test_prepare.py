@@ -128,5 +128,5 @@ def test_prepare_data_script_default_run(tmp_path):
     assert json.loads(manifests[0].read_text())["settings"]["valid_fraction"] == 0.05
     bad = subprocess.run(cmd + ["missing.fa"], cwd=tmp_path, env=env, capture_output=True,
                          text=True)
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "error: FASTA file not found: missing.fa" in bad.stderr

@@ -60,14 +60,14 @@ def test_a_users_folder_is_refused_and_kept(tmp_path, plain_sample):
     (folder / "notes.txt").write_text("mine")
     for extra in ([], ["--force"]):
         result = run_script(str(plain_sample), "--out", str(folder), *extra, cwd=tmp_path)
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert result.stderr == (
             f"error: {folder}: not empty and not a prepared directory (no valid {MANIFEST}); "
             "refusing to replace it, choose another --out\n")
         assert _tree(folder) == {"notes.txt": b"mine"}
     (folder / MANIFEST).write_text('{"format": "something else"}')  # not ours either
     assert run_script(str(plain_sample), "--out", str(folder), "--force",
-                      cwd=tmp_path).returncode == 1
+                      cwd=tmp_path).returncode == 2
     assert sorted(_tree(folder)) == [MANIFEST, "notes.txt"]
     afile = tmp_path / "a.txt"
     afile.write_text("x")
@@ -85,13 +85,13 @@ def test_empty_folder_is_used_and_force_replaces_only_a_prepared_one(tmp_path, p
     assert again.returncode == 0 and again.stdout.startswith("already prepared")
     other = run_script(str(plain_sample), "--out", str(out), "--valid-fraction", "0.2",
                        cwd=tmp_path)
-    assert other.returncode == 1 and "already prepared from another input" in other.stderr
+    assert other.returncode == 2 and "already prepared from another input" in other.stderr
     assert _tree(out) == first
     forced = run_script(str(plain_sample), "--out", str(out), "--valid-fraction", "0.2",
                         "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert verify_prepared(out)["settings"]["valid_fraction"] == 0.2
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == [".out.lock"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []  # no lock
 
 
 def test_killed_preparation_leaves_nothing_prepared_and_is_cleaned_up(tmp_path, plain_sample):
@@ -124,7 +124,7 @@ def test_two_preparations_at_once_end_with_one_directory(tmp_path, plain_sample)
     results = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], results
     (prepared,) = (p for p in (tmp_path / "cache").iterdir() if p.is_dir())
-    assert [p.name for p in (tmp_path / "cache").glob(".*")] == [lock_path(prepared).name]
+    assert list((tmp_path / "cache").glob(".*")) == []  # no lock file or temporary left
     assert verify_prepared(prepared, checksums=True)["sequences_kept"] == 2100
     outputs = [out.split("\n", 1)[1].rsplit("time", 1)[0] for out, _ in results]
     assert outputs[0] == outputs[1]  # the same summary, output directory included
@@ -168,26 +168,26 @@ def test_disk_full_leaves_nothing_and_names_the_file(tmp_path, plain_sample, mon
     assert str(error.value) == (f"{written[3]}: No space left on device (while preparing {out}; "
                                 "nothing was left there)")
     assert written[3].parent.parent.name.startswith(".out.tmp-")
-    assert [p.name for p in tmp_path.iterdir()] == [".out.lock"]
+    assert list(tmp_path.iterdir()) == []  # no temporary, no lock file
 
 
 def test_unwritable_output_and_bad_inputs_are_one_line(tmp_path, plain_sample):
     afile = tmp_path / "a.txt"
     afile.write_text("x")
     result = run_script(str(plain_sample), "--out", str(afile / "sub"), cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr == (f"error: {afile / 'sub'}: cannot be created, {afile} is a file, "
                              "not a directory\n")
     folder = tmp_path / "folder"
     folder.mkdir()
     result = run_script(str(folder), "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert (result.returncode, result.stderr) == (
-        1, f"error: {folder}: is a directory, not a FASTA file\n")
+        2, f"error: {folder}: is a directory, not a FASTA file\n")
     fifo = tmp_path / "pipe.fa"
     os.mkfifo(fifo)
     result = run_script(str(fifo), "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert (result.returncode, result.stderr) == (
-        1, f"error: {fifo}: not a regular file (a FIFO, socket or device); the input is read "
+        2, f"error: {fifo}: not a regular file (a FIFO, socket or device); the input is read "
            "more than once, so save it to a file first\n")
     assert not (tmp_path / "o").exists()
     debug = run_script(str(folder), "--out", str(tmp_path / "o"), "--debug", cwd=tmp_path)
@@ -211,7 +211,7 @@ def test_verify_checksums_of_an_existing_directory(tmp_path, plain_sample):
     checked = run_script(str(plain_sample), "--out", str(out), "--verify-checksums",
                          cwd=tmp_path)
     assert (checked.returncode, checked.stderr) == (
-        1, f"error: {path}: CRC-32 differs from manifest.json (corrupted); prepare it again "
+        2, f"error: {path}: CRC-32 differs from manifest.json (corrupted); prepare it again "
            "(scripts/prepare_data.py ... --force)\n")
 
 
