@@ -21,6 +21,7 @@ from typing import Any
 import lightning.pytorch as pl
 from omegaconf import DictConfig
 
+from protperf.checkpoint.atomic import write_text
 from protperf.checkpoint.load import read_saved_model
 from protperf.checkpoint.module import load_module
 from protperf.cli.config import TrainConfig
@@ -116,8 +117,7 @@ def train_in_locked_dir(config: TrainConfig) -> dict[str, Any]:
         summary.update(test_loss=test["test/loss"], test_acc=test["test/acc"],
                        test_ppl=math.exp(test["test/loss"]))
     if trainer.is_global_zero:
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        Path(config.output_dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(Path(config.output_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
         print(summary_line(summary), flush=True)
     return summary
 

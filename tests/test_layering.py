@@ -38,6 +38,9 @@ FORBIDDEN = {
     "reporting": {"runtime", "cli", "training", "app", "transfer"},
     "cli": {"reporting", "training", "app", "transfer"},
     "training": {"analysis", "inference", "pretrained", "reporting", "app", "transfer"},
+    # protperf.hf: Performer attention registered with transformers (attention + name tables)
+    "hf": {"data", "model", "analysis", "inference", "structured", "pretrained",
+           "transfer"} | COMMAND_SIDE,
 }
 
 #: Standard-library-only leaves every layer may use: the one atomic writer.

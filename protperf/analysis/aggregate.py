@@ -28,7 +28,13 @@ from collections.abc import Iterator
 import torch
 
 from protperf.analysis.residues import NUM_AMINO_ACIDS, one_hot_residues
-from protperf.attention.weights import check_block_size, safe_reciprocal
+from protperf.attention.weights import check_block_size
+
+
+def _safe_reciprocal(x: torch.Tensor) -> torch.Tensor:
+    """1/x, and 0 where x == 0 (rows with no allowed key: padding)."""
+    nonzero = x != 0
+    return torch.where(nonzero, 1.0 / torch.where(nonzero, x, torch.ones_like(x)), 0.0)
 
 
 def aggregate_attention_rows(
@@ -112,7 +118,7 @@ def aggregate_linear(
     one_hot_k = one_hot_residues(key_residues, dtype)
     if not causal:
         normalizer = torch.einsum("bhlm,bhm->bhl", q_features, keys.sum(2))  # D_i
-        scaled_q = q_features * safe_reciprocal(normalizer)[..., None]
+        scaled_q = q_features * _safe_reciprocal(normalizer)[..., None]
         query_sums = torch.einsum("bla,bhlm->bham", one_hot_q, scaled_q)  # (B, H, 20, m)
         key_sums = torch.einsum("blz,bhlm->bhzm", one_hot_k, keys)
         return torch.einsum("bham,bhzm->haz", query_sums, key_sums)
@@ -127,7 +133,7 @@ def aggregate_linear(
         hot_q, hot_k = one_hot_q[:, start:stop], one_hot_k[:, start:stop]
         intra = (q @ k.transpose(-1, -2)).tril()  # (B, H, C, C), pairs j <= i inside the chunk
         normalizer = torch.einsum("bhcm,bhm->bhc", q, key_state) + intra.sum(-1)
-        weight = safe_reciprocal(normalizer)  # 1 / D_i
+        weight = _safe_reciprocal(normalizer)  # 1 / D_i
         query_sums = torch.einsum("bca,bhcm->bham", hot_q, q * weight[..., None])
         total += torch.einsum("bham,bhzm->haz", query_sums, residue_state)  # keys before chunk
         total += torch.einsum("bca,bhcz->haz", hot_q, (intra * weight[..., None]) @ hot_k[:, None])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from protperf.app.convert_config import ConvertConfig
+from protperf.checkpoint.atomic import write_text
 from protperf.cli.command import command
 from protperf.cli.registry import load_config
 from protperf.cli.typed import typed_keys
@@ -55,9 +56,8 @@ def convert_in_locked_dir(config: ConvertConfig, checked: ConversionPlan) -> dic
                "attention": checked.attention, **result.as_dict(),
                "output_dir": str(config.output_dir)}
     if trainer.is_global_zero:
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        Path(config.output_dir, "summary.json").write_text(
-            json.dumps(summary, indent=2, default=str) + "\n")
+        write_text(Path(config.output_dir, "summary.json"),
+                   json.dumps(summary, indent=2, default=str) + "\n")
         print(result.summary_line(), flush=True)
     return summary
 

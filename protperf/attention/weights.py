@@ -26,12 +26,6 @@ def check_block_size(block_size: int) -> None:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
 
 
-def safe_reciprocal(x: torch.Tensor) -> torch.Tensor:
-    """1/x, and 0 where x == 0 (rows with no allowed key: padding)."""
-    nonzero = x != 0
-    return torch.where(nonzero, 1.0 / torch.where(nonzero, x, torch.ones_like(x)), 0.0)
-
-
 def exact_weight_rows(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -77,7 +71,8 @@ def implicit_weight_rows(
         if causal:
             allowed = positions[None, :] <= positions[start : start + q.shape[2], None]
             scores = scores * allowed
-        yield start, scores * safe_reciprocal(scores.sum(-1, keepdim=True))
+        sums = scores.sum(-1, keepdim=True)
+        yield start, torch.where(sums != 0, scores / torch.where(sums != 0, sums, 1.0), 0.0)
 
 
 def identity_weight_rows(

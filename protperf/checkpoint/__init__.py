@@ -6,8 +6,9 @@
   model, for training and evaluation;
 - :mod:`.writer`: an imported model written as an ordinary checkpoint;
   :mod:`.lightning_io`: Lightning's checkpoint plugin writing atomically;
-- :mod:`.export_dir`: protperf's export directory; :mod:`.hf_export`: a transformers
-  directory (``EsmForMaskedLM``);
+- :mod:`.export_dir`: protperf's export directory; :mod:`.hf_formats`: a transformers
+  directory (``EsmForMaskedLM`` by :mod:`.hf_export`, ``BertForMaskedLM`` by
+  :mod:`.hf_bert_export`; a Performer for :mod:`protperf.hf`'s attention);
 - :mod:`.overrides`: the model settings that may differ from a checkpoint's (whether
   saved settings fit a model is :mod:`protperf.model.compat`, used by the LightningModule).
 

@@ -94,6 +94,22 @@ BERT_LAYOUT = Layout(
 )
 
 
+#: The ``attn_implementation`` of a Performer exported to transformers (:mod:`protperf.hf`
+#: registers it). transformers quotes an implementation it does not know, so the name carries
+#: what to do.
+ATTN_IMPLEMENTATION = "protperf_favor (pip install protperf, then import protperf.hf)"
+#: config.json key holding such a Performer's AttentionConfig (kind, num_features, ...).
+PERFORMER_SETTINGS_KEY = "protperf_attention"
+#: Tensor name (beside the layer's query) of a layer's (m, head_dim) feature projection.
+FEATURE_PROJECTION = "feature_projection"
+
+
+def projection_name(layout: Layout, layer: int) -> str:
+    """Where a layer's feature projection lives in a transformers state dict: beside its
+    query (``...attention.self.feature_projection``)."""
+    return layout.layer.format(i=layer) + layout.query.rsplit(".", 1)[0] + "." + FEATURE_PROJECTION
+
+
 def reorder_heads(tensor: torch.Tensor, heads: int, order: torch.Tensor) -> torch.Tensor:
     """Reorder the output rows of a projection within each head: tensor (H*Dh, ...) or
     (H*Dh,), order (Dh,) -> the same shape."""

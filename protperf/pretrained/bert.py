@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protperf.attention import AttentionConfig
 from protperf.checkpoint.imported import ImportedModel
 from protperf.checkpoint.layouts import BERT_LAYOUT
 from protperf.errors import PretrainedSourceError
 from protperf.model.config import ModelConfig
-from protperf.pretrained.hf import read_config, read_vocab, require_value, setting
+from protperf.pretrained.hf import (
+    read_config,
+    read_vocab,
+    require_value,
+    saved_attention,
+    setting,
+)
 from protperf.pretrained.layout import build_state_dict, is_tied
 from protperf.pretrained.source import SourceTensors
 from protperf.pretrained.vocab import map_vocabulary
@@ -64,7 +69,7 @@ def import_bert(directory: Path, vocab_file: Path | None = None) -> ImportedMode
         final_norm=False,
         token_type_vector=True,
         lm_head_transform=True,
-        attention=AttentionConfig(kind="exact"),
+        attention=saved_attention(config, directory),
     )
     state_dict = build_state_dict(tensors, BERT_LAYOUT, model_config, vocab, vocab_size)
     return ImportedModel(

@@ -20,7 +20,13 @@ from protperf.checkpoint.imported import ImportedModel
 from protperf.checkpoint.layouts import FAIR_ESM_LAYOUT, HF_ESM_LAYOUT, Layout
 from protperf.errors import PretrainedSourceError, require
 from protperf.model.config import ModelConfig
-from protperf.pretrained.hf import read_config, read_vocab, require_value, setting
+from protperf.pretrained.hf import (
+    read_config,
+    read_vocab,
+    require_value,
+    saved_attention,
+    setting,
+)
 from protperf.pretrained.layout import build_state_dict, is_tied
 from protperf.pretrained.source import SourceTensors
 from protperf.pretrained.vocab import map_vocabulary
@@ -60,7 +66,8 @@ def import_fair_esm(path: Path) -> ImportedModel:
         **_esm2_knobs(bool(getattr(cfg, "token_dropout", True)), tied=is_tied(tensors,
                                                                               FAIR_ESM_LAYOUT)),
     )
-    state_dict = build_state_dict(tensors, FAIR_ESM_LAYOUT, config, vocab, len(tokens))
+    state_dict = build_state_dict(tensors, FAIR_ESM_LAYOUT, config, vocab, len(tokens),
+                                  layers_key="cfg['model'].encoder_layers")
     return ImportedModel(
         config=config, state_dict=state_dict, kind="fair-esm", source=str(path),
         dropped_tokens=list(vocab.dropped), unpredicted_tokens=list(vocab.missing),
@@ -99,7 +106,8 @@ def import_hf_esm(directory: Path, vocab_file: Path | None = None) -> ImportedMo
         ffn_dim=setting(config, "intermediate_size", directory),
         **_esm2_knobs(bool(config.get("token_dropout", False)), tied=is_tied(tensors, layout),
                       eps=float(config.get("layer_norm_eps", 1e-12)),
-                      embedding_norm=embedding_norm),
+                      embedding_norm=embedding_norm,
+                      attention=saved_attention(config, directory)),
     )
     state_dict = build_state_dict(tensors, layout, model_config, vocab, vocab_size)
     return ImportedModel(
@@ -110,13 +118,14 @@ def import_hf_esm(directory: Path, vocab_file: Path | None = None) -> ImportedMo
 
 
 def _esm2_knobs(token_dropout: bool, tied: bool, eps: float = 1e-5,
-                embedding_norm: bool = False) -> dict[str, Any]:
-    """The ModelConfig keys every ESM-2 shares."""
+                embedding_norm: bool = False,
+                attention: AttentionConfig | None = None) -> dict[str, Any]:
+    """The ModelConfig keys every ESM-2 shares (attention: exact unless given)."""
     return dict(
         dropout=0.0, position="rotary", tie_embeddings=tied, layer_norm_eps=eps,
         norm_placement="pre", embedding_norm=embedding_norm, final_norm=True,
         token_dropout=token_dropout, lm_head_transform=True,
-        attention=AttentionConfig(kind="exact"),
+        attention=attention or AttentionConfig(kind="exact"),
     )
 
 

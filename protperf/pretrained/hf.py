@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from protperf.errors import PretrainedSourceError
+from protperf.attention.config import AttentionConfig
+from protperf.checkpoint.layouts import ATTN_IMPLEMENTATION, PERFORMER_SETTINGS_KEY
+from protperf.errors import ConfigError, PretrainedSourceError
 
 
 def read_config(directory: Path) -> dict[str, Any]:
@@ -63,3 +65,19 @@ def require_value(config: dict[str, Any], key: str, allowed: tuple, default: Any
             f"{' or '.join(repr(a) for a in allowed)}"
         )
     return value
+
+
+def saved_attention(config: dict[str, Any], directory: Path) -> AttentionConfig:
+    """The attention of an HF directory: a Performer written by ``protperf-export`` (config.json
+    names :data:`ATTN_IMPLEMENTATION` and holds its settings), else exact."""
+    if config.get("attn_implementation") != ATTN_IMPLEMENTATION:
+        return AttentionConfig(kind="exact")
+    settings = config.get(PERFORMER_SETTINGS_KEY)
+    try:
+        attention = AttentionConfig(**settings)
+        attention.validate(PERFORMER_SETTINGS_KEY)
+    except (TypeError, ConfigError) as error:
+        raise PretrainedSourceError(
+            f"{directory / 'config.json'} has no valid {PERFORMER_SETTINGS_KEY} for its "
+            f"Performer attention ({error})") from None
+    return attention

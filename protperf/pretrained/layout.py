@@ -11,9 +11,11 @@ rotate-half convention into protperf's consecutive pairs
 
 from __future__ import annotations
 
+import re
+
 import torch
 
-from protperf.checkpoint.layouts import Layout, reorder_heads
+from protperf.checkpoint.layouts import Layout, projection_name, reorder_heads
 from protperf.errors import PretrainedSourceError
 from protperf.model.config import ModelConfig
 from protperf.model.rotary import pairs_from_halves
@@ -21,8 +23,6 @@ from protperf.pretrained.source import SourceTensors
 from protperf.pretrained.vocab import VocabularyMap
 
 ROTARY_BASE = 10000.0
-
-
 
 
 def is_tied(tensors: SourceTensors, layout: Layout) -> bool:
@@ -36,11 +36,29 @@ def is_tied(tensors: SourceTensors, layout: Layout) -> bool:
     return False
 
 
+def check_layer_count(tensors: SourceTensors, layout: Layout, num_layers: int,
+                      layers_key: str) -> None:
+    """Refuse weights of blocks beyond ``num_layers`` (the config's ``layers_key``): they
+    would be dropped without a word, truncating the model; names the first such tensor."""
+    pattern = re.compile(re.escape(layout.layer).replace(re.escape("{i}"), r"(\d+)"))
+    beyond = sorted((int(found[1]), name) for name in tensors.state
+                    if (found := pattern.match(name)) and int(found[1]) >= num_layers)
+    if beyond:
+        held = beyond[-1][0] + 1
+        raise PretrainedSourceError(
+            f"{tensors.source}: tensor {beyond[0][1]!r} is not used: {layers_key}={num_layers}, "
+            f"weights for {held} layers (the config describes fewer blocks than the weights "
+            "hold; fix the config)")
+
+
 def build_state_dict(
     tensors: SourceTensors, layout: Layout, config: ModelConfig, vocab: VocabularyMap,
-    source_vocab_size: int,
+    source_vocab_size: int, layers_key: str = "num_hidden_layers",
 ) -> dict[str, torch.Tensor]:
-    """protperf's state dict (names of ``ProteinLanguageModel``) from the source tensors."""
+    """protperf's state dict (names of ``ProteinLanguageModel``) from the source tensors;
+    ``layers_key``: the source config's number of blocks, named when weights of more blocks
+    are present (:func:`check_layer_count`)."""
+    check_layer_count(tensors, layout, config.num_layers, layers_key)
     d, f, heads = config.dim, config.ffn_dim, config.num_heads
     state: dict[str, torch.Tensor] = {}
 
@@ -69,6 +87,13 @@ def build_state_dict(
         module(dst + "ffn_norm", src + layout.ffn_norm, d)
         module(dst + "ffn.fc_in", src + layout.ffn_in, f, d)
         module(dst + "ffn.fc_out", src + layout.ffn_out, d, f)
+        if config.attention.is_performer and not config.attention.no_projection:
+            # a Performer written by protperf-export: its feature projection, columns back in
+            # protperf's rotary pairs (as the query/key rows below)
+            projection = tensors.take(projection_name(layout, i),
+                                      (config.attention.num_features, d // heads))
+            state[dst + "attn.feature_projection"] = (
+                projection if order is None else projection[:, order])
         if order is not None:
             for proj in ("q_proj", "k_proj"):
                 for part in ("weight", "bias"):

@@ -19,8 +19,9 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+from protperf.checkpoint.atomic import write_text
 from protperf.checkpoint.lightning_io import AtomicCheckpointIO, remove_dead_partials
-from protperf.checkpoint.module import read_checkpoint
+from protperf.checkpoint.load import read_checkpoint
 from protperf.errors import ConfigError
 from protperf.runtime.best_checkpoints import AdoptBestCheckpoints
 from protperf.runtime.divergence import DivergenceGuard
@@ -107,7 +108,7 @@ def keep_csv_history(trainer: pl.Trainer) -> None:
         history = path.read_text()
         header = history.splitlines()[0].split(",") if history else []
         writer = logger.experiment  # creating the writer deletes the file
-        path.write_text(history)
+        write_text(path, history)
         writer.metrics_keys = header
 
 

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning
 import lightning.pytorch as pl
 import torch
 
 from protperf.checkpoint.lightning_io import AtomicCheckpointIO
-from protperf.checkpoint.load import SavedModel, build_model, load_model
+from protperf.checkpoint.load import SavedModel, build_model
+from protperf.checkpoint.writer import write_checkpoint
 from protperf.data.config import DataConfig
 from protperf.data.datamodule import ProteinDataModule
 from protperf.data.preparation.cache import ensure_prepared
-from protperf.errors import CheckpointWriteError, ConfigError
+from protperf.errors import ConfigError
 from protperf.model.compat import merge_overrides
 from protperf.structured import to_plain
 from protperf.transfer.checks import (
@@ -207,29 +207,16 @@ def hyper_parameters(plan: ConversionPlan, network: torch.nn.Module) -> dict[str
 
 def write_converted(module: ConversionModule, plan: ConversionPlan,
                     result: ConversionResult) -> None:
-    """The converted model as an ordinary checkpoint at ``plan.output``: the source's
-    hyper-parameters with the Performer architecture, the network's tensors (random features
-    included) and the conversion's provenance; written atomically and checked by loading it
-    back (the one place a conversion writes its output)."""
+    """The converted model as an ordinary checkpoint at ``plan.output``, through the one
+    checkpoint writer (atomic, content-hashed, read back): the Performer architecture, the
+    network's tensors (random features included), the source's task and the conversion's
+    provenance (the one place a conversion writes its output)."""
     network = module.model
-    state = {f"model.{name}": tensor.detach().cpu()
-             for name, tensor in network.state_dict().items()}
-    checkpoint = {
-        "epoch": 0, "global_step": result.best.step if result.best else result.steps,
-        "pytorch-lightning_version": lightning.__version__,
-        "state_dict": state, "hparams_name": "kwargs", "hyper_parameters": dict(module.hparams),
-        CONVERT_KEY: {"source": plan.source, "attention": dict(plan.attention),
-                      "settings": to_plain(plan.settings),
-                      **{k: v for k, v in result.as_dict().items() if k != "output"}},
-    }
-    plan.output.parent.mkdir(parents=True, exist_ok=True)
-    AtomicCheckpointIO().save_checkpoint(checkpoint, plan.output)
-    reloaded = load_model(plan.output)
-    ids = torch.arange(4, 24)[None]
-    was_training = network.training
-    with torch.no_grad():
-        same = torch.allclose(reloaded(ids), network.eval().cpu()(ids), atol=1e-5)
-    network.train(was_training)
-    if not same:
-        plan.output.unlink(missing_ok=True)
-        raise CheckpointWriteError(f"{plan.output} does not reload to the converted model")
+    hparams = dict(module.hparams)
+    provenance = {"source": plan.source, "attention": dict(plan.attention),
+                  "settings": to_plain(plan.settings),
+                  **{k: v for k, v in result.as_dict().items() if k != "output"}}
+    write_checkpoint(network, network.config, plan.output, task=hparams.get("task"),
+                     optim=hparams.get("optim"), seed=int(hparams.get("seed", 0)),
+                     global_step=result.best.step if result.best else result.steps,
+                     extra={CONVERT_KEY: provenance}, overwrite=True, source=plan.source)

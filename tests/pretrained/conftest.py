@@ -4,6 +4,7 @@ their own formats, plus the padded batches both sides read."""
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,41 @@ def hf_esm_dirs(tmp_path_factory) -> dict[str, Path]:
     for directory in dirs.values():
         (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
     return dirs
+
+
+MAIN, TAGGED = "a" * 40, "b" * 40  # commit hashes of the two snapshots
+REPO_ID = "facebook/esm2_tiny"
+
+
+def lay_out_hf_cache(hub_cache: Path, repo_id: str, snapshots: dict[str, Path],
+                     refs: dict[str, str]) -> None:
+    """huggingface_hub's cache layout: models--ns--name/{refs/REF, snapshots/COMMIT/files}."""
+    folder = hub_cache / ("models--" + repo_id.replace("/", "--"))
+    for commit, source in snapshots.items():
+        shutil.copytree(source, folder / "snapshots" / commit)
+    (folder / "refs").mkdir(parents=True)
+    for ref, commit in refs.items():
+        (folder / "refs" / ref).write_text(commit)
+
+
+@pytest.fixture
+def caches(tmp_path, monkeypatch, hf_esm_dirs, bert_dir, fair_esm_file):
+    """Offline Hugging Face and torch hub caches under tmp_path: the HF repo's main branch is
+    the tiny ESM-2, its tag v1 the tiny BERT; fair-esm's cache holds esm2_t6_8M_UR50D.pt."""
+    import huggingface_hub.constants as constants
+
+    hf_home, torch_home = tmp_path / "hf", tmp_path / "torch"
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    # huggingface_hub reads its environment once, at import: point it at the new home too
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    lay_out_hf_cache(hf_home / "hub", REPO_ID,
+                     {MAIN: hf_esm_dirs["safetensors"], TAGGED: bert_dir},
+                     {"main": MAIN, "v1": TAGGED})
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    shutil.copy(fair_esm_file[0], checkpoints / "esm2_t6_8M_UR50D.pt")
+    return {"hf_home": hf_home, "torch_home": torch_home}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from protperf.app.export_model import export_model
+from protperf import export_model
 from protperf.attention import AttentionConfig
 from protperf.data.alphabet import Alphabet
 from protperf.errors import ConfigError
@@ -106,9 +106,9 @@ def test_the_export_imports_back_unchanged(tmp_path):
      r"model.norm_placement='post' \(ESM-2 is pre-LayerNorm\)"),
     ({"lm_head_transform": False, "final_norm": False},
      r"model.final_norm=False \(ESM-2 ends in a LayerNorm\); model.lm_head_transform=False"),
-    ({"attention": AttentionConfig(kind="favor_relu")},
-     r"model.attention.kind='favor_relu' \(transformers' ESM computes exact attention; "
-     r"--as-exact writes these weights for it\)"),
+    ({"attention": AttentionConfig(kind="identity")},
+     r"model.attention.kind='identity' \(transformers runs exact or, through protperf.hf, "
+     r"Performer attention; --as-exact writes these weights for exact\)"),
 ])
 def test_other_architectures_are_refused_naming_the_key(tmp_path, knobs, reason):
     checkpoint = save_checkpoint(random_model(dataclasses.replace(ESM2_TINY, **knobs)),

@@ -15,7 +15,7 @@ import torch
 
 from protperf.attention import AttentionConfig
 from protperf.checkpoint.imported import ImportedModel
-from protperf.checkpoint.writer import write_checkpoint
+from protperf.checkpoint.writer import write_imported
 from protperf.model.config import ModelConfig
 from protperf.model.lightning import ProteinLMModule
 
@@ -58,8 +58,8 @@ def exact_sources(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     mlm = ProteinLMModule(model=sharp_exact_config(), task={"objective": "mlm"})
     sharp_weights(mlm)
-    write_checkpoint(ImportedModel(sharp_exact_config(), mlm.model.state_dict(), "hf-esm",
-                                   "tiny-esm"), root / "mlm.ckpt")
+    write_imported(ImportedModel(sharp_exact_config(), mlm.model.state_dict(), "hf-esm",
+                                 "tiny-esm"), root / "mlm.ckpt")
     clm = ProteinLMModule(model=sharp_exact_config(), task={"objective": "clm"}, seed=1)
     sharp_weights(clm)
     return {"mlm": root / "mlm.ckpt", "clm": save_module(clm, root / "clm.ckpt")}

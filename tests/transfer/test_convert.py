@@ -84,7 +84,7 @@ def test_causal_source_converts_to_a_causal_performer(exact_sources, tmp_path):
 
 
 def test_export_directory_source(exact_sources, tmp_path):
-    from protperf.app.export_model import export_model
+    from protperf import export_model
 
     directory = export_model(exact_sources["mlm"], tmp_path / "exported")
     result = convert(directory, tmp_path / "out.ckpt", DATA, {"num_features": 8},

@@ -11,7 +11,7 @@ import torch
 
 from protperf.checkpoint.imported import ImportedModel
 from protperf.checkpoint.load import load_model, read_checkpoint
-from protperf.checkpoint.writer import write_checkpoint
+from protperf.checkpoint.writer import write_imported
 from protperf.cli import entries
 from protperf.data.config import DataConfig
 from protperf.errors import ConfigError, DataError
@@ -66,8 +66,8 @@ def test_letters_the_source_lacks_are_refused(tmp_path):
     torch.manual_seed(0)
     module = ProteinLMModule(model=sharp_exact_config(), task={"objective": "mlm"})
     source = tmp_path / "no_x.ckpt"
-    write_checkpoint(ImportedModel(sharp_exact_config(), module.model.state_dict(), "hf-bert",
-                                   "tiny-bert", unpredicted_tokens=["X", "<sep>"]), source)
+    write_imported(ImportedModel(sharp_exact_config(), module.model.state_dict(), "hf-bert",
+                                 "tiny-bert", unpredicted_tokens=["X", "<sep>"]), source)
     records = [f">r{i}\n{'ACDEFGHIKLMNPQRSTVWY' * 2}\n" for i in range(40)]
     records[7] = ">r7 with an unknown residue\nACDEFGXIKL\n"
     (tmp_path / "letters.fasta").write_text("".join(records))
@@ -169,7 +169,7 @@ def test_init_from_takes_the_architecture_of_the_checkpoint(exact_sources, tmp_p
 @pytest.mark.slow
 def test_output_is_taken_by_evaluate_embed_export_and_train(exact_sources, tmp_path,
                                                             monkeypatch, capsys):
-    from protperf.app.export_model import export_model
+    from protperf import export_model
 
     code, err = run_command(entries.convert, [
         *CONVERT_TINY, f"checkpoint={exact_sources['mlm']}", "output=out.ckpt",
