@@ -16,11 +16,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from protperf import export_model
 from protperf.analysis.pipeline import AnalyzeConfig, analyzed_model
 from protperf.app.embed import embed
 from protperf.app.generate import generate
 from protperf.app.score import score
-from protperf.checkpoint.export import export_model
 from protperf.checkpoint.export_dir import WEIGHTS_FILE, read_config
 from protperf.cli.compose import compose_config
 from protperf.data.alphabet import Alphabet

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from protperf import export_model
 from protperf.attention import AttentionConfig
-from protperf.checkpoint.export import export_model
 from protperf.data.alphabet import Alphabet
 from protperf.errors import ConfigError
 from protperf.inference import load_model
