@@ -224,10 +224,10 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
 def run_quality(args: argparse.Namespace) -> pd.DataFrame:
     from hydra import compose, initialize_config_dir
 
-    from protperf.app.train import train
     from protperf.cli.registry import load_config, register_schemas
     from protperf.data.datamodule import ProteinDataModule
     from protperf.reporting.baseline import label_counts, unigram_scores
+    from protperf.training import train
 
     register_schemas()
     rows = []

@@ -1,10 +1,10 @@
 """The package's layers: data flows one way, no import cycles, importing changes no global state.
 
 ``attention`` imports nothing else of protperf; ``data`` neither model, analysis nor inference;
-no library layer imports the command side (runtime, reporting, cli, app); only ``app`` imports
-``app``; ``transfer`` (pretrained Transformer -> Performer recovery) is imported by scripts
-only. Imports inside
-functions count too, so a cycle cannot hide behind a function-local import.
+no library layer imports the command side (runtime, reporting, cli, training, app); only
+``app`` imports ``app``; ``transfer`` (pretrained Transformer -> Performer recovery) is imported
+by scripts only. Imports inside functions count too, so a cycle cannot hide behind a
+function-local import.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import protperf
 PACKAGE = Path(protperf.__file__).parent
 # layer -> the protperf layers it must not import. Bottom to top: attention; data; model;
 # checkpoint; analysis and inference; runtime (training runtime) and reporting; cli (the Hydra
-# home); app.
-COMMAND_SIDE = {"runtime", "reporting", "cli", "app"}
+# home); training (the library ``train``); app.
+COMMAND_SIDE = {"runtime", "reporting", "cli", "training", "app"}
 FORBIDDEN = {
     "attention": {"data", "model", "checkpoint", "analysis", "inference", "structured",
                   "pretrained", "transfer"} | COMMAND_SIDE,
@@ -34,9 +34,10 @@ FORBIDDEN = {
     "inference": {"analysis", "pretrained", "transfer"} | COMMAND_SIDE,
     "pretrained": {"analysis", "inference", "transfer"} | COMMAND_SIDE,
     "transfer": COMMAND_SIDE,
-    "runtime": {"analysis", "inference", "reporting", "cli", "app", "transfer"},
-    "reporting": {"runtime", "cli", "app", "transfer"},
-    "cli": {"reporting", "app", "transfer"},
+    "runtime": {"analysis", "inference", "reporting", "cli", "training", "app", "transfer"},
+    "reporting": {"runtime", "cli", "training", "app", "transfer"},
+    "cli": {"reporting", "training", "app", "transfer"},
+    "training": {"analysis", "inference", "pretrained", "reporting", "app", "transfer"},
     # protperf.hf: Performer attention registered with transformers (attention + name tables)
     "hf": {"data", "model", "analysis", "inference", "structured", "pretrained",
            "transfer"} | COMMAND_SIDE,

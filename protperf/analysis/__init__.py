@@ -1,16 +1,13 @@
 """Attention analysis: attention maps, amino-acid similarity matrices, BLOSUM62 comparison.
 
 Math lives in pure modules (``aggregate``, ``similarity``, ``blosum``, ``vig``, ``embedding``);
-``implicit_attention`` reads the attention a layer applies (features, L x L matrices);
+``attention_maps`` / ``collect`` read the attention each layer applies (the layer's
+``attention_weights`` / ``performer_features``) through hooks;
 ``plots`` draws figures; ``controls`` builds planted models whose attention follows BLOSUM62;
 ``curve`` runs the analysis over the checkpoints of one run.  Nothing here trains a model.
 """
 
-from protperf.analysis.aggregate import (
-    aggregate_attention,
-    aggregate_linear,
-    feature_attention_matrix,
-)
+from protperf.analysis.aggregate import aggregate_attention, aggregate_linear
 from protperf.analysis.blosum import blosum62, compare_with_blosum, head_correlations
 from protperf.analysis.embedding import embedding_similarity
 from protperf.analysis.residues import AMINO_ACIDS, TokenTally, residue_index
@@ -28,7 +25,6 @@ __all__ = [
     "blosum62",
     "compare_with_blosum",
     "embedding_similarity",
-    "feature_attention_matrix",
     "head_correlations",
     "residue_index",
     "vig_similarity",

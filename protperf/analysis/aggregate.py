@@ -11,8 +11,8 @@ A (they are keys like any other) but to no row or column of S.
 
 Two ways to compute it:
 
-* explicit (:func:`aggregate_attention`): from an attention matrix (B, H, L, L), processed in
-  blocks of query rows so the temporaries are O(B H C L);
+* explicit (:func:`aggregate_attention`): from an attention matrix (B, H, L, L) (a layer's
+  ``attention_weights``), processed in blocks of query rows so the temporaries are O(B H C L);
 * linear (:func:`aggregate_linear`): for Performers, whose attention is
   A[i, j] = q'_i . k'_j / D_i with D_i = sum over allowed j of q'_i . k'_j, without ever forming
   an L x L matrix.  Bidirectional:  S[a, b] = (sum_{i: a} q'_i / D_i) . (sum_{j: b} k'_j).
@@ -28,11 +28,7 @@ from collections.abc import Iterator
 import torch
 
 from protperf.analysis.residues import NUM_AMINO_ACIDS, one_hot_residues
-
-
-def _check_block(block_size: int) -> None:
-    if block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
+from protperf.attention.weights import check_block_size
 
 
 def _safe_reciprocal(x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +56,7 @@ def attention_row_blocks(
     attention: torch.Tensor, block_size: int
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (start, attention[:, :, start:start + block_size]) for a (B, H, L, L) matrix."""
-    _check_block(block_size)
+    check_block_size(block_size)
     for start in range(0, attention.shape[2], block_size):
         yield start, attention[:, :, start : start + block_size]
 
@@ -83,47 +79,6 @@ def aggregate_attention(
     return total
 
 
-def feature_attention_rows(
-    q_features: torch.Tensor,
-    k_features: torch.Tensor,
-    key_mask: torch.Tensor | None,
-    causal: bool,
-    block_size: int = 256,
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """Rows of the implicit attention of a Performer, C query rows at a time.
-
-    q_features, k_features: (B, H, L, m) non-negative features q', k'.
-    key_mask: (B, L) bool, True at keys that may be attended (None: all).
-    Yields (start, rows) with rows (B, H, C, L): q'_i . k'_j / D_i over allowed j (j <= i if
-    causal), zero elsewhere.  Memory O(B H C L) per block; time O(B H L^2 m) overall.
-    """
-    _check_block(block_size)
-    length = q_features.shape[2]
-    keys = _masked_keys(k_features, key_mask)
-    positions = torch.arange(length, device=q_features.device)
-    for start in range(0, length, block_size):
-        q = q_features[:, :, start : start + block_size]
-        scores = q @ keys.transpose(-1, -2)  # (B, H, C, L)
-        if causal:
-            allowed = positions[None, :] <= positions[start : start + q.shape[2], None]
-            scores = scores * allowed
-        yield start, scores * _safe_reciprocal(scores.sum(-1, keepdim=True))
-
-
-def feature_attention_matrix(
-    q_features: torch.Tensor,
-    k_features: torch.Tensor,
-    key_mask: torch.Tensor | None = None,
-    causal: bool = False,
-) -> torch.Tensor:
-    """The full implicit attention (B, H, L, L) of a Performer (for plots and as reference)."""
-    n = q_features.shape[2]
-    return torch.cat(
-        [rows for _, rows in feature_attention_rows(q_features, k_features, key_mask, causal, n)],
-        dim=2,
-    )
-
-
 def _masked_keys(k_features: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
     if key_mask is None:
         return k_features
@@ -142,7 +97,8 @@ def aggregate_linear(
 
     q_features, k_features: (B, H, L, m); residues: (B, L) residue index (-1 excluded);
     key_mask: (B, L) bool, True at keys that may be attended (None: all); causal: j <= i only.
-    Returns (H, 20, 20), equal to ``aggregate_attention(feature_attention_matrix(...))``.
+    Returns (H, 20, 20), equal to ``aggregate_attention`` of the implicit attention
+    (``protperf.attention.weights.implicit_weight_rows``).
     """
     if q_features.shape != k_features.shape or q_features.dim() != 4:
         raise ValueError(
@@ -154,7 +110,7 @@ def aggregate_linear(
             f"residues must be (B, L) = {(q_features.shape[0], q_features.shape[2])}, "
             f"got {tuple(residues.shape)}"
         )
-    _check_block(block_size)
+    check_block_size(block_size)
     dtype = q_features.dtype
     keys = _masked_keys(k_features, key_mask)
     key_residues = residues if key_mask is None else residues.masked_fill(~key_mask.bool(), -1)

@@ -2,8 +2,8 @@
 
 Every :class:`protperf.attention.MultiHeadAttention` of a model is hooked; when the model runs,
 each layer's input ``(x, attention_mask, rotary)`` is handed to a callback, which reads the
-module's own attention (``implicit_attention.attention_matrix`` / ``feature_maps``, or the
-module's ``project``).  So the analysis sees exactly the attention the layer applies (same
+module's own attention (``MultiHeadAttention.attention_weights`` / ``attention_weight_rows`` /
+``performer_features``).  So the analysis sees exactly the attention the layer applies (same
 scaling, rotary, masks, random features) without any change to the model.
 """
 
@@ -16,7 +16,6 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from protperf.analysis.implicit_attention import attention_matrix
 from protperf.attention import MultiHeadAttention
 
 LayerCallback = Callable[[int, MultiHeadAttention, torch.Tensor, torch.Tensor | None, object], None]
@@ -79,7 +78,7 @@ def attention_maps(
     maps: dict[int, torch.Tensor] = {}
 
     def collect(layer, module, x, mask, rotary):
-        maps[layer] = attention_matrix(module, x, mask, rotary).float().cpu()
+        maps[layer] = module.attention_weights(x, mask, rotary).float().cpu()
 
     was_training = model.training
     model.eval()
@@ -91,33 +90,3 @@ def attention_maps(
     if len(maps) != len(modules):
         raise RuntimeError(f"only {len(maps)} of {len(modules)} attention modules ran")
     return torch.stack([maps[layer] for layer in range(len(modules))])
-
-
-def exact_attention_rows(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    key_mask: torch.Tensor | None,
-    causal: bool,
-    block_size: int,
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """Softmax attention softmax(q k^T / sqrt(d)) one block of C query rows at a time.
-
-    q, k: (B, H, L, d) projected heads (rotary applied); key_mask: (B, L) bool.
-    Yields (start, rows (B, H, C, L)); memory O(B H C L).  A query without any allowed key
-    (padding) gets a uniform row, as in the attention library; such rows are not analyzed.
-    """
-    if block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
-    length = q.shape[2]
-    positions = torch.arange(length, device=q.device)
-    for start in range(0, length, block_size):
-        block = q[:, :, start : start + block_size]
-        scores = (block @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, C, L)
-        allowed = torch.ones(1, 1, block.shape[2], length, dtype=torch.bool, device=q.device)
-        if causal:
-            query_positions = positions[start : start + block.shape[2], None]
-            allowed = allowed & (positions[None, :] <= query_positions)
-        if key_mask is not None:
-            allowed = allowed & key_mask.bool()[:, None, None, :]
-        allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
-        yield start, torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)

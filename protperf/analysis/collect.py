@@ -1,6 +1,6 @@
 """Run a model over batches and accumulate every layer's attention into 20 x 20 sums.
 
-Exact layers: softmax rows recomputed from the layer's own projections, C query rows at a time
+Exact layers: the layer's softmax rows (``attention_weight_rows``), C query rows at a time
 (O(B H C L) memory).  Performer layers: the layer's features q', k' and the linear-time
 aggregate (no L x L matrix; Vig counts, if enabled, form C x L blocks).  Identity layers: their
 (identity) attention matrix.
@@ -14,11 +14,9 @@ from torch import nn
 from protperf.analysis.attention_maps import (
     PERFORMER_KINDS,
     attention_modules,
-    exact_attention_rows,
     layer_inputs,
     run_model,
 )
-from protperf.analysis.implicit_attention import attention_matrix, feature_maps
 from protperf.analysis.similarity import SimilarityAccumulator, SimilarityTotals
 
 
@@ -73,15 +71,13 @@ class ModelAttentionCollector:
             seen.add(layer)
             kind = module.config.kind
             if kind in PERFORMER_KINDS:
-                q_features, k_features = feature_maps(module, x, mask, rotary)
+                q_features, k_features = module.performer_features(x, mask, rotary)
                 accumulator.add_features(layer, q_features, k_features)
             elif kind == "exact":
-                q, k, _ = module.project(x, rotary)
-                for start, rows in exact_attention_rows(
-                    q, k, mask, module.causal, accumulator.block_size
-                ):
+                blocks = module.attention_weight_rows(x, mask, rotary, accumulator.block_size)
+                for start, rows in blocks:
                     accumulator.add_attention_rows(layer, start, rows)
             else:
-                accumulator.add_attention(layer, attention_matrix(module, x, mask, rotary))
+                accumulator.add_attention(layer, module.attention_weights(x, mask, rotary))
 
         return on_layer

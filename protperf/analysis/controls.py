@@ -42,7 +42,7 @@ import torch
 
 from protperf import __version__
 from protperf.analysis.blosum import blosum62
-from protperf.analysis.residues import AMINO_ACIDS, NUM_AMINO_ACIDS
+from protperf.analysis.residues import NUM_AMINO_ACIDS
 from protperf.data.alphabet import ALPHABET
 
 SHIFT = 24.0  # BLOSUM62's smallest eigenvalue is -22.92: B + 24 I is positive definite
@@ -244,13 +244,3 @@ def save_checkpoint(module, path: str | Path, global_step: int = 0) -> Path:
 def save_planted_checkpoint(config: PlantedConfig, path: str | Path) -> Path:
     """Build the planted model of ``config`` and save it as a checkpoint at ``path``."""
     return save_checkpoint(planted_module(config), path)
-
-
-def expected_logits(config: PlantedConfig, residues: str, head: int = 0) -> np.ndarray:
-    """The residue part of the planted logits for a string of amino acids (no noise):
-    beta * P[a_i, a_j] + gamma * B[c_h, a_j], (L, L), P = :func:`planted_matrix`.  For tests."""
-    matrix, pairs = blosum62().to_numpy(), planted_matrix(config.plant_diagonal)
-    index = [AMINO_ACIDS.index(a) for a in residues]
-    prototype = head % NUM_AMINO_ACIDS
-    return (config.beta * pairs[np.ix_(index, index)]
-            + config.gamma * matrix[prototype, index][None, :])

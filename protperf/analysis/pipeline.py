@@ -1,7 +1,8 @@
 """Checkpoint + proteins -> similarity matrices, BLOSUM62 correlations, figures, CSV, JSON.
 
 The logic behind ``scripts/analyze.py`` (config: ``conf/analyze.yaml`` mirrors
-:class:`AnalyzeConfig`).  :func:`analyze_model` works on any in-memory model (notebooks);
+:class:`~protperf.analysis.config.AnalyzeConfig`; the summary's JSON and its terminal line:
+:mod:`protperf.analysis.summary`).  :func:`analyze_model` works on any in-memory model (notebooks);
 :func:`protperf.analysis.report.analyze` loads a checkpoint first and writes the files.
 """
 
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from protperf.analysis.attention_maps import attention_maps
 from protperf.analysis.blosum import head_correlations
 from protperf.analysis.collect import ModelAttentionCollector
+from protperf.analysis.config import ATTENTION_METHODS, AnalyzeConfig
 from protperf.analysis.embedding import embedding_similarity
 from protperf.analysis.null_models import (
     FLOOR_PERCENTILE,
@@ -31,126 +33,16 @@ from protperf.analysis.null_models import (
     floor,
     random_init_like,
 )
-from protperf.analysis.similarity import NORMALIZATIONS, SimilarityTotals
+from protperf.analysis.similarity import SimilarityTotals
+from protperf.analysis.summary import head_summary, json_floats, json_record
 from protperf.analysis.vig import skip_reason, vig_similarity
 from protperf.checkpoint.load import load_model
-from protperf.checkpoint.overrides import ModelOverrides
 from protperf.data.alphabet import ALPHABET
 from protperf.data.batching import BatchConverter, protein_batches, window_batches
 from protperf.data.proteins import Protein, read_proteins
-from protperf.errors import ConfigError, config_key
 from protperf.resources import SAMPLE_FASTA
 
 log = logging.getLogger(__name__)
-METHODS = ("similarity", "vig", "embedding")
-ATTENTION_METHODS = ("similarity", "vig")
-
-
-@dataclass
-class AnalysisDataConfig:
-    """Which proteins to analyze.
-
-    path: a FASTA file (plain or .gz) or a prepared directory; None = the bundled sample.
-    split: the split of a prepared directory (train | valid | test).
-    max_sequences: analyze at most this many proteins (None = all).
-    max_length: tokens per protein including <cls>/<eos>; longer proteins are cropped (counted);
-        at most the model's ``max_position`` for learned positions.
-    window: if set, pack proteins back to back into rows of this many tokens instead.
-    """
-
-    path: str | None = None
-    split: str = "test"
-    max_sequences: int | None = 200
-    max_length: int = 512
-    window: int | None = None
-    batch_size: int = 8
-    on_invalid: str = "error"
-
-
-@dataclass
-class AnalyzeConfig:
-    """Root of ``conf/analyze.yaml``.
-
-    checkpoint: a training checkpoint (``.ckpt``); ``report.analyze`` needs it (or ``checkpoints``
-        / ``run_dir``: :func:`protperf.analysis.curve.analyze_checkpoints`).
-    checkpoints / run_dir: several checkpoints of one run (or every ``*.ckpt`` of
-        ``<run_dir>/checkpoints``): each is analyzed into ``<output_dir>/step<NNNNNN>/`` and the
-        correlations per step go to ``learning_curve.csv`` + a figure
-        (:mod:`protperf.analysis.curve`).
-    model: analyze the weights under another attention, e.g. ``model.attention.kind=favor_relu``
-        for exact-Transformer weights as a Performer (:class:`ModelOverrides`; null = as
-        trained).
-    methods: ``similarity`` (attention mass, normalized), ``vig`` (Vig et al. 2020) and/or
-        ``embedding`` (cosine similarity of the amino-acid token embeddings; needs no data).
-    normalization: log_odds | marginal_log_odds | uniform | mean (protperf.analysis.similarity).
-    permutations: label permutations of the Mantel test (0 = none).
-    null_models: freshly initialised models of the same architecture analyzed on the same
-        proteins: the random-init floor beside every headline number and the per-head p-value
-        against random initialisation (:mod:`protperf.analysis.null_models`). Each one costs
-        one more pass over the proteins (3: the analysis takes about 4 times as long); 0 = off.
-    order: heatmap order, ``alphabet`` or ``clustered``.
-    protein: record id of the protein whose layers x heads grid is drawn (null = the first).
-    grid_max_length: crop that protein to this many tokens for the grid.
-    figures: write the PNG/SVG figures (false: tables, matrices and summary only).
-    wandb: also log the PNG figures to a wandb run in ``<output_dir>/wandb`` (offline unless
-        ``WANDB_MODE`` says otherwise; :mod:`protperf.reporting.wandb_figures`).
-    """
-
-    checkpoint: str | None = None
-    checkpoints: list[str] = field(default_factory=list)
-    run_dir: str | None = None
-    model: ModelOverrides = field(default_factory=ModelOverrides)
-    data: AnalysisDataConfig = field(default_factory=AnalysisDataConfig)
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    normalization: str = "log_odds"
-    vig_threshold: float = 0.1
-    permutations: int = 1000
-    null_models: int = 3
-    seed: int = 0
-    block_size: int = 256
-    order: str = "alphabet"
-    protein: str | None = None
-    grid_max_length: int = 48
-    device: str = "cpu"
-    progress: bool = True
-    figures: bool = True
-    wandb: bool = False
-    output_dir: str = "outputs/analyze"
-
-    def validate(self, prefix: str = "") -> None:
-        """Raise :class:`ConfigError` naming the full key of a bad value (a root: prefix "")."""
-
-        def key(name: str) -> str:
-            return config_key(prefix, name)
-
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise ConfigError(
-                f"{key('methods')}={list(self.methods)} must be a non-empty subset of "
-                f"{list(METHODS)}"
-            )
-        if self.normalization not in NORMALIZATIONS:
-            raise ConfigError(
-                f"{key('normalization')}={self.normalization!r} is not one of "
-                f"{', '.join(NORMALIZATIONS)}"
-            )
-        if self.order not in ("alphabet", "clustered"):
-            raise ConfigError(f"{key('order')}={self.order!r} must be 'alphabet' or 'clustered'")
-        if not 0.0 < self.vig_threshold < 1.0:
-            raise ConfigError(
-                f"{key('vig_threshold')} must be in (0, 1), got {self.vig_threshold}"
-            )
-        if self.checkpoints and self.run_dir:
-            raise ConfigError(
-                f"give {key('checkpoints')}=[...] or {key('run_dir')}=..., not both"
-            )
-        if self.permutations < 0 or self.block_size < 1 or self.grid_max_length < 3:
-            raise ConfigError(f"{key('permutations')} >= 0, {key('block_size')} >= 1 and "
-                              f"{key('grid_max_length')} >= 3 needed")
-        if self.null_models < 0:
-            raise ConfigError(f"{key('null_models')} must be >= 0, got {self.null_models}")
-
-
 @dataclass
 class AnalysisResult:
     """Everything :func:`write_outputs` writes."""
@@ -307,8 +199,8 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
         )
         summary["similarity"] = {
             "normalization": config.normalization,
-            "pooled": _clean(head_table[head_table["kind"] == "pooled"].iloc[0].to_dict()),
-            **_head_summary(head_table),
+            "pooled": json_record(head_table[head_table["kind"] == "pooled"].iloc[0].to_dict()),
+            **head_summary(head_table),
             "calibration": "BH q of the Mantel p (null_models=0: no random-init comparison)",
             "mean_excluded_key_mass": float(np.nanmean(totals.excluded_key_mass())),
         }
@@ -318,12 +210,12 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
         reason = skip_reason(vig_summary, config.vig_threshold)
         if reason:
             vig_summary["skipped"] = reason
-        summary["vig"] = _clean(vig_summary)
+        summary["vig"] = json_record(vig_summary)
     if "embedding" in config.methods:
         embedding_matrix, embedding_summary = embedding_similarity(
             model, config.permutations, config.seed
         )
-        summary["embedding"] = _clean(embedding_summary)
+        summary["embedding"] = json_record(embedding_summary)
     grid_length = config.grid_max_length
     limit = position_limit(model)
     grid_length = grid_length if limit is None else min(grid_length, limit)
@@ -336,20 +228,6 @@ def _compare(model, collector, config, stats, grid_protein) -> AnalysisResult:
     return AnalysisResult(totals, head_table, similarity, pooled, vig_corr, vig_summary,
                           embedding_matrix, embedding_summary, grid, grid_protein.record_id,
                           letters, summary)
-
-
-def _head_summary(head_table: pd.DataFrame) -> dict:
-    """best_heads (top 5 by pearson_offdiag, with their p / q values) and the number of heads
-    with q < 0.05."""
-    heads = head_table[head_table["kind"] == "head"]
-    best = heads.head(5)[["layer", "head", "pearson_offdiag", "spearman_offdiag"]
-                         + [c for c in heads.columns if c.startswith("pearson_offdiag_")
-                            and not c.endswith("parametric")]]
-    return {
-        "best_heads": [_clean(r) for r in best.to_dict(orient="records")],
-        "heads_significant_q05": int((heads["pearson_offdiag_q"] < 0.05).sum())
-        if "pearson_offdiag_q" in heads else None,
-    }
 
 
 def _add_random_init_floor(
@@ -376,45 +254,21 @@ def _add_random_init_floor(
     if result.head_table is not None:
         null_heads = [run.head_table[run.head_table["kind"] == "head"] for run in runs]
         head_r = np.concatenate([h["pearson_offdiag"].to_numpy(dtype=float) for h in null_heads])
-        values["pooled_r"] = _floats(run.summary["similarity"]["pooled"]["pearson_offdiag"]
+        values["pooled_r"] = json_floats(run.summary["similarity"]["pooled"]["pearson_offdiag"]
                                      for run in runs)
-        values["best_head_r"] = _floats(h["pearson_offdiag"].max() for h in null_heads)
+        values["best_head_r"] = json_floats(h["pearson_offdiag"].max() for h in null_heads)
         result.head_table = calibrate_heads(result.head_table, head_r)
-        summary["similarity"].update(_head_summary(result.head_table))
+        summary["similarity"].update(head_summary(result.head_table))
         summary["similarity"]["calibration"] = (
             f"BH q of max(Mantel p, p against the {len(head_r)} heads of {len(seeds)} "
             "random-initialised models)")
         summary["similarity"]["pooled_floor"] = floor(values["pooled_r"])
         summary["similarity"]["best_head_floor"] = floor(values["best_head_r"])
     if result.vig_summary is not None:
-        values["vig_r"] = _floats(run.vig_summary["pearson_offdiag"] for run in runs)
+        values["vig_r"] = json_floats(run.vig_summary["pearson_offdiag"] for run in runs)
         summary["vig"]["floor"] = floor(values["vig_r"])
     if result.embedding_summary is not None:
-        values["embedding_r"] = _floats(run.embedding_summary["pearson_offdiag"] for run in runs)
+        values["embedding_r"] = json_floats(
+            run.embedding_summary["pearson_offdiag"] for run in runs)
         summary["embedding"]["floor"] = floor(values["embedding_r"])
-    summary["random_init"] = _clean(values)
-
-
-def _floats(values: Iterable[Any]) -> list[float | None]:
-    """JSON-safe list: floats, None for NaN / missing."""
-    out = []
-    for value in values:
-        value = None if value is None else float(value)
-        out.append(value if value is not None and np.isfinite(value) else None)
-    return out
-
-
-def _clean(record: dict) -> dict:
-    """JSON-safe: numpy scalars to Python, NaN to None."""
-    out = {}
-    for key, value in record.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        if value is pd.NA or (isinstance(value, float) and not np.isfinite(value)):
-            value = None
-        out[key] = value
-    return out
-
-
-def _fmt(value: Any) -> str:
-    return "nan" if value is None else f"{value:.3g}"
+    summary["random_init"] = json_record(values)

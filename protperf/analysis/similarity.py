@@ -38,12 +38,12 @@ from protperf.analysis.aggregate import (
     aggregate_attention_rows,
     aggregate_linear,
     attention_row_blocks,
-    feature_attention_rows,
     high_attention_counts,
     pair_counts,
     uniform_aggregate,
 )
 from protperf.analysis.residues import NUM_AMINO_ACIDS, TokenTally, residue_index
+from protperf.attention.weights import implicit_weight_rows
 
 NORMALIZATIONS = ("log_odds", "marginal_log_odds", "uniform", "mean")
 
@@ -251,7 +251,7 @@ class SimilarityAccumulator:
         )
         self.totals.sums[layer] += sums.double().cpu().numpy()
         if self.vig:
-            blocks = feature_attention_rows(
+            blocks = implicit_weight_rows(
                 q_features, k_features, self._mask, causal, self.block_size
             )
             for start, block in blocks:

@@ -9,56 +9,13 @@ Writes figures (PNG + SVG), ``head_correlations.csv``, ``embedding_similarity.cs
 
 from __future__ import annotations
 
-from typing import Any
-
+from protperf.analysis.config import AnalyzeConfig
 from protperf.analysis.curve import analyze_checkpoints
-from protperf.analysis.pipeline import AnalysisResult, AnalyzeConfig
 from protperf.analysis.report import analyze
+from protperf.analysis.summary import summary_line
 from protperf.cli.command import command
 from protperf.reporting.wandb_figures import log_analysis_figures
 from protperf.structured import to_plain
-
-
-def summary_line(result: AnalysisResult, output_dir: str) -> str:
-    """One line for the terminal: pooled and Vig correlations with BLOSUM62, output folder."""
-    stats = result.summary["data"]["stats"]
-    parts = ["[protperf analyze]", f"proteins={stats.get('analyzed', 0)}"]
-    similarity = result.summary.get("similarity")
-    if similarity:
-        pooled = similarity["pooled"]
-        parts.append(
-            f"pooled pearson_offdiag={_fmt(pooled.get('pearson_offdiag'))} "
-            f"(p={_fmt(pooled.get('pearson_offdiag_p'))}{_floor(similarity, 'pooled_floor')})"
-        )
-        best = similarity["best_heads"][0]
-        parts.append(
-            f"best head L{best['layer']}H{best['head']}={_fmt(best.get('pearson_offdiag'))} "
-            f"(q={_fmt(best.get('pearson_offdiag_q'))}{_floor(similarity, 'best_head_floor')}; "
-            f"{similarity['heads_significant_q05']} heads q<0.05)"
-        )
-    vig = result.summary.get("vig")
-    if vig and "skipped" in vig:
-        parts.append(f"vig {vig['skipped'].split(':')[0]} ({vig['heads_used']} heads usable)")
-    elif vig:
-        parts.append(
-            f"vig pearson_offdiag={_fmt(vig.get('pearson_offdiag'))} "
-            f"(p={_fmt(vig.get('pearson_offdiag_p'))}{_floor(vig, 'floor')})"
-        )
-    embedding = result.summary.get("embedding")
-    if embedding:
-        parts.append(
-            f"embedding pearson_offdiag={_fmt(embedding.get('pearson_offdiag'))} "
-            f"(p={_fmt(embedding.get('pearson_offdiag_p'))}{_floor(embedding, 'floor')})"
-        )
-    return " ".join(parts) + f" -> {output_dir}"
-
-
-def _floor(section: dict, key: str) -> str:
-    """``, random-init floor 0.21`` when the analysis ran null models (summary key present)."""
-    return f", random-init floor {_fmt(section[key])}" if key in section else ""
-
-def _fmt(value: Any) -> str:
-    return "nan" if value is None else f"{value:.3g}"
 
 
 @command("analyze")

@@ -6,12 +6,14 @@ projection in the buffer ``feature_projection`` (saved in checkpoints; a checkpo
 it keeps the fresh draw, and a model without it ignores it).
 
 ``forward`` runs a whole sequence, ``step`` one new token of a causal layer against the
-layer's cache (``new_cache``: the recurrent FAVOR+ state or the exact KV cache).
+layer's cache (``new_cache``: the recurrent FAVOR+ state or the exact KV cache);
+``attention_weights`` gives the L x L map it applies (exact, or the Performer's implicit one)
+for analysis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from torch import nn
 from protperf.attention.backends import attention_mode, check_backend
 from protperf.attention.config import AttentionConfig
 from protperf.attention.ops.exact import exact_attention
+from protperf.attention.ops.feature_maps import performer_feature_maps
 from protperf.attention.ops.features import draw_projection
 from protperf.attention.ops.recurrent import (
     KVCache,
@@ -28,6 +31,12 @@ from protperf.attention.ops.recurrent import (
     kv_cache_step,
 )
 from protperf.attention.performer import performer_attention, performer_step
+from protperf.attention.weights import (
+    exact_weight_rows,
+    identity_weight_rows,
+    implicit_weight_rows,
+    rows_to_matrix,
+)
 
 Rotary = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 LayerCache = RecurrentState | KVCache | None
@@ -211,3 +220,49 @@ class MultiHeadAttention(nn.Module):
             out = performer_step(q, k, v, cache, self.random_projection, cfg.feature_kernel,
                                  cfg.relu_eps)
         return self._output(out)
+
+    # ---------------------------------------------------------------------- analysis
+    def performer_features(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        rotary: Rotary | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A Performer's features (q', k'), each (B, H, L, m), of x (B, L, D); float32
+        (float64 for float64 input). Its implicit attention is exactly A_ij = q'_i.k'_j /
+        sum_{allowed j} q'_i.k'_j: keys share one stabilizer per (batch, head) and padding
+        keys are zero. Linear in L."""
+        cfg = self.config
+        if not cfg.is_performer:
+            raise ValueError(
+                "performer_features needs a Performer attention (attention.kind="
+                f"'favor_softmax' or 'favor_relu'), got attention.kind={cfg.kind!r}")
+        q, k, _ = self.project(x, rotary)
+        q_prime, k_prime, _ = performer_feature_maps(
+            q, k, self.random_projection, cfg.feature_kernel, attention_mask, causal_keys=False,
+            relu_eps=cfg.relu_eps, favorpp=cfg.feature_type == "favorpp")
+        return q_prime, k_prime
+
+    @torch.no_grad()
+    def attention_weight_rows(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        rotary: Rotary | None = None, block_size: int = 256,
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """The map of ``attention_weights``, ``block_size`` query rows at a time: yields
+        (start, rows (B, H, C, L)); rows of padding queries are not zeroed. Memory O(B H C L)."""
+        if self.config.kind == "identity":
+            b, length, _ = x.shape
+            return identity_weight_rows(b, self.num_heads, length, block_size, x.dtype, x.device)
+        if self.config.kind == "exact":
+            q, k, _ = self.project(x, rotary)
+            return exact_weight_rows(q, k, attention_mask, self.causal, block_size)
+        q_prime, k_prime = self.performer_features(x, attention_mask, rotary)
+        return implicit_weight_rows(q_prime, k_prime, attention_mask, self.causal, block_size)
+
+    def attention_weights(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        rotary: Rotary | None = None,
+    ) -> torch.Tensor:
+        """The row-normalized (B, H, L, L) attention this layer applies to x (B, L, D): exact
+        softmax, a Performer's implicit q'_i.k'_j / D_i (causal-masked when causal), or the
+        identity. Rows of padding queries are zero. O(L^2): single proteins, plots."""
+        rows = self.attention_weight_rows(x, attention_mask, rotary, block_size=x.shape[1])
+        return rows_to_matrix(rows, attention_mask)

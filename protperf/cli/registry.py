@@ -35,7 +35,7 @@ from protperf.structured import to_dataclass
 SCHEMAS: dict[str, type | str] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
-    "analyze": "protperf.analysis.pipeline:AnalyzeConfig",
+    "analyze": "protperf.analysis.config:AnalyzeConfig",
     "embed": EmbedConfig,
     "score": ScoreConfig,
     "generate": GenerateConfig,

@@ -8,12 +8,12 @@ import torch
 from protperf.analysis.aggregate import (
     aggregate_attention,
     aggregate_linear,
-    feature_attention_matrix,
     high_attention_counts,
     pair_counts,
     uniform_aggregate,
 )
 from protperf.analysis.residues import residue_index
+from protperf.attention.weights import implicit_weight_rows
 
 from .conftest import batch
 
@@ -24,6 +24,11 @@ def random_features(tokens: torch.Tensor, heads: int = 3, features: int = 7, see
     q = torch.rand(shape, generator=generator, dtype=torch.float64) + 1e-3
     k = torch.rand(shape, generator=generator, dtype=torch.float64) + 1e-3
     return q, k
+
+
+def feature_attention_matrix(q, k, mask=None, causal=False):
+    """The implicit attention (B, H, L, L) of Performer features q', k', all rows at once."""
+    return torch.cat([rows for _, rows in implicit_weight_rows(q, k, mask, causal, q.shape[2])], 2)
 
 
 def allowed_matrix(mask: torch.Tensor, causal: bool) -> torch.Tensor:

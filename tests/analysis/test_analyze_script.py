@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from protperf.app.train import train
 from protperf.cli.registry import register_schemas
 from protperf.conf import CONF_DIR
+from protperf.training import train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [

@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from protperf.analysis.aggregate import aggregate_attention
-from protperf.analysis.attention_maps import attention_maps, exact_attention_rows
+from protperf.analysis.attention_maps import attention_maps
 from protperf.analysis.collect import ModelAttentionCollector
-from protperf.analysis.implicit_attention import attention_matrix
 from protperf.analysis.residues import residue_index
 from protperf.attention import AttentionConfig, MultiHeadAttention
 
@@ -48,18 +47,6 @@ def padded_batch():
         tokens[row, : len(ids)] = torch.tensor(ids)
         mask[row, : len(ids)] = True
     return tokens, mask
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_exact_rows_equal_the_modules_attention_matrix(causal):
-    module = MultiHeadAttention(16, 2, AttentionConfig(kind="exact"), causal=causal).double()
-    tokens, mask = padded_batch()
-    x = torch.randn(*tokens.shape, 16, dtype=torch.float64)
-    q, k, _ = module.project(x)
-    rows = torch.cat([r for _, r in exact_attention_rows(q, k, mask, causal, block_size=5)], 2)
-    reference = attention_matrix(module, x, mask)
-    real = mask[:, None, :, None].expand_as(rows)
-    torch.testing.assert_close(rows[real], reference[real], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["exact", "favor_softmax", "favor_relu"])
@@ -102,7 +89,7 @@ def test_collector_float64_matches_to_1e8():
     residues = residue_index(tokens, mask)
     for layer, module in enumerate(model.attns):
         with torch.no_grad():
-            attention = attention_matrix(module, captured[module], mask)
+            attention = module.attention_weights(captured[module], mask)
         np.testing.assert_allclose(
             collector.totals.sums[layer],
             aggregate_attention(attention, residues).numpy(),

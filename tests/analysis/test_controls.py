@@ -15,20 +15,30 @@ import torch
 from protperf.analysis.blosum import blosum62, triangle_indices
 from protperf.analysis.controls import (
     PlantedConfig,
-    expected_logits,
+    planted_matrix,
     planted_module,
     save_checkpoint,
     save_planted_checkpoint,
 )
 from protperf.analysis.embedding import amino_acid_embeddings, cosine_similarity
 from protperf.analysis.report import analyze
-from protperf.analysis.residues import ALPHABET
+from protperf.analysis.residues import ALPHABET, AMINO_ACIDS, NUM_AMINO_ACIDS
 from protperf.checkpoint.module import load_module
 from protperf.cli.compose import compose_config
 from protperf.cli.registry import load_config
 
 DATA = ["data.max_sequences=8", "data.max_length=256", "permutations=200", "figures=false",
         "progress=false", "null_models=0"]
+
+
+def expected_logits(config: PlantedConfig, residues: str, head: int = 0) -> np.ndarray:
+    """The residue part of the planted logits for a string of amino acids (no noise):
+    beta * P[a_i, a_j] + gamma * B[c_h, a_j], (L, L), P = ``planted_matrix``."""
+    matrix, pairs = blosum62().to_numpy(), planted_matrix(config.plant_diagonal)
+    index = [AMINO_ACIDS.index(a) for a in residues]
+    prototype = head % NUM_AMINO_ACIDS
+    return (config.beta * pairs[np.ix_(index, index)]
+            + config.gamma * matrix[prototype, index][None, :])
 
 
 def run(checkpoint, tmp_path, *overrides: str) -> dict:

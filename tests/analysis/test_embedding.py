@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from torch import nn
 
+from protperf.analysis.config import AnalysisDataConfig, AnalyzeConfig
 from protperf.analysis.controls import PlantedConfig, planted_module
 from protperf.analysis.embedding import (
     amino_acid_embeddings,
     cosine_similarity,
     embedding_similarity,
 )
-from protperf.analysis.pipeline import AnalysisDataConfig, AnalyzeConfig, analyze_model
+from protperf.analysis.pipeline import analyze_model
 
 
 def test_cosine_similarity_of_known_vectors():

@@ -7,14 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
+from protperf.analysis.config import AnalysisDataConfig, AnalyzeConfig
 from protperf.analysis.null_models import (
     calibrate_heads,
     floor,
     null_p_values,
     random_init_like,
 )
-from protperf.analysis.pipeline import AnalysisDataConfig, AnalyzeConfig, analyze_model
-from protperf.app.analyze import summary_line
+from protperf.analysis.pipeline import analyze_model
+from protperf.analysis.summary import summary_line
 from protperf.attention import AttentionConfig
 from protperf.model.config import ModelConfig
 from protperf.model.transformer import ProteinLanguageModel

@@ -8,14 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from protperf.analysis.pipeline import (
-    AnalysisDataConfig,
-    AnalyzeConfig,
-    analyze_model,
-    analyzed_model,
-)
+from protperf.analysis.config import AnalysisDataConfig, AnalyzeConfig
+from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.analysis.report import write_outputs
-from protperf.app.analyze import summary_line
+from protperf.analysis.summary import summary_line
 
 from .test_collect import TinyModel
 

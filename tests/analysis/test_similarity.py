@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from protperf.analysis.aggregate import feature_attention_matrix
 from protperf.analysis.residues import AMINO_ACIDS, TokenTally, residue_index
 from protperf.analysis.similarity import (
     SimilarityAccumulator,
@@ -19,7 +18,7 @@ from protperf.analysis.similarity import (
 )
 
 from .conftest import batch
-from .test_aggregate import allowed_matrix, random_features
+from .test_aggregate import allowed_matrix, feature_attention_matrix, random_features
 
 
 def test_marginal_log_odds_matches_formula_and_is_zero_under_independence():

@@ -7,10 +7,10 @@ import signal
 from hydra import compose, initialize_config_dir
 from submitit.slurm.slurm import SlurmJobEnvironment, _make_sbatch_string
 
-from protperf.app.train import build_trainer
 from protperf.cli.registry import load_config, register_schemas
 from protperf.conf import CONF_DIR
 from protperf.runtime.preemption import STOP_SIGNALS
+from protperf.training import build_trainer
 from tests.model.conftest import compose_train
 
 

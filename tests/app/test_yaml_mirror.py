@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from protperf.analysis.pipeline import AnalyzeConfig
+from protperf.analysis.config import AnalyzeConfig
 from protperf.app.evaluate import EvaluateConfig
 from protperf.cli.config import TrainConfig, TrainerConfig
 from protperf.conf import CONF_DIR

@@ -9,8 +9,8 @@ from protperf.attention import backends as backends_module
 from protperf.attention.backends import attention_mode, check_backend
 from protperf.attention.ops import causal_fla
 from protperf.attention.ops.features import draw_projection
-from protperf.attention.reference import linear_attention_reference, softmax_attention_matrix
 from tests.attention.helpers import favor_attention
+from tests.attention.reference import linear_attention_reference, softmax_attention_matrix
 
 
 def mode(kind, causal=True, backend="auto", dtype=torch.float32, segments=False):

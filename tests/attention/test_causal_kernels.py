@@ -16,8 +16,8 @@ from protperf.attention.ops.causal_loop import causal_linear_attention_unnormali
 from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
 from protperf.attention.ops.features import draw_projection
 from protperf.attention.performer import performer_attention
-from protperf.attention.reference import linear_attention_weights, simple_gla_reference
 from tests.attention.helpers import random_features
+from tests.attention.reference import linear_attention_weights, simple_gla_reference
 
 
 def scan(q, k, v, s, chunk_size, segment_ids=None):

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from protperf.analysis.implicit_attention import feature_maps
 from protperf.attention import AttentionConfig, MultiHeadAttention
 
 DIM, HEADS = 32, 4
@@ -161,7 +160,7 @@ def test_favorpp_is_refused_in_causal_mode_and_no_projection_relu_works():
     layer = make("favor_relu", True, no_projection=True)
     assert "feature_projection" not in layer.state_dict()
     assert layer.random_projection is None
-    q_prime, _ = feature_maps(layer, inputs())
+    q_prime, _ = layer.performer_features(inputs())
     assert q_prime.shape[-1] == DIM // HEADS
 
 

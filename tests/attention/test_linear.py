@@ -5,13 +5,13 @@ import torch
 
 from protperf.attention.ops.feature_maps import performer_feature_maps
 from protperf.attention.ops.features import draw_projection
-from protperf.attention.reference import linear_attention_reference
 from tests.attention.helpers import (
     bidirectional_linear_attention,
     causal_linear_attention,
     favor_attention,
     random_features,
 )
+from tests.attention.reference import linear_attention_reference
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 37])

@@ -14,9 +14,9 @@ from protperf.attention.ops.segments import (
     segment_tiles,
     segmented_running_max,
 )
-from protperf.attention.reference import linear_attention_weights
 from protperf.data.batching import segment_ids_from_bos
 from tests.attention.helpers import random_features
+from tests.attention.reference import linear_attention_weights
 
 ALL_KINDS = ["exact", "favor_softmax", "favor_relu", "identity"]
 

@@ -57,8 +57,8 @@ def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedP
 
 
 def _train(objective: str, directory: Path) -> Path:
-    from protperf.app.train import train
     from protperf.cli.compose import compose_config
+    from protperf.training import train
 
     cfg = compose_config("train", [
         *TRAIN_TINY, "model=performer_softmax", f"task={objective}",

@@ -16,9 +16,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from protperf import export_model
 from protperf.analysis.pipeline import AnalyzeConfig, analyzed_model
 from protperf.app.embed import embed
-from protperf.app.export_model import export_model
 from protperf.app.generate import generate
 from protperf.app.score import score
 from protperf.checkpoint.export_dir import WEIGHTS_FILE, read_config

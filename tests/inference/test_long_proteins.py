@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from protperf.app.export_model import export_model
+from protperf import export_model
 from protperf.inference import Embedder, load_model
 from tests.inference.conftest import REPO
 from tests.inference.test_export import save_checkpoint

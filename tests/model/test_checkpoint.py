@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from protperf.app.evaluate import evaluate
-from protperf.app.train import train
 from protperf.checkpoint.module import CheckpointMismatchError, load_module, read_checkpoint
+from protperf.training import train
 from tests.model.conftest import TINY, compose_evaluate, compose_train
 
 
@@ -78,7 +78,7 @@ def test_init_from_exact_then_train_as_performer(exact_checkpoint, tmp_path):
 
 
 def test_init_from_an_export_directory(exact_checkpoint, tmp_path):
-    from protperf.app.export_model import export_model
+    from protperf import export_model
 
     directory = export_model(exact_checkpoint, tmp_path / "exported")
     summary = train(compose_train(["model=performer_relu", f"init_from={directory}",

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from protperf.app.train import train
 from protperf.checkpoint.module import read_checkpoint
+from protperf.training import train
 from tests.model.conftest import compose_train
 
 STOP_STEP, TOTAL_STEPS = 3, 6

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from protperf.app.train import train
 from protperf.checkpoint.module import load_module, read_checkpoint
+from protperf.training import train
 from tests.model.conftest import TINY, compose_train, run_script
 
 

@@ -13,13 +13,13 @@ from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.app.embed import embed
 from protperf.app.evaluate import evaluate
 from protperf.app.score import score
-from protperf.app.train import train
 from protperf.checkpoint.module import load_module
 from protperf.cli.compose import compose_config
 from protperf.cli.registry import load_config
 from protperf.inference.embed_io import load_means
 from protperf.pretrained import import_pretrained
 from protperf.pretrained.importer import train_overrides
+from protperf.training import train
 from tests.model.conftest import compose_evaluate, compose_train
 from tests.pretrained.conftest import PROTEINS
 

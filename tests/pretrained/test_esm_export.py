@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from protperf.app.export_model import export_model
+from protperf import export_model
 from protperf.attention import AttentionConfig
 from protperf.data.alphabet import Alphabet
 from protperf.errors import ConfigError

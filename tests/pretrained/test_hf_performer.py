@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from protperf.app.export_model import export_model
+from protperf import export_model
 from protperf.attention import AttentionConfig
 from protperf.checkpoint.layouts import ATTN_IMPLEMENTATION
 from protperf.errors import ConfigError

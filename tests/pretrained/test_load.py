@@ -44,7 +44,7 @@ def test_a_foreign_source_is_the_network_its_import_would_write(imported, fair_e
 
 
 def test_protperf_checkpoints_and_exports_are_loaded_as_they_are(imported, tmp_path):
-    from protperf.app.export_model import export_model
+    from protperf import export_model
 
     export = export_model(imported / "esm.ckpt", tmp_path / "export")
     for source in (imported / "esm.ckpt", export):

@@ -27,7 +27,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from protperf.app.train import main, train
+from protperf.app.train import main
 from protperf.checkpoint.lightning_io import AtomicCheckpointIO, remove_dead_partials
 from protperf.checkpoint.module import read_checkpoint
 from protperf.data.config import PrepareConfig
@@ -44,6 +44,7 @@ from protperf.runtime.best_checkpoints import adopt_best_files
 from protperf.runtime.divergence import DivergenceGuard, is_diverging, uniform_loss
 from protperf.runtime.run_dir import resolve_ckpt_path
 from protperf.runtime.run_lock import LOCK_NAME, host_name, run_directory_lock
+from protperf.training import train
 from tests.model.conftest import REPO, compose_train
 from tests.runtime.conftest import all_finite, proteins_fasta
 

@@ -1,6 +1,6 @@
-"""O(L^2) reference implementations: for tests, benchmarks and attention-map analysis.
+"""O(L^2) reference implementations: the oracles of the attention tests and benchmarks.
 
-Nothing on the training path imports this module. Shapes as in ``ops``: features
+Nothing in protperf imports this module. Shapes as in ``ops``: features
 ``(B, H, L, m)``, values ``(B, H, L, dv)``, ``key_log_scale (B, H, L)``, ``segment_ids (B, L)``.
 """
 
