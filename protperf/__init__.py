@@ -4,7 +4,7 @@ The public face (docs/api.md), imported on first use so that ``import protperf``
 (no torch, no Lightning until a name is used)::
 
     import protperf
-    model = protperf.load_model("last.ckpt")            # a .ckpt or an export directory
+    model = protperf.load_model("last.ckpt")  # a .ckpt, export dir, HF dir / repo id, ESM name
     tokens, mask = protperf.BatchConverter()(["MKTAYIAKQR"])
     logits = model(tokens, attention_mask=mask)         # (1, 12, 30)
     means = protperf.Embedder(model).embed_one("MKTAYIAKQR").mean
@@ -25,7 +25,7 @@ PUBLIC: dict[str, str] = {
     # a saved model in, a model out, and back to disk
     "load_model": "protperf.pretrained.load:load_model",
     "import_pretrained": "protperf.pretrained:import_pretrained",
-    "export_model": "protperf.app.export_model:export_model",
+    "export_model": "protperf.checkpoint.export:export_model",
     "convert": "protperf.transfer:convert",
     # training
     "train": "protperf.training:train",

@@ -47,6 +47,12 @@ class CheckpointWriteError(OSError):
     """A checkpoint could not be written (disk full, no permission); names the file."""
 
 
+class OutputWriteError(CheckpointWriteError):
+    """A file or directory could not be written (disk full, read-only file system, no
+    permission); the message names it. A :class:`CheckpointWriteError`, so every command that
+    reports a checkpoint that cannot be written reports any output in one line."""
+
+
 class RunDirectoryBusyError(RuntimeError):
     """Another live process trains in this run directory; names its pid and host."""
 

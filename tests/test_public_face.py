@@ -32,6 +32,7 @@ COMMAND_TESTS = ("tests/app/", "tests/cli/", "tests/scale/test_resume_signals.py
                  "tests/runtime/test_fault_injection.py", "tests/inference/test_apps.py",
                  "tests/inference/test_export.py", "tests/model/test_checkpoint.py",
                  "tests/pretrained/test_commands.py", "tests/pretrained/test_bad_input.py",
+                 "tests/checkpoint/test_command_faults.py", "tests/checkpoint/test_integrity.py",
                  "tests/pretrained/test_hub.py")
 
 

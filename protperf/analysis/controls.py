@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protperf import __version__
 from protperf.analysis.blosum import blosum62
 from protperf.analysis.residues import NUM_AMINO_ACIDS
+from protperf.checkpoint.writer import write_checkpoint
 from protperf.data.alphabet import ALPHABET
 
 SHIFT = 24.0  # BLOSUM62's smallest eigenvalue is -22.92: B + 24 I is positive definite
@@ -227,18 +227,12 @@ def planted_module(config: PlantedConfig):
 
 
 def save_checkpoint(module, path: str | Path, global_step: int = 0) -> Path:
-    """Write ``module`` in the training checkpoint format (state_dict + hyper_parameters of
-    primitives, loadable with ``weights_only=True``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "global_step": int(global_step),
-        "protperf_version": __version__,
-    }
-    torch.save(checkpoint, path)
-    return path
+    """Write ``module``'s network in the training checkpoint format (the one checkpoint
+    writer, :func:`protperf.checkpoint.writer.write_checkpoint`: atomic, with a content
+    hash, loadable with ``weights_only=True``)."""
+    return write_checkpoint(module.model, module.model_config, path, task=module.task_config,
+                            optim=module.optim_config, seed=module.hparams.get("seed", 0),
+                            global_step=global_step)
 
 
 def save_planted_checkpoint(config: PlantedConfig, path: str | Path) -> Path:

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.analysis.plots import save_figure
 from protperf.analysis.report import write_outputs
+from protperf.checkpoint.atomic import atomic_path
 from protperf.checkpoint.load import read_checkpoint
 
 CURVE_COLUMNS = ["step", "checkpoint", "method", "pearson_offdiag", "pearson_offdiag_p",
@@ -29,7 +30,7 @@ FLOOR_KEYS = {"similarity": "pooled_floor", "similarity_best_head": "best_head_f
 
 def checkpoint_step(path: str | Path) -> int:
     """The training step stored in a checkpoint (``global_step``; 0 if absent)."""
-    return int(read_checkpoint(path).get("global_step", 0))
+    return int(read_checkpoint(path, verify=False, mmap=True).get("global_step", 0))
 
 
 def find_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -105,7 +106,8 @@ def analyze_checkpoints(config) -> list:
         rows += curve_rows(step, path, result.summary)
     curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     out.mkdir(parents=True, exist_ok=True)
-    curve.to_csv(out / "learning_curve.csv", index=False)
+    with atomic_path(out / "learning_curve.csv") as partial:
+        curve.to_csv(partial, index=False)
     save_figure(plot_learning_curve(curve), out / "figures" / "learning_curve")
     plt.close("all")
     return results

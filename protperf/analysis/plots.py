@@ -18,6 +18,7 @@ from scipy.cluster import hierarchy
 
 from protperf.analysis.blosum import blosum62, correlate, triangle_indices
 from protperf.analysis.residues import AMINO_ACIDS
+from protperf.checkpoint.atomic import atomic_path
 
 FORMATS = ("png", "svg")
 
@@ -25,13 +26,14 @@ FORMATS = ("png", "svg")
 def save_figure(
     figure: Figure, path_stem: str | Path, formats: Sequence[str] = FORMATS
 ) -> list[Path]:
-    """Save ``figure`` as ``{path_stem}.png`` and ``.svg`` (parents created); returns the paths."""
+    """Save ``figure`` as ``{path_stem}.png`` and ``.svg`` (parents created, each file written
+    atomically); returns the paths."""
     stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        figure.savefig(path, dpi=150, bbox_inches="tight")
+        with atomic_path(path, "figure") as partial:
+            figure.savefig(partial, dpi=150, bbox_inches="tight", format=fmt)
         paths.append(path)
     return paths
 

@@ -21,6 +21,7 @@ from protperf.analysis.plots import (
     protein_label,
     save_figure,
 )
+from protperf.checkpoint.atomic import atomic_open, atomic_path, write_text
 
 
 def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
@@ -34,7 +35,8 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
     totals = result.totals
     if result.head_table is not None:
         table_path = out / "head_correlations.csv"
-        result.head_table.to_csv(table_path, index=False)
+        with atomic_path(table_path) as partial:
+            result.head_table.to_csv(partial, index=False)
         written.append(table_path)
     if result.head_table is not None and draw:
         label = f"{config.normalization} (symmetrized)"
@@ -68,7 +70,8 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
             figures / "vig_scatter")
     if result.embedding_similarity is not None:
         path = out / "embedding_similarity.csv"
-        result.embedding_similarity.to_csv(path, index_label="amino_acid")
+        with atomic_path(path) as partial:
+            result.embedding_similarity.to_csv(partial, index_label="amino_acid")
         written.append(path)
         if draw:
             title = "cosine similarity of the amino-acid token embeddings"
@@ -95,11 +98,12 @@ def write_outputs(result: AnalysisResult, config: AnalyzeConfig) -> list[Path]:
         matrices["vig_correlation"] = result.vig_correlation.to_numpy()
     if result.embedding_similarity is not None:
         matrices["embedding_similarity"] = result.embedding_similarity.to_numpy()
-    np.savez_compressed(out / "matrices.npz", **matrices)
+    with atomic_open(out / "matrices.npz", "wb") as handle:
+        np.savez_compressed(handle, **matrices)
     written.append(out / "matrices.npz")
     summary = dict(result.summary, config=asdict(config),
                    outputs=[str(p.relative_to(out)) for p in written] + ["summary.json"])
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     written.append(out / "summary.json")
     plt.close("all")
     return written

@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from protperf.checkpoint.atomic import atomic_path, check_writable
+from protperf.errors import OutputWriteError
 from protperf.reporting.run_plots import plot_curves
 from protperf.reporting.runs import METRICS, collect_runs
 from protperf.reporting.tables import write_table
@@ -35,11 +37,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = args.out or args.sweep_dir
-    out.mkdir(parents=True, exist_ok=True)
-    curves.to_csv(out / "runs_curves.csv", index=False)
-    write_table(summary, out / "runs_summary")
     figure = out / f"runs_{args.metric}.{args.format}"
-    plot_curves(curves, args.metric, args.smooth).savefig(figure, dpi=150)
+    try:  # each file complete or absent; a read-only or full disk: one line
+        check_writable(out, "tables")
+        with atomic_path(out / "runs_curves.csv", "table") as partial:
+            curves.to_csv(partial, index=False)
+        write_table(summary, out / "runs_summary")
+        with atomic_path(figure, "figure") as partial:
+            plot_curves(curves, args.metric, args.smooth).savefig(partial, dpi=150,
+                                                                  format=args.format)
+    except OutputWriteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(summary.drop(columns="overrides").to_string(index=False))
     print(f"wrote {out / 'runs_summary.csv'}, {out / 'runs_curves.csv'}, {figure}")
     return 0

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from protperf.checkpoint.load import read_saved_model
 from protperf.checkpoint.module import load_module
+from protperf.checkpoint.writer import write_checkpoint
 from protperf.cli.command import command
 from protperf.cli.config import EvaluateConfig
 from protperf.cli.registry import load_config
@@ -52,7 +53,11 @@ def evaluate_checkpoint(path: str, config: EvaluateConfig) -> dict[str, Any]:
                                   "limit_val_batches": 0})
         finetuner.fit(module, datamodule=datamodule)
         finetuned = Path(config.output_dir, "finetuned", Path(path).stem + "-finetuned.ckpt")
-        finetuner.save_checkpoint(finetuned, weights_only=True)
+        if finetuner.is_global_zero:  # the one checkpoint writer: atomic, with a content hash
+            write_checkpoint(module.model, module.model_config, finetuned,
+                             task=module.task_config, optim=module.optim_config,
+                             seed=module.hparams.get("seed", 0),
+                             global_step=finetuner.global_step)
         log.info("fine-tuned %d steps -> %s", config.finetune.steps, finetuned)
     trainer = pl.Trainer(**trainer_args)
     if config.split == "test":  # test or val (EvaluateConfig.validate)

@@ -24,6 +24,7 @@ import sys
 
 from protperf.errors import (
     CheckpointError,
+    CheckpointWriteError,
     ConfigError,
     PretrainedSourceError,
     exit_status,
@@ -53,8 +54,8 @@ def main(argv=None) -> int:
     return exit_status(
         lambda: import_pretrained(args.source, args.out, overwrite=args.force, vocab=args.vocab,
                                   revision=args.revision),
-        (PretrainedSourceError, CheckpointError, ConfigError, FileNotFoundError,
-         FileExistsError),
+        (PretrainedSourceError, CheckpointError, CheckpointWriteError, ConfigError,
+         FileNotFoundError, FileExistsError),
         debug=args.debug, code=2, interrupted="interrupted: nothing was written at --out")
 
 

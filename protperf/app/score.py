@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from protperf.checkpoint.atomic import atomic_path, check_writable
 from protperf.cli.command import command
 from protperf.cli.config import ScoreConfig
 from protperf.data.fasta import read_fasta
@@ -42,13 +43,14 @@ def score(config: ScoreConfig) -> pd.DataFrame:
         raise ConfigError("wildtype_id is set but wildtype (the FASTA file) is not")
     wildtype = read_wildtype(config.wildtype, config.wildtype_id) if config.wildtype else None
     variants = read_variants(config.mutations, wildtype)
+    check_writable(Path(config.output).parent, "scores")  # before the model loads
     model = load_model(config.checkpoint, config.device,
                        model_overrides=config.model.as_overrides())
     scorer = Scorer(model, config.batch_size, progress=config.progress)
     scores = scorer.score_variants(variants, config.methods)
     table = pd.concat([variants.table, scores], axis=1)
-    Path(config.output).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(config.output, index=False)
+    with atomic_path(config.output, "scores") as partial:
+        table.to_csv(partial, index=False)
     print(f"[protperf] scored {len(table)} variants ({', '.join(scores.columns)}) -> "
           f"{config.output}", flush=True)
     if "DMS_score" in variants.table.columns:

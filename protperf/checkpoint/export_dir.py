@@ -4,7 +4,9 @@
 
     DIR/config.json        {"format": "protperf-model", "format_version": 1,
                             "protperf_version", "model": {...ModelConfig}, "task": {...},
-                            "alphabet": [token of id 0, 1, ...], "seed", "optim"}
+                            "alphabet": [token of id 0, 1, ...], "seed", "optim",
+                            "protperf_integrity": {"algorithm": "sha256",
+                                                   "tensors": {name: digest}}}
     DIR/model.safetensors  the network's state dict (a tied LM head is stored once, as
                            token_embedding.weight); safetensors holds tensors only, no code
     DIR/vocab.txt          the alphabet, one token per line in id order (the vocabulary file
@@ -21,8 +23,6 @@ stays free of hub code. A directory is pushed with ``huggingface_hub.upload_fold
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from protperf import __version__
+from protperf.checkpoint.atomic import atomic_directory, check_writable
+from protperf.checkpoint.integrity import INTEGRITY_KEY, integrity_record, verify_integrity
 from protperf.errors import CheckpointError, CheckpointMismatchError, CheckpointWriteError
 
 FORMAT = "protperf-model"
@@ -112,8 +114,9 @@ def read_export_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
         state_dict = load_file(weights, device="cpu")
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{weights} is truncated or corrupt ({error})") from None
+    verify_integrity(state_dict, config.get(INTEGRITY_KEY), f"export directory {path}")
     hyper_parameters = {key: value for key, value in config.items()
-                        if key not in ("format", "format_version")}
+                        if key not in ("format", "format_version", INTEGRITY_KEY)}
     return hyper_parameters, state_dict
 
 
@@ -126,62 +129,49 @@ def is_previous_export(path: str | Path) -> bool:
     return isinstance(config, dict) and (config.get("format") == FORMAT or EXPORT_MARK in config)
 
 
-def check_output_dir(out: str | Path) -> None:
-    """``out`` may be missing, an empty directory or an earlier export (which is replaced);
-    anything else raises :class:`CheckpointWriteError` naming it."""
+def check_output_dir(out: str | Path, force: bool = False) -> None:
+    """``out`` may be missing or an empty directory; an existing one needs ``force``
+    (``--force``), and then only the files the export writes are replaced (others are kept).
+    Anything else raises :class:`CheckpointWriteError` naming it."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CheckpointWriteError(f"--out {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not is_previous_export(out):
+    if out.is_dir() and any(out.iterdir()) and not force:
+        what = "an earlier export" if is_previous_export(out) else "a non-empty directory"
         raise CheckpointWriteError(
-            f"--out {out} is a non-empty directory that is not an export; choose a new or "
-            "empty directory"
-        )
+            f"--out {out} is {what}; pass --force to replace the files an export writes "
+            "there (other files are kept), or choose a new directory")
 
 
-def replace_directory(staging: Path, out: Path) -> None:
-    """Move the finished ``staging`` directory to ``out`` (replacing an earlier export)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def staging_dir(out: Path) -> Path:
-    """A fresh directory next to ``out`` to write into before it becomes ``out``."""
-    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
+def state_bytes(tensors: Mapping[str, torch.Tensor]) -> int:
+    """The bytes of the tensors (an estimate of the space their files need)."""
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def write_export_dir(
     network: nn.Module, hyper_parameters: Mapping[str, Any], out: str | Path,
-    card: str | None = None,
+    card: str | None = None, force: bool = False,
 ) -> Path:
     """Write ``network`` (a ProteinLanguageModel) and its hyper-parameters as an export
-    directory at ``out``; written next to it and renamed, so ``out`` is complete or untouched.
+    directory at ``out`` (``force``: into an existing one, see :func:`check_output_dir`), with
+    the sha256 of each tensor in config.json; written in a folder beside ``out`` and renamed,
+    so ``out`` is complete or untouched (:func:`~protperf.checkpoint.atomic.atomic_directory`).
     """
     from safetensors.torch import save_file
 
     out = Path(out)
-    check_output_dir(out)
+    check_output_dir(out, force)
     tied = tied_parameter_names(network)
     tensors = {name: tensor.detach().cpu().contiguous()
                for name, tensor in network.state_dict().items() if name not in tied}
+    check_writable(out.parent, "export directory", need_bytes=state_bytes(tensors))
     config = {"format": FORMAT, "format_version": FORMAT_VERSION,
-              "protperf_version": __version__, **hyper_parameters}
-    staging = staging_dir(out)
-    try:
+              "protperf_version": __version__, **hyper_parameters,
+              INTEGRITY_KEY: integrity_record(tensors)}
+    with atomic_directory(out, "export directory") as staging:
         save_file(tensors, staging / WEIGHTS_FILE, metadata={"format": "pt"})
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         (staging / VOCAB_FILE).write_text("\n".join(config["alphabet"]) + "\n")
         if card is not None:
             (staging / CARD_FILE).write_text(card)
-        replace_directory(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out

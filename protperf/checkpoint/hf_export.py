@@ -35,7 +35,6 @@ train, is written as zeros.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +42,8 @@ from pathlib import Path
 import torch
 
 from protperf import __version__
-from protperf.checkpoint.export_dir import (
-    EXPORT_MARK,
-    check_output_dir,
-    replace_directory,
-    staging_dir,
-)
+from protperf.checkpoint.atomic import atomic_directory
+from protperf.checkpoint.export_dir import EXPORT_MARK, check_output_dir
 from protperf.checkpoint.layouts import (
     ATTN_IMPLEMENTATION,
     HF_ESM_LAYOUT,
@@ -239,12 +234,13 @@ def check_performer_reload(directory: Path, family: HfFamily, network: torch.nn.
 
 
 def export_hf(saved: SavedModel, out: str | Path, family: HfFamily, as_exact: bool = False,
-              card: str | None = None) -> Path:
+              card: str | None = None, force: bool = False) -> Path:
     """Write ``saved`` as a ``family.class_name`` directory at ``out`` (complete or
-    untouched), with ``card`` as its README.md; a Performer as protperf.hf's Performer."""
+    untouched; ``force``: into an existing directory, replacing only the files written here),
+    with ``card`` as its README.md; a Performer as protperf.hf's Performer."""
     transformers = require("transformers", f"protperf-export --format {family.format}")
     out = Path(out)
-    check_output_dir(out)
+    check_output_dir(out, force)
     model_config, task_config = resolve_configs(saved)
     problems = family.incompatibilities(model_config, task_config, as_exact)
     if problems:
@@ -274,8 +270,7 @@ def export_hf(saved: SavedModel, out: str | Path, family: HfFamily, as_exact: bo
                               f"({tuple(tensor.shape)})")
     family.prepare(hf_model)
     hf_model.load_state_dict({**target, **weights})
-    staging = staging_dir(out)
-    try:
+    with atomic_directory(out, "export directory") as staging:
         hf_model.save_pretrained(staging)
         if performer:
             record_attn_implementation(staging / "config.json")
@@ -283,15 +278,13 @@ def export_hf(saved: SavedModel, out: str | Path, family: HfFamily, as_exact: bo
         family.tokenizer(staging)
         if card is not None:
             (staging / "README.md").write_text(card + (PERFORMER_CARD if performer else ""))
-        replace_directory(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
 def export_esm(
-    saved: SavedModel, out: str | Path, as_exact: bool = False, card: str | None = None
+    saved: SavedModel, out: str | Path, as_exact: bool = False, card: str | None = None,
+    force: bool = False,
 ) -> Path:
     """Write ``saved`` as an ``EsmForMaskedLM`` directory at ``out`` (complete or untouched),
     with ``card`` as its README.md."""
-    return export_hf(saved, out, ESM_FAMILY, as_exact, card)
+    return export_hf(saved, out, ESM_FAMILY, as_exact, card, force)

@@ -17,7 +17,8 @@ FAMILIES: dict[str, HfFamily] = {"esm": ESM_FAMILY, "bert": BERT_FAMILY}
 
 
 def export_transformers(saved: SavedModel, out: str | Path, format: str,
-                        as_exact: bool = False, card: str | None = None) -> Path:
+                        as_exact: bool = False, card: str | None = None,
+                        force: bool = False) -> Path:
     """Write ``saved`` as the transformers masked LM of ``format`` (:data:`FAMILIES`)."""
     family = FAMILIES[format]
     model_config, task_config = resolve_configs(saved)
@@ -27,4 +28,4 @@ def export_transformers(saved: SavedModel, out: str | Path, format: str,
     if problems and fitting:
         raise ConfigError(f"{saved.source} cannot be exported as {family.class_name}: "
                           + "; ".join(problems) + f" (it fits --format {fitting[0]})")
-    return export_hf(saved, out, family, as_exact, card)
+    return export_hf(saved, out, family, as_exact, card, force)

@@ -1,90 +1,63 @@
-"""Atomic checkpoint writes: a checkpoint file appears only complete, or not at all, and never
-with non-finite weights; partial files of dead writers are removed."""
+"""Lightning's checkpoint plugin writing through :mod:`protperf.checkpoint.atomic`: a
+checkpoint file appears only complete, with a content hash of its weights, and never with
+non-finite weights; reading checks both (:mod:`protperf.checkpoint.integrity`)."""
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from protperf.checkpoint.atomic import host_name, pid_alive
-from protperf.checkpoint.load import first_line
-from protperf.errors import CheckpointWriteError, TrainingDivergedError
+from protperf.checkpoint.atomic import atomic_path, remove_dead_leftovers
+from protperf.checkpoint.integrity import (
+    INTEGRITY_KEY,
+    check_finite,
+    first_nonfinite,
+    integrity_record,
+    verify_integrity,
+)
+from protperf.errors import TrainingDivergedError
 
 log = logging.getLogger(__name__)
-#: ``.<name>.tmp-<host>-<pid>``: the partial file of a checkpoint being written.
-PARTIAL_MARK = ".tmp-"
+#: Advice for a full disk while saving a checkpoint.
+FULL_DISK_ADVICE = "free some space, or set a checkpoint dirpath on another disk"
 
-
-def partial_path(path: Path) -> Path:
-    """Where ``path`` is written before it is renamed into place."""
-    host = host_name().replace("-", "_")
-    return path.with_name(f".{path.name}{PARTIAL_MARK}{host}-{os.getpid()}")
+__all__ = ["AtomicCheckpointIO", "remove_dead_partials"]
 
 
 def remove_dead_partials(directory: str | Path) -> list[Path]:
-    """Remove the partial checkpoint files in ``directory`` left by writers that died (written
-    on this host by a process that no longer runs); returns them.  Partial files of another
-    host or of a live process, and those of the old ``.<name>.tmp-<pid>`` form whose process
-    is alive, are left alone."""
-    directory = Path(directory)
-    removed = []
-    for path in sorted(directory.glob(f".*.ckpt{PARTIAL_MARK}*")) if directory.is_dir() else []:
-        tail = path.name.rsplit(PARTIAL_MARK, 1)[1]
-        host, _, pid = tail.rpartition("-")
-        same_host = host in ("", host_name().replace("-", "_"))  # "": the old form, no host
-        if pid.isdigit() and same_host and not pid_alive(int(pid)) and path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-            log.warning("removed %s, the partial file of a checkpoint write that was "
-                        "interrupted", path)
-    return removed
-
-
-def first_nonfinite(state_dict: dict[str, Any]) -> str | None:
-    """The name of the first floating tensor of ``state_dict`` with a NaN or inf, else None."""
-    for name, value in state_dict.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() \
-                and not bool(torch.isfinite(value).all()):
-            return name
-    return None
+    """Remove the partial files in ``directory`` left by writers that died on this host
+    (:func:`protperf.checkpoint.atomic.remove_dead_leftovers`); returns them."""
+    return remove_dead_leftovers(directory)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, but a file appears only complete: written next to the
-    target (``.<name>.tmp-<host>-<pid>``) and renamed over it.  A failed write (disk full, no
-    permission) removes the partial file and raises :class:`CheckpointWriteError` naming it.
+    """Lightning's checkpoint writer, but a file appears only complete (written beside the
+    target and renamed over it, :func:`~protperf.checkpoint.atomic.atomic_path`) and carries
+    the sha256 of each weight (:data:`INTEGRITY_KEY`). A failed write (disk full, no
+    permission) removes the partial file and raises a one-line ``CheckpointWriteError``.
     Weights with a NaN or inf are never written (:class:`TrainingDivergedError`): a finite
-    ``last.ckpt`` or best checkpoint is never replaced by a diverged one."""
+    ``last.ckpt`` or best checkpoint is never replaced by a diverged one. Loading (resume)
+    checks the hash and the weights."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
-        bad = first_nonfinite(checkpoint.get("state_dict", {}))
+        state_dict = checkpoint.get("state_dict", {})
+        bad = first_nonfinite(state_dict)
         if bad is not None:
             raise TrainingDivergedError(
                 f"not writing checkpoint {path} at step {checkpoint.get('global_step', '?')}: "
                 f"weight {bad} is not finite (NaN or inf); the previous checkpoint is kept")
-        partial = partial_path(path)
-        try:
+        checkpoint[INTEGRITY_KEY] = integrity_record(state_dict)
+        with atomic_path(path, "checkpoint", FULL_DISK_ADVICE) as partial:
             super().save_checkpoint(checkpoint, partial, storage_options)
-            os.replace(partial, path)
-        except (OSError, RuntimeError) as error:
-            partial.unlink(missing_ok=True)
-            raise CheckpointWriteError(
-                f"cannot write checkpoint {path}: {_reason(error)}") from None
 
-
-def _reason(error: BaseException) -> str:
-    for cause in (error, error.__cause__, error.__context__):
-        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return "no space left on the device (free some space, or set a checkpoint " \
-                   "dirpath on another disk)"
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-    text = first_line(error)
-    return "no space left on the device" if "write failed" in text else text
+    def load_checkpoint(self, path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        checkpoint = super().load_checkpoint(path, *args, **kwargs)
+        if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
+            source = f"checkpoint {path}"
+            verify_integrity(checkpoint["state_dict"], checkpoint.get(INTEGRITY_KEY), source)
+            check_finite(checkpoint["state_dict"], source)
+        return checkpoint

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from protperf.checkpoint.export_dir import read_export_dir, tied_parameter_names
+from protperf.checkpoint.integrity import INTEGRITY_KEY, check_finite, verify_integrity
 from protperf.data.alphabet import ALPHABET
 from protperf.errors import CheckpointError, CheckpointMismatchError
 from protperf.model.compat import check_compatible, merge_overrides
@@ -56,9 +57,27 @@ class SavedModel:
 CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` a Lightning checkpoint with ``weights_only=True`` onto the CPU."""
+def read_checkpoint(path: str | Path, verify: bool = True, mmap: bool = False) -> dict[str, Any]:
+    """``torch.load`` a Lightning checkpoint with ``weights_only=True`` onto the CPU; with
+    ``verify``, its weights are checked against their stored content hash
+    (:mod:`protperf.checkpoint.integrity`); ``mmap``: tensors are read only when used."""
     path = Path(path)
+    checkpoint = load_checkpoint_file(path, mmap)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(f"{path} is not a protperf training checkpoint (not a dict)")
+    if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise CheckpointMismatchError(
+            f"{path} is not a protperf training checkpoint (no state_dict / hyper_parameters)"
+        )
+    if verify:
+        verify_integrity(checkpoint["state_dict"], checkpoint.get(INTEGRITY_KEY),
+                         f"checkpoint {path}")
+    return checkpoint
+
+
+def load_checkpoint_file(path: Path, mmap: bool = False) -> Any:
+    """What ``torch.save`` wrote at ``path`` (``weights_only=True``, CPU; ``mmap``: tensors read
+    when used), unchecked: missing, foreign, corrupt or unsafe files are one line naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     with open(path, "rb") as handle:
@@ -67,25 +86,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} is not a PyTorch checkpoint file (neither a zip archive nor a "
             f"pickle; it starts with {head!r})")
-    checkpoint = load_weights_only(
+    return load_weights_only(
         path, f"checkpoint {path}",
-        "only load checkpoints written by protperf, or re-save the trusted file's plain tensors")
-    if not isinstance(checkpoint, dict):
-        raise CheckpointMismatchError(f"{path} is not a protperf training checkpoint (not a dict)")
-    if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise CheckpointMismatchError(
-            f"{path} is not a protperf training checkpoint (no state_dict / hyper_parameters)"
-        )
-    return checkpoint
+        "only load checkpoints written by protperf, or re-save the trusted file's plain tensors",
+        mmap=mmap)
 
 
-def load_weights_only(path: Path, name: str, advice: str, safe_globals: tuple = ()) -> Any:
+def load_weights_only(path: Path, name: str, advice: str, safe_globals: tuple = (),
+                      mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` onto the CPU (``safe_globals``: the only other
     types allowed); a refused, corrupt or truncated file raises :class:`CheckpointError` whose
     message starts with ``name`` (``advice``: what to do about pickled code)."""
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap or None)
     except pickle.UnpicklingError as error:
         if "weights_only" not in str(error).lower().replace(" ", "_"):
             raise CheckpointError(f"{name} is corrupt ({first_line(error)})") from None
@@ -114,18 +128,23 @@ def refused_global(error: BaseException) -> str:
 
 
 def read_saved_model(path: str | Path) -> SavedModel:
-    """The hyper-parameters and network weights of a ``.ckpt`` file or an export directory."""
+    """The hyper-parameters and network weights of a ``.ckpt`` file or an export directory,
+    checked against their content hash and for non-finite weights (one line naming the file
+    and the tensor)."""
     path = Path(path)
     if path.is_dir():
         hyper_parameters, state_dict = read_export_dir(path)
-        return SavedModel(hyper_parameters, state_dict, f"export directory {path}")
-    checkpoint = read_checkpoint(path)
-    state_dict = {
-        key.removeprefix(MODULE_PREFIX): value
-        for key, value in checkpoint["state_dict"].items()
-        if key.startswith(MODULE_PREFIX)
-    }
-    return SavedModel(checkpoint["hyper_parameters"], state_dict, f"checkpoint {path}")
+        saved = SavedModel(hyper_parameters, state_dict, f"export directory {path}")
+    else:
+        checkpoint = read_checkpoint(path)
+        state_dict = {
+            key.removeprefix(MODULE_PREFIX): value
+            for key, value in checkpoint["state_dict"].items()
+            if key.startswith(MODULE_PREFIX)
+        }
+        saved = SavedModel(checkpoint["hyper_parameters"], state_dict, f"checkpoint {path}")
+    check_finite(saved.state_dict, saved.source)
+    return saved
 
 
 def resolve_configs(

@@ -1,87 +1,163 @@
-"""An imported model written as an ordinary protperf checkpoint.
+"""The one checkpoint writer: a network + its config as an ordinary protperf checkpoint.
 
-The file is what protperf's training writes with ``weights_only``: a Lightning checkpoint
-whose ``state_dict`` holds the :class:`ProteinLMModule`'s weights (``model.*``) and whose
-``hyper_parameters`` hold the model / task / optim configs and the alphabet, so every command
-that takes a checkpoint (evaluate, analyze, embed, score, ``train init_from=``,
-``protperf.inference.load_model``) takes it unchanged. ``protperf_import`` records where it
-came from and what was left out. The file appears only complete (written beside OUT, checked
-by loading it back, then renamed).
+The file is what protperf's training writes with ``weights_only``: a dict whose
+``state_dict`` holds the network's weights under ``model.*`` (the LightningModule's names) and
+whose ``hyper_parameters`` hold the ``model`` / ``task`` / ``optim`` configs, the seed and the
+alphabet, so every command that takes a checkpoint (evaluate, analyze, embed, score,
+``train init_from=``, :func:`protperf.checkpoint.load.load_model`) takes it unchanged. It
+carries the sha256 of each weight (:mod:`.integrity`) and is written through
+:func:`~protperf.checkpoint.atomic.atomic_path` (complete or absent). No Lightning is
+involved: the weights are checked against a model built from the config on the ``meta``
+device (names and shapes, no memory), and the written file is read back (memory-mapped) and
+checked against the hash.
+
+Used by ``protperf-import`` (:func:`write_imported`), the planted controls of
+:mod:`protperf.analysis.controls` and ``protperf-evaluate``'s fine-tuned models.
 """
 
 from __future__ import annotations
 
-import os
+import importlib.metadata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning
 import torch
+from torch import nn
 
+from protperf import __version__
+from protperf.checkpoint.atomic import atomic_path, check_writable
 from protperf.checkpoint.imported import ImportedModel
-from protperf.checkpoint.module import load_module
-from protperf.errors import PretrainedSourceError
-from protperf.model.config import TaskConfig
-from protperf.model.lightning import ProteinLMModule
+from protperf.checkpoint.integrity import INTEGRITY_KEY, check_finite, integrity_record
+from protperf.checkpoint.load import MODULE_PREFIX, load_weights_only
+from protperf.data.alphabet import ALPHABET
+from protperf.errors import CheckpointError, CheckpointWriteError, PretrainedSourceError
+from protperf.model.config import ModelConfig, OptimConfig, TaskConfig
+from protperf.model.transformer import ProteinLanguageModel
+from protperf.structured import to_dataclass, to_plain
 
 #: Checkpoint key with the import's provenance (source, kind, tokens and tensors left out).
 IMPORT_KEY = "protperf_import"
 
 
-def build_module(imported: ImportedModel) -> ProteinLMModule:
-    """A masked-LM :class:`ProteinLMModule` holding the imported weights (eval mode)."""
-    module = ProteinLMModule(model=imported.config, task=TaskConfig(objective="mlm"))
-    expected = module.model.state_dict()
-    for name, tensor in imported.state_dict.items():
+def network_state(model: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The CPU tensors of a network or of a state dict, by the network's names."""
+    state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
+    return {name: tensor.detach().cpu() for name, tensor in state.items()}
+
+
+def check_fits(state: Mapping[str, torch.Tensor], config: ModelConfig, task: TaskConfig,
+               source: str) -> None:
+    """Every tensor of a network built from ``config`` is in ``state`` with its shape, and
+    ``state`` holds nothing else (a ``meta``-device model: no memory, no random draws)."""
+    with torch.device("meta"):
+        expected = ProteinLanguageModel(config, causal=task.causal).state_dict()
+    for name, tensor in state.items():
         if name not in expected:
-            raise PretrainedSourceError(f"internal: no protperf tensor {name!r} to import into")
+            raise PretrainedSourceError(f"{source}: tensor {name!r} is not part of the model "
+                                        "its config describes")
         if expected[name].shape != tensor.shape:
             raise PretrainedSourceError(
-                f"{imported.source}: tensor for {name!r} has shape {tuple(tensor.shape)}, "
-                f"protperf's needs {tuple(expected[name].shape)}"
-            )
-    missing = sorted(set(expected) - set(imported.state_dict))
+                f"{source}: tensor for {name!r} has shape {tuple(tensor.shape)}, protperf's "
+                f"needs {tuple(expected[name].shape)}")
+    missing = [name for name in expected if name not in state]
     if missing:
-        raise PretrainedSourceError(f"{imported.source}: nothing to import into {missing[0]!r}")
-    module.model.load_state_dict(imported.state_dict, strict=True)
-    return module.eval()
+        raise PretrainedSourceError(f"{source}: nothing to import into {missing[0]!r}")
 
 
-def checkpoint_dict(module: ProteinLMModule, imported: ImportedModel) -> dict[str, Any]:
+def hyper_parameters(config: ModelConfig, task: TaskConfig, optim: OptimConfig | None = None,
+                     seed: int = 0) -> dict[str, Any]:
+    """What :class:`protperf.model.lightning.ProteinLMModule` stores as its hyper-parameters
+    (plain primitives)."""
+    return {"model": to_plain(config), "task": to_plain(task),
+            "optim": to_plain(optim or OptimConfig()), "seed": int(seed),
+            "alphabet": list(ALPHABET.tokens), "protperf_version": __version__}
+
+
+def checkpoint_dict(state: Mapping[str, torch.Tensor], hparams: Mapping[str, Any],
+                    global_step: int = 0, extra: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """The checkpoint content (see the module docstring)."""
+    module_state = {MODULE_PREFIX + name: tensor for name, tensor in state.items()}
     return {
         "epoch": 0,
-        "global_step": 0,
-        "pytorch-lightning_version": lightning.__version__,
-        "state_dict": module.state_dict(),
+        "global_step": int(global_step),
+        "pytorch-lightning_version": _lightning_version(),
+        "state_dict": module_state,
         "hparams_name": "kwargs",
-        "hyper_parameters": dict(module.hparams),
-        IMPORT_KEY: {
-            "source": imported.source,
-            "kind": imported.kind,
-            "dropped_tokens": list(imported.dropped_tokens),
-            "unpredicted_tokens": list(imported.unpredicted_tokens),
-            "ignored_tensors": list(imported.ignored),
-        },
+        "hyper_parameters": dict(hparams),
+        INTEGRITY_KEY: integrity_record(module_state),
+        **(extra or {}),
     }
 
 
-def write_checkpoint(imported: ImportedModel, out: Path, overwrite: bool = False) -> None:
-    """Write ``imported`` to ``out`` atomically; nothing is left at ``out`` on failure."""
+def _lightning_version() -> str:
+    """The installed Lightning's version (as Lightning records it), without importing it."""
+    try:
+        return importlib.metadata.version("lightning")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def write_checkpoint(
+    model: nn.Module | Mapping[str, torch.Tensor],
+    config: ModelConfig | Mapping[str, Any],
+    out: str | Path,
+    *,
+    task: TaskConfig | Mapping[str, Any] | None = None,
+    optim: OptimConfig | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    global_step: int = 0,
+    extra: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
+    source: str | None = None,
+) -> Path:
+    """Write the network ``model`` (or its state dict) built from ``config`` as a checkpoint
+    at ``out`` (see the module docstring); ``task`` defaults to a masked LM. ``extra``: more
+    top-level keys. Refuses non-finite weights and, unless ``overwrite``, an existing ``out``.
+    Nothing is left at ``out`` on failure (a one-line ``CheckpointWriteError`` for a full
+    disk or a read-only folder)."""
+    out = Path(out)
+    source = source or str(out)
+    config = to_dataclass(ModelConfig, config, "model")
+    task = to_dataclass(TaskConfig, task or {"objective": "mlm"}, "task")
+    optim = to_dataclass(OptimConfig, optim or {}, "optim")
+    if out.is_dir():
+        raise CheckpointWriteError(f"--out {out} is a directory; give a checkpoint file name")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (use --force to replace it)")
-    if out.is_dir():
-        raise PretrainedSourceError(f"--out {out} is a directory; give a checkpoint file name")
-    module = build_module(imported)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    state = network_state(model)
+    check_fits(state, config, task, source)
+    check_finite(state, source, "not writing it")
+    content = checkpoint_dict(state, hyper_parameters(config, task, optim, seed), global_step,
+                              extra)
+    size = sum(t.numel() * t.element_size() for t in state.values())
+    check_writable(out.parent, "checkpoint", need_bytes=size)
+    with atomic_path(out, "checkpoint") as partial:
+        torch.save(content, partial)
+        verify_written(partial, content, out)
+    return out
+
+
+def verify_written(path: Path, content: Mapping[str, Any], out: Path) -> None:
+    """Read ``path`` back (memory-mapped) and compare its weights' hash with ``content``'s."""
     try:
-        torch.save(checkpoint_dict(module, imported), partial)
-        reloaded = load_module(partial).model  # every command loads through this
-        ids = torch.arange(5, 25)[None]
-        with torch.no_grad():
-            if not torch.equal(reloaded.eval()(ids), module.model(ids)):
-                raise PretrainedSourceError(f"{partial} does not reload to the same model")
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+        written = load_weights_only(path, f"checkpoint {out}", "", mmap=True)
+        if integrity_record(written["state_dict"]) != content[INTEGRITY_KEY]:
+            raise CheckpointError(f"checkpoint {out} does not read back as written")
+    except CheckpointError as error:
+        raise CheckpointWriteError(f"cannot write checkpoint {out}: {error}") from None
+
+
+def write_imported(imported: ImportedModel, out: Path, overwrite: bool = False) -> Path:
+    """Write an imported model (``protperf-import``) with its provenance under
+    :data:`IMPORT_KEY`."""
+    provenance = {
+        "source": imported.source,
+        "kind": imported.kind,
+        "dropped_tokens": list(imported.dropped_tokens),
+        "unpredicted_tokens": list(imported.unpredicted_tokens),
+        "ignored_tensors": list(imported.ignored),
+    }
+    return write_checkpoint(imported.state_dict, imported.config, out, overwrite=overwrite,
+                            extra={IMPORT_KEY: provenance}, source=imported.source)

@@ -39,6 +39,7 @@ SCHEMAS: dict[str, type | str] = {
     "embed": EmbedConfig,
     "score": ScoreConfig,
     "generate": GenerateConfig,
+    "convert": "protperf.app.convert_config:ConvertConfig",
 }
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from protperf.checkpoint.atomic import atomic_directory, check_writable
 from protperf.errors import ConfigError, InferenceInputError
 from protperf.inference.embed import ProteinEmbedding
 
@@ -44,16 +45,24 @@ def _safe_name(record_id: str, taken: set[str]) -> str:
 
 class EmbeddingWriter:
     """Collects embeddings and writes them under ``<output_dir>/embeddings``; call
-    :meth:`close` (or use as a context manager) to flush the last chunk and the index."""
+    :meth:`close` (or use as a context manager) to flush the last chunk and the index.
+
+    The files are written into a folder beside ``embeddings`` that takes its place at
+    :meth:`close` (:func:`~protperf.checkpoint.atomic.atomic_directory`: an earlier
+    ``embeddings`` keeps the files this run does not write); a failure, Ctrl-C or SIGTERM
+    leaves no partial folder (:meth:`abort`). ``need_bytes``: free space the output needs,
+    checked (with a write probe) before anything is computed."""
 
     def __init__(self, output_dir: str | Path, format: str = "npy", proteins_per_file: int = 1000,
-                 num_layers: int | None = None):
+                 num_layers: int | None = None, need_bytes: int = 0):
         if format not in FORMATS:
             raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
         if proteins_per_file < 1:
             raise ConfigError(f"proteins_per_file must be >= 1, got {proteins_per_file}")
-        self.directory = Path(output_dir) / "embeddings"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.target = Path(output_dir) / "embeddings"
+        check_writable(output_dir, "embeddings", need_bytes)
+        self._staging = atomic_directory(self.target, "embeddings")
+        self.directory = self._staging.__enter__()
         self.format, self.proteins_per_file = format, proteins_per_file
         self.num_layers = num_layers  # the model's N, written to model.json
         self.index: list[dict] = []
@@ -97,21 +106,40 @@ class EmbeddingWriter:
         self._pending, self._chunks = [], self._chunks + 1
 
     def close(self) -> Path:
-        """Write what is left and ``index.csv``; returns the index path."""
-        self._flush()
-        if self.num_layers is not None:
-            (self.directory / "model.json").write_text(
-                json.dumps({"num_layers": self.num_layers}) + "\n")
-        path = self.directory / "index.csv"
-        pd.DataFrame(self.index, columns=INDEX_COLUMNS).to_csv(path, index=False)
-        return path
+        """Write what is left and ``index.csv``, then put the folder in place; returns the
+        index path."""
+        try:
+            self._flush()
+            if self.num_layers is not None:
+                (self.directory / "model.json").write_text(
+                    json.dumps({"num_layers": self.num_layers}) + "\n")
+            pd.DataFrame(self.index, columns=INDEX_COLUMNS).to_csv(
+                self.directory / "index.csv", index=False)
+        except BaseException as error:
+            self.abort(error)
+            raise
+        self._staging.__exit__(None, None, None)
+        self.directory = self.target
+        return self.target / "index.csv"
+
+    def abort(self, error: BaseException | None = None) -> None:
+        """Remove the folder being written; ``embeddings`` stays as it was. A failed write
+        (``error``) is raised as one line naming the folder."""
+        error = error or KeyboardInterrupt()
+        try:
+            self._staging.__exit__(type(error), error, error.__traceback__)
+        except BaseException as raised:
+            if raised is not error:
+                raise
 
     def __enter__(self) -> EmbeddingWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        if exc[0] is None:
+    def __exit__(self, kind, error, traceback) -> None:
+        if error is None:
             self.close()
+        else:
+            self.abort(error)
 
 
 def read_index(output_dir: str | Path) -> pd.DataFrame:

@@ -14,13 +14,24 @@ from dataclasses import dataclass
 
 import torch
 
-from protperf.data.alphabet import ALPHABET
+from protperf.data.alphabet import ALPHABET, NONSTANDARD_AMINO_ACIDS, STANDARD_AMINO_ACIDS
 from protperf.errors import ConfigError
 from protperf.inference.decoding import FullForwardDecoder, IncrementalDecoder
 from protperf.model.transformer import ProteinLanguageModel
 
 DECODERS = {"cache": IncrementalDecoder, "full": FullForwardDecoder}
 RESIDUE_SETS = ("standard", "all")
+
+
+def check_prompt(prompt: str) -> None:
+    """A prompt holds amino-acid letters only (score's rule for mutant letters): ConfigError
+    naming the first other character and its 1-based position."""
+    letters = STANDARD_AMINO_ACIDS + NONSTANDARD_AMINO_ACIDS
+    for position, letter in enumerate(prompt, start=1):
+        if letter.upper() not in letters:
+            raise ConfigError(
+                f"prompt={prompt!r}: {letter!r} at position {position} is not an amino-acid "
+                f"letter (one of {STANDARD_AMINO_ACIDS} or {NONSTANDARD_AMINO_ACIDS})")
 
 
 @dataclass
@@ -124,10 +135,8 @@ class Sampler:
         sampling = sampling or SamplingConfig()
         self._check_length(max_length)
         a = self.alphabet
-        try:
-            prompt_ids = torch.from_numpy(a.encode(prompt).astype("int64"))
-        except ValueError as error:
-            raise ConfigError(f"prompt: {error}") from None
+        check_prompt(prompt)
+        prompt_ids = torch.from_numpy(a.encode(prompt).astype("int64"))
         if len(prompt_ids) >= max_length:
             raise ConfigError(
                 f"the prompt has {len(prompt_ids)} residues, not fewer than max_length="

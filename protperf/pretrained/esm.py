@@ -66,7 +66,8 @@ def import_fair_esm(path: Path) -> ImportedModel:
         **_esm2_knobs(bool(getattr(cfg, "token_dropout", True)), tied=is_tied(tensors,
                                                                               FAIR_ESM_LAYOUT)),
     )
-    state_dict = build_state_dict(tensors, FAIR_ESM_LAYOUT, config, vocab, len(tokens))
+    state_dict = build_state_dict(tensors, FAIR_ESM_LAYOUT, config, vocab, len(tokens),
+                                  layers_key="cfg['model'].encoder_layers")
     return ImportedModel(
         config=config, state_dict=state_dict, kind="fair-esm", source=str(path),
         dropped_tokens=list(vocab.dropped), unpredicted_tokens=list(vocab.missing),

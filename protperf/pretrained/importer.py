@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from protperf.checkpoint.imported import ImportedModel
-from protperf.checkpoint.writer import write_checkpoint
+from protperf.checkpoint.writer import write_imported
 from protperf.errors import PretrainedSourceError
 from protperf.model.compat import ARCHITECTURE_KEYS
 from protperf.model.config import ModelConfig
@@ -65,7 +65,7 @@ def import_pretrained(source: str | Path, out: str | Path, overwrite: bool = Fal
     tokens and tensors left out. ``vocab``, ``revision``: see :func:`convert`. Returns what
     was imported."""
     imported = convert(source, vocab, revision)
-    write_checkpoint(imported, Path(out), overwrite=overwrite)
+    write_imported(imported, Path(out), overwrite=overwrite)
     log.info("imported %s (%s) -> %s", imported.source, imported.kind, out)
     if imported.dropped_tokens:
         log.info("source tokens protperf has no id for (dropped): %s",

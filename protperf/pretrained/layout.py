@@ -11,6 +11,8 @@ rotate-half convention into protperf's consecutive pairs
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from protperf.checkpoint.layouts import Layout, projection_name, reorder_heads
@@ -21,8 +23,6 @@ from protperf.pretrained.source import SourceTensors
 from protperf.pretrained.vocab import VocabularyMap
 
 ROTARY_BASE = 10000.0
-
-
 
 
 def is_tied(tensors: SourceTensors, layout: Layout) -> bool:
@@ -36,11 +36,29 @@ def is_tied(tensors: SourceTensors, layout: Layout) -> bool:
     return False
 
 
+def check_layer_count(tensors: SourceTensors, layout: Layout, num_layers: int,
+                      layers_key: str) -> None:
+    """Refuse weights of blocks beyond ``num_layers`` (the config's ``layers_key``): they
+    would be dropped without a word, truncating the model; names the first such tensor."""
+    pattern = re.compile(re.escape(layout.layer).replace(re.escape("{i}"), r"(\d+)"))
+    beyond = sorted((int(found[1]), name) for name in tensors.state
+                    if (found := pattern.match(name)) and int(found[1]) >= num_layers)
+    if beyond:
+        held = beyond[-1][0] + 1
+        raise PretrainedSourceError(
+            f"{tensors.source}: tensor {beyond[0][1]!r} is not used: {layers_key}={num_layers}, "
+            f"weights for {held} layers (the config describes fewer blocks than the weights "
+            "hold; fix the config)")
+
+
 def build_state_dict(
     tensors: SourceTensors, layout: Layout, config: ModelConfig, vocab: VocabularyMap,
-    source_vocab_size: int,
+    source_vocab_size: int, layers_key: str = "num_hidden_layers",
 ) -> dict[str, torch.Tensor]:
-    """protperf's state dict (names of ``ProteinLanguageModel``) from the source tensors."""
+    """protperf's state dict (names of ``ProteinLanguageModel``) from the source tensors;
+    ``layers_key``: the source config's number of blocks, named when weights of more blocks
+    are present (:func:`check_layer_count`)."""
+    check_layer_count(tensors, layout, config.num_layers, layers_key)
     d, f, heads = config.dim, config.ffn_dim, config.num_heads
     state: dict[str, torch.Tensor] = {}
 

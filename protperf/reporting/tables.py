@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from protperf.checkpoint.atomic import atomic_path, write_text
+
 
 def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
     """GitHub-flavoured markdown of ``frame`` (no index); no optional `tabulate` dependency."""
@@ -24,10 +26,10 @@ def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
 
 
 def write_table(frame: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` and ``<stem>.md``; returns both paths."""
+    """Write ``<stem>.csv`` and ``<stem>.md`` (each atomically); returns both paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    frame.to_csv(csv_path, index=False)
-    md_path.write_text(markdown_table(frame))
+    with atomic_path(csv_path, "table") as partial:
+        frame.to_csv(partial, index=False)
+    write_text(md_path, markdown_table(frame), "table")
     return csv_path, md_path

@@ -20,16 +20,19 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from protperf.checkpoint.load import load_checkpoint_file
+from protperf.errors import CheckpointError
+
 log = logging.getLogger(__name__)
 
 
 def recorded_score(path: Path, callback: ModelCheckpoint) -> torch.Tensor | None:
     """The score ``callback`` (same state key and monitor) recorded for the best file ``path``
     when it wrote it; None if ``path`` is not one of its best files or cannot be read."""
-    try:  # mmap: only the pickled metadata is read
-        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not a checkpoint of ours: not adopted
-        return None
+    try:  # mmap, no hash check: only the pickled metadata is read
+        saved = load_checkpoint_file(path, mmap=True)
+    except (CheckpointError, FileNotFoundError):
+        return None  # not a checkpoint of ours: not adopted
     state = saved.get("callbacks", {}).get(callback.state_key) if isinstance(saved, dict) else None
     if not isinstance(state, dict) or state.get("monitor") != callback.monitor:
         return None

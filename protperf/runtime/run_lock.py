@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from protperf.checkpoint.atomic import host_name, pid_alive
+from protperf.checkpoint.atomic import check_writable, host_name, pid_alive
 from protperf.errors import RunDirectoryBusyError
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def run_directory_lock(run_dir: str | Path, wait_s: float = 0.0) -> Iterator[Pat
         yield None
         return
     run_dir = Path(run_dir)
+    check_writable(run_dir, "run directory")  # read-only or full: one line, before any work
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_file = run_dir / LOCK_NAME
     with open(lock_file, "a+") as handle:

@@ -5,5 +5,23 @@ transfer, and how well each recovers the model's masked-LM quality.
 from the optional ``transfer`` extra; ``evaluation``: masked-LM accuracy and perplexity on
 fixed masks; ``conversion``: the same weights under another attention and the per-layer
 attention inputs/outputs of a teacher; ``finetune``: the two recovery recipes (masked-LM loss,
-attention transfer); ``benchmark``: the table of ``scripts/benchmark_transfer.py``.
+attention transfer); ``benchmark``: the table of ``scripts/benchmark_transfer.py``; ``converter``:
+:func:`convert`, an exact model -> a Performer checkpoint (``protperf-convert``), with its
+Lightning glue in ``module``, its frozen exact ``teacher``, its input ``checks`` and its
+``settings``.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["convert"]
+
+
+def __getattr__(name: str) -> Any:
+    """``protperf.transfer.convert`` without importing Lightning with the package."""
+    if name == "convert":
+        from protperf.transfer.converter import convert
+
+        return convert
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

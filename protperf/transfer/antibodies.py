@@ -1,9 +1,13 @@
-"""Antibody variable domains: cut from PDB chains, clustered, split fine-tune / test.
+"""Antibody variable domains: cut from PDB chains, clustered, split fine-tune / test; and a
+held-out set of another origin (repertoire sequencing).
 
 The bundled sets (``protperf/resources/antibody_{finetune,test}.fasta.gz``, credited in
 ``data/README.md``) were made by ``scripts/make_antibody_sets.py`` with these functions from
 the antibody chains that ANARCI's source distribution ships as examples. Headers read
-``>ID chain=heavy|light cluster=N``.
+``>ID chain=heavy|light cluster=N``. ``antibody_heldout.fasta.gz`` (``HELDOUT_FASTA``, made by
+``scripts/make_antibody_heldout.py``) holds human heavy chains read by repertoire sequencing
+(alakazam's example AIRR table, Laserson et al. 2014), none identical to or sharing a CDR3 with
+a bundled PDB domain: it is for scoring only, never for training or choosing defaults.
 
 A variable domain is found by its conserved landmarks (no numbering tool): the framework-4
 motif W-G-x-G (heavy) or F-G-x-G (light) after residue 85, ending 11 (heavy, W..S of
@@ -25,6 +29,10 @@ from protperf.resources import RESOURCES
 #: The bundled splits.
 FINETUNE_FASTA: Path = RESOURCES / "antibody_finetune.fasta.gz"
 TEST_FASTA: Path = RESOURCES / "antibody_test.fasta.gz"
+#: Another origin than the two above (repertoire sequencing, not the PDB): scoring only.
+HELDOUT_FASTA: Path = RESOURCES / "antibody_heldout.fasta.gz"
+#: The bundled sets by name, as the benchmark and its options call them.
+SETS: dict[str, Path] = {"test": TEST_FASTA, "heldout": HELDOUT_FASTA}
 
 #: Framework-4 starts: W-G-x-G (heavy), F-G-x-G (light), and the residues they span.
 _FR4 = re.compile(r"[WF]G.G")
@@ -116,3 +124,8 @@ def fasta_text(domains: list[VariableDomain], clusters: list[int]) -> str:
 def read_antibodies(path: str | Path) -> list[tuple[str, str]]:
     """``(record_id, sequence)`` of a bundled antibody FASTA (or any FASTA)."""
     return list(read_fasta(path))
+
+
+def heldout_sequences() -> list[str]:
+    """The held-out heavy chains of another origin (``HELDOUT_FASTA``), in file order."""
+    return [sequence for _, sequence in read_fasta(HELDOUT_FASTA)]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from protperf.analysis.config import AnalyzeConfig
+from protperf.app.convert_config import ConvertConfig
 from protperf.app.evaluate import EvaluateConfig
 from protperf.cli.config import TrainConfig, TrainerConfig
 from protperf.conf import CONF_DIR
@@ -21,7 +22,7 @@ from protperf.structured import to_plain
 GROUP_SCHEMAS = {"data": DataConfig, "model": ModelConfig, "task": TaskConfig,
                  "trainer": TrainerConfig, "experiment": TrainConfig}
 ROOT_SCHEMAS = {"train.yaml": TrainConfig, "evaluate.yaml": EvaluateConfig,
-                "analyze.yaml": AnalyzeConfig}
+                "analyze.yaml": AnalyzeConfig, "convert.yaml": ConvertConfig}
 # Files that may restate a default on purpose: experiments spell out the paper's setup.
 MAY_RESTATE = {"experiment"}
 
@@ -78,6 +79,18 @@ def test_the_default_training_config_is_the_dataclass_default():
     assert config.model == defaults.model  # the model scripts/train.py trains is ModelConfig()
     for section in ("data", "task", "optim", "trainer"):
         assert to_plain(getattr(config, section)) == to_plain(getattr(defaults, section)), section
+
+
+def test_the_default_conversion_config_is_the_dataclass_default():
+    from protperf.cli.compose import compose_config
+    from protperf.cli.registry import load_config
+
+    config = load_config("convert", compose_config(
+        "convert", ["checkpoint=a.ckpt", "output=b.ckpt", "output_dir=unused"]))
+    defaults = ConvertConfig()
+    for section in ("data", "model", "convert", "trainer", "divergence"):
+        assert to_plain(getattr(config, section)) == to_plain(getattr(defaults, section)), section
+    assert config.trainer.max_steps == 400 and config.data.batch_size == 4  # convert's own
 
 
 def test_an_unknown_key_is_caught_by_the_mirror_check():

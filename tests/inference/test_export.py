@@ -157,10 +157,18 @@ def test_shape_defining_override_fails_on_a_directory(exact_checkpoint, tmp_path
         load_model(directory, model_overrides={"dim": 64})
 
 
-def test_reexport_replaces_an_export(exact_checkpoint, tmp_path):
+def test_reexport_needs_force_and_keeps_other_files(exact_checkpoint, tmp_path):
     out = export_model(exact_checkpoint, tmp_path / "exported")
-    export_model(out, out)  # a directory is a source too, and an export may be replaced
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointWriteError,
+                       match=f"^--out {out} is an earlier export; pass --force to replace the "
+                             r"files an export writes there \(other files are kept\), or "
+                             "choose a new directory$"):
+        export_model(out, out)
+    export_model(out, out, force=True)  # a directory is a source too
     assert read_config(out)["model"]["attention"]["kind"] == "exact"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exact.ckpt", "exported"]
 
 
 def test_bad_output_directory_is_left_alone(exact_checkpoint, tmp_path):
@@ -168,8 +176,7 @@ def test_bad_output_directory_is_left_alone(exact_checkpoint, tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(CheckpointWriteError,
-                       match=f"^--out {out} is a non-empty directory that is not an export; "
-                             "choose a new or empty directory$"):
+                       match=f"^--out {out} is a non-empty directory; pass --force"):
         export_model(exact_checkpoint, out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 

@@ -96,7 +96,11 @@ def test_refused_inputs_name_the_key():
     sampler = Sampler(tiny_model(position="learned", max_position=16))
     with pytest.raises(ConfigError, match=r"max_length=20 is longer .*model.max_position=16"):
         sampler.sample(1, 20)
-    with pytest.raises(ConfigError, match=r"prompt: invalid residue '1' at position 1"):
+    with pytest.raises(ConfigError, match=r"^prompt='M1': '1' at position 2 is not an amino-acid "
+                                          r"letter \(one of ACDEFGHIKLMNPQRSTVWY or XBZUO\)$"):
         sampler.sample(1, 10, prompt="M1")
+    with pytest.raises(ConfigError, match=r"^prompt='MKJ': 'J' at position 3 is not an amino-acid "
+                                          r"letter"):  # J encodes as <unk>: it was dropped
+        sampler.sample(1, 10, prompt="MKJ")
     with pytest.raises(ConfigError, match=r"top_p must be in \(0, 1\], got 0"):
         SamplingConfig(top_p=0)

@@ -7,9 +7,12 @@ from collections import Counter
 
 from protperf.transfer.antibodies import (
     FINETUNE_FASTA,
+    HELDOUT_FASTA,
+    SETS,
     TEST_FASTA,
     VariableDomain,
     cluster_domains,
+    heldout_sequences,
     read_antibodies,
     unique_domains,
     variable_domain,
@@ -74,3 +77,17 @@ def test_clusters_join_entries_and_shared_cdr3_and_duplicates_go():
     assert cluster_domains(domains) == [0, 0, 0, 0]
     other = unique_domains([("5aaa_H", HEAVY_V.replace("VQAERLRRTFDY", "ARGGYW")), *records])
     assert cluster_domains(other) == [0, 1, 1, 1, 1]
+
+
+def test_heldout_set_is_another_origin_and_shares_no_sequence_or_cdr3_with_the_bundled():
+    sequences = heldout_sequences()
+    assert len(sequences) == 128 == len(set(sequences)) and SETS["heldout"] == HELDOUT_FASTA
+    assert [f[1] for f in headers(HELDOUT_FASTA)] == ["chain=heavy"] * 128
+    assert all(h[0].startswith("GN5SHBT") for h in headers(HELDOUT_FASTA))  # 454 read ids
+    domains = [variable_domain(i, s) for i, s in read_antibodies(HELDOUT_FASTA)]
+    assert [d.sequence for d in domains] == sequences  # each is a whole variable domain
+    assert len({d.cdr3 for d in domains}) == 128
+    bundled = [variable_domain(i, s) for path in (FINETUNE_FASTA, TEST_FASTA)
+               for i, s in read_antibodies(path)]
+    assert not {d.sequence for d in bundled} & set(sequences)
+    assert not {d.cdr3 for d in bundled if d.chain == "heavy"} & {d.cdr3 for d in domains}

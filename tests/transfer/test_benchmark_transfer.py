@@ -45,27 +45,34 @@ def script_main():
     return module.main
 
 
-def test_script_appends_zero_shot_and_curve_rows_to_transfer_csv(tiny_bert_checkpoint, tmp_path):
+def test_script_appends_zero_shot_and_convert_curve_rows_to_transfer_csv(
+        tiny_bert_checkpoint, tmp_path):
     tracked = (REPO / "benchmarks" / "transfer.csv")
     before = tracked.read_bytes() if tracked.exists() else None
     args = ["--checkpoint", str(tiny_bert_checkpoint), "--kinds", "favor_softmax",
             "--num-features", "16", "--feature-seeds", "0", "1", "--test-sequences", "4",
-            "--finetune-kinds", "favor_relu", "--finetune-features", "16", "--steps", "2",
-            "--eval-every", "1", "--batch-size", "2"]
-    assert script_main()([*args, "--out-dir", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "transfer.csv"]
-    table = pd.read_csv(tmp_path / "transfer.csv", keep_default_na=False)
+            "--convert-kinds", "favor_relu", "--convert-features", "16", "--steps", "2",
+            "--eval-steps", "0", "2", "--batch-size", "2", "--schedule", "cosine"]
+    out = tmp_path / "out"
+    assert script_main()([*args, "--out-dir", str(out), "--tmp-dir", str(tmp_path)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "transfer.csv"]
+    table = pd.read_csv(out / "transfer.csv", keep_default_na=False)
     assert list(table.columns[-len(PROVENANCE):]) == list(PROVENANCE)
     assert (table.args == " ".join(args)).all() and (table.model == "tiny").all()
     zero_shot = table[table.stage == "zero-shot"]
-    assert list(zero_shot.attention) == ["exact", "favor_softmax", "favor_softmax"]
-    assert list(zero_shot.feature_seed) == ["", "0", "1"]
-    curve = table[table.stage == "finetune"]
-    assert list(zip(curve.recipe, curve.step, strict=True)) == [
-        ("mlm", 0), ("mlm", 1), ("mlm", 2), ("transfer", 0), ("transfer", 1), ("transfer", 2)]
+    assert list(zip(zero_shot.attention, zero_shot.feature_seed, zero_shot.set, strict=True)) == [
+        ("exact", "", "test"), ("exact", "", "heldout"),
+        ("favor_softmax", "0", "test"), ("favor_softmax", "0", "heldout"),
+        ("favor_softmax", "1", "test"), ("favor_softmax", "1", "heldout")]
+    assert (zero_shot[zero_shot.attention == "exact"].recovery == 1.0).all()
+    curve = table[table.stage == "convert"]
+    assert list(zip(curve.step, curve.set, strict=True)) == [
+        (0, "test"), (0, "heldout"), (2, "test"), (2, "heldout")]
+    assert (curve.recipe == "transfer qk lr=0.001 cosine warmup=10").all()
+    assert float(curve.cpu_s.iloc[0]) == 0 and float(curve.cpu_s.iloc[-1]) > 0
     assert ((table.accuracy >= 0) & (table.accuracy <= 1)).all() and (table.perplexity > 1).all()
-    assert (table.test_sequences == 4).all() and table.masked_tokens.nunique() == 1
-    readme = (tmp_path / "README.md").read_text()
+    assert (table.test_sequences == 4).all()
+    readme = (out / "README.md").read_text()
     assert "## A pretrained protein masked LM as a Performer" in readme
     assert (tracked.read_bytes() if tracked.exists() else None) == before  # never the real log
 
@@ -108,26 +115,26 @@ def test_real_antiberty_imports_and_collapses_as_a_performer(tmp_path):
     assert performer.accuracy < exact.accuracy - 0.2
 
 
-def test_headline_table_takes_medians_over_seeds_and_the_last_step():
-    from protperf.transfer.benchmark import headline_table
+def test_tables_take_medians_over_seeds_and_show_recovery_with_cpu_minutes():
+    from protperf.transfer.benchmark import curve_table, zero_shot_table
 
-    def row(stage, attention, m, seed, recipe, step, accuracy, perplexity):
-        return dict(stage=stage, attention=attention, m=m, feature_seed=seed, recipe=recipe,
-                    step=step, accuracy=accuracy, perplexity=perplexity)
+    def row(stage, attention, m, seed, step, name, accuracy, recovery, cpu_s=""):
+        return dict(stage=stage, attention=attention, m=m, feature_seed=seed, recipe="r",
+                    step=step, set=name, accuracy=accuracy, perplexity=2.0, recovery=recovery,
+                    cpu_s=cpu_s)
 
     frame = pd.DataFrame([
-        row("zero-shot", "exact", "", "", "", 0, 0.9, 1.5),
-        *(row("zero-shot", "favor_relu", 64, s, "", 0, a, p)
-          for s, a, p in ((0, 0.3, 9.0), (1, 0.5, 7.0), (2, 0.4, 8.0))),
-        row("finetune", "favor_relu", 64, 0, "mlm", 0, 0.3, 9.0),
-        row("finetune", "favor_relu", 64, 0, "mlm", 10, 0.6, 4.0),
-        row("finetune", "favor_relu", 64, 0, "transfer", 10, 0.7, 3.0),
+        row("zero-shot", "exact", "", "", 0, "test", 0.9, 1.0),
+        *(row("zero-shot", "favor_relu", 64, s, 0, "test", a, a / 0.9)
+          for s, a in ((0, 0.3), (1, 0.5), (2, 0.4))),
+        row("convert", "favor_relu", 64, 0, 0, "test", 0.3, 0.3333, 0.0),
+        row("convert", "favor_relu", 64, 0, 10, "test", 0.891, 0.99, 75.0),
     ]).astype(str)  # as read back from the CSV
-    table = headline_table(frame)
-    assert table.to_dict("records") == [
-        {"attention": "exact", "zero-shot accuracy": "0.900", "zero-shot perplexity": "1.50",
-         "mlm @10 steps": "", "transfer @10 steps": ""},
-        {"attention": "favor_relu m=64", "zero-shot accuracy": "0.400 (0.300-0.500)",
-         "zero-shot perplexity": "8.00", "mlm @10 steps": "0.600 / 4.00",
-         "transfer @10 steps": "0.700 / 3.00"},
-    ]
+    assert zero_shot_table(frame).to_dict("records") == [
+        {"attention": "exact", "set": "test", "accuracy": "0.900", "perplexity": "2.00"},
+        {"attention": "favor_relu m=64", "set": "test", "accuracy": "0.400 (0.300-0.500)",
+         "perplexity": "2.00"}]
+    assert curve_table(frame).to_dict("records") == [
+        {"attention": "favor_relu m=64", "recipe": "r", "set": "test",
+         "exact accuracy": "0.900", "step 0": "33.3 % (0.0 min)",
+         "step 10": "99.0 % (1.2 min)"}]

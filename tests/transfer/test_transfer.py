@@ -1,4 +1,4 @@
-"""Evaluation on fixed masks, weights under another attention, the two recovery recipes."""
+"""Evaluation on fixed masks, weights under another attention, the losses of a conversion."""
 
 from __future__ import annotations
 
@@ -13,13 +13,8 @@ from protperf.model.config import ModelConfig
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.transfer.antibodies import TEST_FASTA, read_antibodies
 from protperf.transfer.conversion import attention_io, with_attention
-from protperf.transfer.evaluation import masked_batches, masked_lm_nll, masked_lm_score
-from protperf.transfer.finetune import (
-    RecoveryConfig,
-    attention_transfer_loss,
-    finetune,
-    trainable_parameters,
-)
+from protperf.transfer.evaluation import masked_batches, masked_lm_nll
+from protperf.transfer.finetune import attention_transfer_loss, mlm_loss, trainable_parameters
 
 SEQUENCES = [s for _, s in read_antibodies(TEST_FASTA)][:12]
 
@@ -93,43 +88,59 @@ def test_exact_copy_has_zero_transfer_loss_and_the_performer_does_not():
         assert float(attention_transfer_loss(performer, model, batch)) > 0.05
 
 
+def train(student, loss_of, sequences, which, steps=30, lr=1e-2, batch_size=4):
+    """A few AdamW steps on ``loss_of(batch)`` over masked batches of ``sequences``, training
+    ``trainable_parameters(student, which)`` only (the conversion's loop is Lightning's)."""
+    student.eval().requires_grad_(False)
+    tensors = trainable_parameters(student, which)
+    for tensor in tensors:
+        tensor.requires_grad_(True)
+    optimizer = torch.optim.AdamW(tensors, lr=lr, weight_decay=0.0)
+    batches = masked_batches(sequences, seed=1, batch_size=batch_size)
+    for step in range(steps):
+        loss = loss_of(batches[step % len(batches)])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for tensor in tensors:
+        tensor.requires_grad_(False)
+    return tensors
+
+
 def test_attention_transfer_lowers_its_loss_trains_only_qk_and_leaves_the_teacher():
     teacher = tiny_exact_model()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     student = with_attention(teacher, AttentionConfig(kind="favor_softmax", num_features=16))
-    batches = masked_batches(SEQUENCES[:8], seed=0, batch_size=8)
+    batch = masked_batches(SEQUENCES[:8], seed=0, batch_size=8)[0]
     with torch.no_grad():
-        first = float(attention_transfer_loss(student, teacher, batches[0]))
-    config = RecoveryConfig(recipe="transfer", steps=30, batch_size=4, eval_every=15, lr=1e-2)
-    curve = finetune(student, teacher, SEQUENCES, batches, config)
-    assert [p.step for p in curve] == [0, 15, 30]
+        first = float(attention_transfer_loss(student, teacher, batch))
+    trained = train(student, lambda b: attention_transfer_loss(student, teacher, b), SEQUENCES,
+                    "qk")
     with torch.no_grad():  # 0.70 -> 0.21 when written
-        assert float(attention_transfer_loss(student, teacher, batches[0])) < 0.5 * first
+        assert float(attention_transfer_loss(student, teacher, batch)) < 0.5 * first
     for name, tensor in teacher.state_dict().items():
         assert torch.equal(tensor, before[name]), name  # the teacher never changes
-    trained = {id(p) for p in trainable_parameters(student, "qk")}
+    trained = {id(p) for p in trained}
     for (name, p), t in zip(student.named_parameters(), teacher.parameters(),
                                strict=True):
         assert torch.equal(p, t) != (id(p) in trained), name  # only q/k moved
 
 
-def test_mlm_recipe_moves_every_weight_and_reports_its_curve():
+def test_mlm_loss_is_the_token_cross_entropy_and_trains_every_weight():
     teacher = tiny_exact_model()
     student = with_attention(teacher, AttentionConfig(kind="favor_relu", num_features=16))
-    batches = masked_batches(SEQUENCES[:4], seed=0)
-    zero_shot = masked_lm_score(student, batches)
-    curve = finetune(student, None, SEQUENCES, batches,
-                     RecoveryConfig(recipe="mlm", steps=4, eval_every=2, batch_size=2))
-    assert curve[0].accuracy == zero_shot.accuracy and curve[0].perplexity == zero_shot.perplexity
-    assert [p.step for p in curve] == [0, 2, 4] and all(p.train_loss > 0 for p in curve[1:])
-    assert curve[-1].train_s > 0
+    batch = masked_batches(SEQUENCES[:4], seed=0)[0]
+    with torch.no_grad():
+        logits = student(batch["input_ids"], attention_mask=batch["attention_mask"])
+        expected = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
+        assert float(mlm_loss(student, batch)) == pytest.approx(float(expected), rel=1e-5)
+    train(student, lambda b: mlm_loss(student, b), SEQUENCES, "all", steps=2, lr=1e-3)
     pairs = zip(student.parameters(), teacher.parameters(), strict=True)
     assert all(not torch.equal(p, t) for p, t in pairs)
 
 
-def test_transfer_without_a_teacher_and_bad_settings_are_refused():
-    model = tiny_exact_model()
-    with pytest.raises(ValueError, match="recipe='transfer' needs the exact-attention teacher"):
-        finetune(model, None, SEQUENCES, [], RecoveryConfig(recipe="transfer", steps=1))
-    with pytest.raises(ValueError, match="recipe='lora' is not one of mlm, transfer"):
-        RecoveryConfig(recipe="lora")
+def test_an_unknown_trainable_set_is_refused():
+    with pytest.raises(ValueError, match="trainable='lora' is not one of all, qk, qk_features, "
+                                         "headmap"):
+        trainable_parameters(tiny_exact_model(), "lora")

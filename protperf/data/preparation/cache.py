@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
+from protperf.checkpoint.atomic import write_text
 from protperf.data.alphabet import ALPHABET_VERSION
 from protperf.data.config import DataConfig, PrepareConfig
 from protperf.data.fasta import check_exists
@@ -30,10 +30,7 @@ def source_sha256(source: Path, cache_dir: Path) -> str:
         memo = {}
     if key not in memo:
         memo[key] = file_sha256(source)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = memo_path.with_name(f".{_MEMO}.{os.getpid()}")
-        tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
-        os.replace(tmp, memo_path)
+        write_text(memo_path, json.dumps(memo, indent=1, sort_keys=True))
     return memo[key]
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from protperf.checkpoint.atomic import signals_raise
 from protperf.data.alphabet import ALPHABET, ALPHABET_VERSION
 from protperf.data.config import PrepareConfig
 from protperf.data.fasta import check_exists, is_gzip
@@ -209,15 +210,16 @@ def prepare(
                     return manifest
             check_target(out_dir, overwrite)
             tmp = temporary_name(out_dir)
-            try:
-                tmp.mkdir()
-                manifest = _prepare_into(source, tmp, cfg, workers)
-                text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-                write_file(tmp / MANIFEST, [text.encode()])  # last
-                publish(tmp, out_dir)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
+            with signals_raise():  # SIGTERM / SIGHUP: the temporary is removed too
+                try:
+                    tmp.mkdir()
+                    manifest = _prepare_into(source, tmp, cfg, workers)
+                    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+                    write_file(tmp / MANIFEST, [text.encode()])  # last
+                    publish(tmp, out_dir)
+                finally:
+                    if tmp.exists():
+                        shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         raise _os_error(exc, out_dir) from None
     return manifest

@@ -22,11 +22,10 @@ import json
 import logging
 import os
 import shutil
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from protperf.checkpoint.atomic import fsync_path, leftovers, temp_path
 from protperf.data.shards import FORMAT_VERSION, MANIFEST, SHARD_FILES, SPLITS
 from protperf.errors import DataError
 
@@ -34,14 +33,10 @@ log = logging.getLogger(__name__)
 _FORMAT_PREFIX = FORMAT_VERSION.rsplit("-", 1)[0] + "-"  # "protperf-shards-": any version
 
 
-def _host() -> str:
-    return socket.gethostname().split(".")[0].replace("-", "_") or "host"
-
-
 def temporary_name(out_dir: Path) -> Path:
-    """A new temporary sibling of ``out_dir``: ``.NAME.tmp-HOST-PID-RANDOM``."""
-    return out_dir.with_name(
-        f".{out_dir.name}.tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    """A new temporary sibling of ``out_dir``: ``.NAME.tmp-HOST-PID-RANDOM``
+    (:func:`protperf.checkpoint.atomic.temp_path`, the one name scheme)."""
+    return temp_path(out_dir)
 
 
 def lock_path(out_dir: Path) -> Path:
@@ -131,38 +126,21 @@ def remove_written(directory: Path) -> list[Path]:
     return left
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
-
-
 def leftover_temporaries(out_dir: Path) -> tuple[list[Path], list[Path]]:
     """Our temporaries beside ``out_dir``: ``(stale, live)``; stale ones belong to a process
-    of this host that no longer runs, live ones to a running process or another host."""
+    of this host that no longer runs, live ones to a running process or another host
+    (:func:`protperf.checkpoint.atomic.leftovers`)."""
     stale, live = [], []
-    if not out_dir.parent.is_dir():
-        return stale, live
-    for path in sorted(out_dir.parent.glob(f".{out_dir.name}.*-*")):
-        kind, _, rest = path.name[len(out_dir.name) + 2:].partition("-")
-        if kind not in ("tmp", "old"):
-            continue
-        host, _, rest = rest.partition("-")
-        pid = rest.partition("-")[0]
-        if host == _host() and pid.isdigit() and not _pid_alive(int(pid)):
-            stale.append(path)
-        else:
-            live.append(path)
+    for item in leftovers(out_dir.parent, out_dir.name):
+        (stale if item.dead else live).append(item.path)
     return stale, live
 
 
 def clean_leftovers(out_dir: Path) -> None:
     """Remove stale temporaries of ``out_dir``; log the ones left alone.  Of a stale replaced
-    directory (``.old-``) only what preparation wrote is removed."""
+    directory (``.old-``) only what preparation wrote is removed (the files of a prepared
+    directory are known by its manifest, so a user's files are kept where the generic
+    :func:`protperf.checkpoint.atomic.remove_dead_leftovers` would merge shard folders)."""
     stale, live = leftover_temporaries(out_dir)
     for path in stale:
         log.warning("removing %s, left by a preparation that did not finish", path)
@@ -198,15 +176,6 @@ def locked(out_dir: Path) -> Iterator[None]:
         finally:
             with contextlib.suppress(OSError):
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (its entries)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish(tmp: Path, out_dir: Path) -> None:
