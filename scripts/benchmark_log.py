@@ -388,7 +388,8 @@ def describe_run(run: pd.DataFrame) -> str:
 def pivot_table(run: pd.DataFrame, pivot: Pivot) -> pd.DataFrame:
     """The run as a grid of ``pivot.cell`` texts, columns in numeric order if they are numbers."""
     cells = run.assign(_cell=run.apply(pivot.cell, axis=1))
-    grid = cells.pivot_table(index=list(pivot.rows), columns=pivot.column, values="_cell",
+    rows = [row for row in pivot.rows if row in run.columns]  # logs older than a column
+    grid = cells.pivot_table(index=rows, columns=pivot.column, values="_cell",
                              aggfunc=pivot.aggfunc, sort=False)
     if pivot.aggfunc != "last":
         grid = grid.map(lambda value: "" if pd.isna(value) else f"{value:.2f}")
