@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import add_output_options, append_rows, provenance, write_report
+from benchmark_log import add_output_options, append_rows, old_tree, provenance, write_report
 
 from protperf.attention import AttentionConfig, MultiHeadAttention
 
@@ -137,14 +137,6 @@ def performer_pytorch_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def old_tree(revision: str, directory: Path) -> Path:
-    """The ``protperf`` package of git ``revision`` extracted under ``directory``."""
-    archive = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "archive",
-                              revision, "protperf"], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
-    return directory
 
 
 def timing_table(
@@ -345,12 +337,7 @@ def main() -> None:
     run = provenance(sys.argv[1:], threads=args.threads)
     print("protperf attention benchmark:", run, flush=True)
     with tempfile.TemporaryDirectory(prefix="protperf-old-") as tmp:
-        old = None
-        if args.old_commit:
-            revision = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]),
-                                       "rev-parse", "--short", args.old_commit],
-                                      capture_output=True, text=True, check=True).stdout.strip()
-            old = (revision, old_tree(args.old_commit, Path(tmp)))
+        old = old_tree(args.old_commit, Path(tmp)) if args.old_commit else None
         rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods,
                             args.min_repeats, args.chunk_size, args.threads, old)
     approx = [] if args.skip_approx else approximation_table(args.approx_length, args.approx_seeds)

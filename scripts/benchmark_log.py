@@ -96,12 +96,15 @@ def time_and_memory(row: pd.Series) -> str:
     if row["status"] != "ok":
         return row["status"]
     note = f" ({row['note']})" if row.get("note") else ""
-    ratios = [f"{label}{float(row[column]):.2g}" for column, label in
-              (("x_identity", "x id "), ("x_exact", "exact/ "), ("mem_x_exact", "mem x exact "))
-              if row.get(column)]
-    if ratios:
-        note += f" [{', '.join(ratios)}]"
-    return f"{float(row['time_s']):.3g} s / {float(row['peak_mib']) / 1024:.3g} GiB{note}"
+
+    def ratios(*columns: tuple[str, str]) -> str:
+        shown = [f"{label} {float(row[c]):.2g}" for c, label in columns if row.get(c)]
+        return f" [{', '.join(shown)}]" if shown else ""
+
+    time = ratios(("x_identity", "x id"), ("x_exact", "exact/"))
+    memory = ratios(("mem_x_exact", "x exact"))
+    return (f"{float(row['time_s']):.3g} s{time} / {float(row['peak_mib']) / 1024:.3g} GiB"
+            f"{memory}{note}")
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -125,8 +128,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "`peak_mib` the peak RSS above the process's baseline; `implementation`: `new` "
               "(this checkout) or the git revision given by `--old-commit`. In brackets, from "
               "CPU time: `x id` the time over the no-attention layer's, `exact/` exact "
-              "attention's time over the row's, `mem x exact` the peak over exact "
-              "attention's.",
+              "attention's time over the row's; after the memory, `x exact` the peak over "
+              "exact attention's.",
         columns=("method", "mode", "length", "implementation", "status", "time_s", "cpu_s",
                  "peak_mib", "x_identity", "x_exact", "mem_x_exact", "repeats", "note"),
         figure="attention.png",
@@ -402,7 +405,8 @@ def describe_run(run: pd.DataFrame) -> str:
 def pivot_table(run: pd.DataFrame, pivot: Pivot) -> pd.DataFrame:
     """The run as a grid of ``pivot.cell`` texts, columns in numeric order if they are numbers."""
     cells = run.assign(_cell=run.apply(pivot.cell, axis=1))
-    grid = cells.pivot_table(index=list(pivot.rows), columns=pivot.column, values="_cell",
+    rows = [row for row in pivot.rows if row in run.columns]  # logs older than a column
+    grid = cells.pivot_table(index=rows, columns=pivot.column, values="_cell",
                              aggfunc=pivot.aggfunc, sort=False)
     if pivot.aggfunc != "last":
         grid = grid.map(lambda value: "" if pd.isna(value) else f"{value:.2f}")

@@ -83,7 +83,7 @@ def rss_mib() -> float:
 
 
 def measure(model_dir: str, method: str, length: int, threads: int, memory_limit_gib: float,
-            tree: Path | None, queue) -> None:
+            queue, tree: Path | None = None) -> None:
     """One cell, in its own process: load, embed one protein in one pass, report; ``tree``:
     a folder whose ``protperf`` it imports (None: this checkout's)."""
     import_from(tree)
@@ -121,7 +121,7 @@ def in_fresh_process(*args, tree: Path | None = None) -> dict:
     """One cell in a spawned process; ``tree``: a folder whose ``protperf`` it imports."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure, args=(*args, tree, queue))
+    process = context.Process(target=measure, args=(*args, queue), kwargs={"tree": tree})
     process.start()
     process.join()
     if not queue.empty():
