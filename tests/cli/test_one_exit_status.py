@@ -145,7 +145,9 @@ def test_a_missing_checkpoint_is_refused_before_torch(tmp_path):
                              "error: checkpoint gone.ckpt does not exist\n")
     status, err = _probe("import_model", ["gone.pt", "--out", "x.ckpt"], tmp_path, hydra=False)
     assert status == "status=2 lightning=False torch=False", err
-    assert err.startswith("error: gone.pt does not exist (a fair-esm ESM-2 .pt file")
+    assert err == ("error: gone.pt does not exist (a Hugging Face repo id such as "
+                   "facebook/esm2_t6_8M_UR50D or a fair-esm name such as esm2_t6_8M_UR50D, "
+                   "or a local path)\n")
     assert list(tmp_path.iterdir()) == []
 
 
