@@ -14,10 +14,15 @@ benchmarks/attention_approx_error.csv, and benchmarks/README.md is regenerated.
     python scripts/benchmark_attention.py
     python scripts/benchmark_attention.py --lengths 512 1024 --skip-approx --smoke
 
-``--compare-causal-kernels`` instead times the two torch causal kernels side by side in one
-process (the in-place loop kernel used on CPU, the loop-free scan used on GPUs and in bf16)
-on the layer's shapes, fwd+bwd, median of ``--min-repeats`` runs, and prints their ratio;
-``--precision --approx-length 4096`` prints the fp32 and bf16-autocast errors vs float64.
+``--threads N`` sets torch's threads in every worker (default 1). ``--old-commit REV`` also
+runs the Performer methods with the ``protperf`` package of that git revision (extracted with
+``git archive`` to a temporary folder and put first on the worker's ``PYTHONPATH``), so old
+and new implementations are measured side by side in one run (``implementation`` column).
+Each row also records ``x_identity`` (CPU time over the no-attention layer's at the same
+length), ``x_exact`` (exact attention's CPU time over the row's, same direction) and
+``mem_x_exact`` (peak over exact attention's peak, same direction); CPU time, not wall time,
+because a shared machine's load moves wall time far more. ``--precision --approx-length 4096``
+prints the fp32 and bf16-autocast errors vs float64.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +43,6 @@ import torch
 from benchmark_log import add_output_options, append_rows, provenance, write_report
 
 from protperf.attention import AttentionConfig, MultiHeadAttention
-from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
-from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
 
 DIM, HEADS, FEATURES = 512, 8, 256
 # name -> (attention kind or "performer_pytorch", causal, time exponent in L)
@@ -78,38 +83,46 @@ def max_rss_mib() -> float:
 
 
 def worker(method: str, causal: bool, length: int, min_repeats: int = 0,
-           chunk_size: int | None = None) -> dict:
+           chunk_size: int | None = None, threads: int = 1) -> dict:
     """Runs in a fresh process: first fwd+bwd (warm-up, peak memory), then timed repeats."""
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     layer = build_layer(method, causal, chunk_size)
     x = torch.randn(1, length, DIM, requires_grad=True)
     baseline = max_rss_mib()
 
-    def step() -> float:
-        start = time.perf_counter()
+    def step() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         layer(x).sum().backward()
         x.grad = None
         layer.zero_grad(set_to_none=True)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     first = step()
     peak = max_rss_mib() - baseline
-    repeats = max(min_repeats, 3 if first < 1.0 else (1 if first < 5.0 else 0))
+    repeats = max(min_repeats, 3 if first[0] < 1.0 else (1 if first[0] < 5.0 else 0))
     times = [step() for _ in range(repeats)] or [first]
-    times.sort()
-    return {"time_s": times[len(times) // 2], "peak_mib": peak, "repeats": len(times)}
+    wall, cpu = (sorted(t[i] for t in times)[len(times) // 2] for i in (0, 1))
+    return {"time_s": wall, "cpu_s": cpu, "peak_mib": peak, "repeats": len(times)}
 
 
 def run_worker(
     method: str, causal: bool, length: int, timeout: float, min_repeats: int = 0,
-    chunk_size: int | None = None,
+    chunk_size: int | None = None, threads: int = 1, tree: Path | None = None,
 ) -> dict:
+    """One configuration in a fresh process; ``tree``: a folder whose ``protperf`` package
+    the worker imports instead of this checkout's."""
     cmd = [sys.executable, __file__, "--worker", method, "--causal", str(int(causal)),
-           "--length", str(length), "--min-repeats", str(min_repeats)]
+           "--length", str(length), "--min-repeats", str(min_repeats),
+           "--threads", str(threads)]
     if chunk_size is not None:
         cmd += ["--chunk-size", str(chunk_size)]
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                              env=env)
     except subprocess.TimeoutExpired:
         return {"status": f"timeout>{timeout:.0f}s"}
     if proc.returncode != 0:
@@ -126,21 +139,33 @@ def performer_pytorch_available() -> bool:
     return True
 
 
+def old_tree(revision: str, directory: Path) -> Path:
+    """The ``protperf`` package of git ``revision`` extracted under ``directory``."""
+    archive = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "archive",
+                              revision, "protperf"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    return directory
+
+
 def timing_table(
     lengths: list[int], budget_s: float, budget_mib: float, only: list[str] | None = None,
-    min_repeats: int = 0, chunk_size: int | None = None,
+    min_repeats: int = 0, chunk_size: int | None = None, threads: int = 1,
+    old: tuple[str, Path] | None = None,
 ) -> list[dict]:
     methods = [m for m in METHODS if m != "performer_pytorch" or performer_pytorch_available()]
     methods = [m for m in methods if only is None or m in only]
+    runs = [(m, "new", None) for m in methods]
+    if old is not None:  # the Performers of the old revision, after the new ones
+        runs += [(m, old[0], old[1]) for m in methods if m.startswith("favor")]
     rows = []
-    for method in methods:
+    for method, implementation, tree in runs:
         modes = [False] if method == "identity" else [False, True]
         exponent = METHODS[method][1]
         for causal in modes:
             last = None
             for length in lengths:
                 row = {"method": method, "mode": "causal" if causal else "bidirectional",
-                       "length": length}
+                       "length": length, "implementation": implementation}
                 if last is not None:
                     ratio = length / last["length"]
                     predicted_t = last["time_s"] * ratio**exponent
@@ -154,7 +179,8 @@ def timing_table(
                         print(row, flush=True)
                         continue
                 result = run_worker(method, causal, length, timeout=3 * budget_s,
-                                    min_repeats=min_repeats, chunk_size=chunk_size)
+                                    min_repeats=min_repeats, chunk_size=chunk_size,
+                                    threads=threads, tree=tree)
                 row.update(result)
                 rows.append(row)
                 print(row, flush=True)
@@ -162,6 +188,28 @@ def timing_table(
                     last = row
                 else:
                     last = {"length": length, "time_s": math.inf, "peak_mib": math.inf}
+    return with_ratios(rows)
+
+
+def with_ratios(rows: list[dict]) -> list[dict]:
+    """Add x_identity, x_exact and mem_x_exact (see the module docstring) where measured."""
+    def measured(method: str, length: int, mode: str | None = None) -> dict | None:
+        for row in rows:
+            if (row["method"] == method and row["length"] == length and row["status"] == "ok"
+                    and row["implementation"] == "new" and mode in (None, row["mode"])):
+                return row
+        return None
+
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        identity = measured("identity", row["length"])
+        exact = measured("exact", row["length"], row["mode"])
+        if identity is not None:
+            row["x_identity"] = row["cpu_s"] / identity["cpu_s"]
+        if exact is not None:
+            row["x_exact"] = exact["cpu_s"] / row["cpu_s"]
+            row["mem_x_exact"] = row["peak_mib"] / exact["peak_mib"]
     return rows
 
 
@@ -189,36 +237,6 @@ def approximation_table(length: int, seeds: int) -> list[dict]:
             rows.append({"feature_type": feature_type, "num_features": m,
                          "rel_error_mean": mean, "seeds": seeds, "length": length})
             print(rows[-1], flush=True)
-    return rows
-
-
-def compare_causal_kernels(lengths: list[int], repeats: int, chunk_size: int) -> list[dict]:
-    """Loop vs scan causal kernel, fwd+bwd on (1, 8, L, 256) features, in this process."""
-    kernels = {
-        "loop": lambda q, k, v, s: causal_linear_attention_unnormalized(q, k, v, s, chunk_size),
-        "scan": lambda q, k, v, s: causal_scan_attention_unnormalized(q, k, v, s, chunk_size),
-    }
-    rows = []
-    for length in lengths:
-        gen = torch.Generator().manual_seed(0)
-        q, k = (torch.rand(1, HEADS, length, FEATURES, generator=gen) / FEATURES**0.5
-                for _ in range(2))
-        v = torch.randn(1, HEADS, length, DIM // HEADS + 1, generator=gen)
-        s = torch.cummax(torch.randn(1, HEADS, length, generator=gen), dim=-1).values
-        for kernel_kind, log_scale in (("softmax", s), ("relu", None)):
-            times = {name: [] for name in kernels}
-            for _ in range(repeats):  # interleaved, so load changes hit both alike
-                for name, kernel in kernels.items():
-                    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-                    start = time.perf_counter()
-                    kernel(*leaves, log_scale).sum().backward()
-                    times[name].append(time.perf_counter() - start)
-            medians = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
-            row = {"length": length, "kernel": kernel_kind, "repeats": repeats,
-                   **{f"{name}_s": round(t, 4) for name, t in medians.items()},
-                   "scan_over_loop": round(medians["scan"] / medians["loop"], 3)}
-            rows.append(row)
-            print(row, flush=True)
     return rows
 
 
@@ -305,8 +323,11 @@ def main() -> None:
                         help="timed repeats after the warm-up at least (median reported)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="causal Performer chunk size (default: the config's)")
-    parser.add_argument("--compare-causal-kernels", action="store_true",
-                        help="time the loop and scan causal kernels side by side and exit")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of every measured process (default 1)")
+    parser.add_argument("--old-commit", default=None, metavar="REV",
+                        help="also run the Performers with the protperf package of this git "
+                             "revision (e.g. main), side by side")
     parser.add_argument("--precision", action="store_true",
                         help="print the fp32 / bf16-autocast error vs float64 at --approx-length")
     parser.add_argument("--skip-approx", action="store_true")
@@ -316,19 +337,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats,
-                                args.chunk_size)))
+                                args.chunk_size, args.threads)))
         return
     if args.precision:
         precision_table(args.approx_length)
         return
-    if args.compare_causal_kernels:
-        lengths = args.lengths if args.lengths != parser.get_default("lengths") else [4096, 8192]
-        compare_causal_kernels(lengths, max(3, args.min_repeats), args.chunk_size or 64)
-        return
-    run = provenance(sys.argv[1:])
+    run = provenance(sys.argv[1:], threads=args.threads)
     print("protperf attention benchmark:", run, flush=True)
-    rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods,
-                        args.min_repeats, args.chunk_size)
+    with tempfile.TemporaryDirectory(prefix="protperf-old-") as tmp:
+        old = None
+        if args.old_commit:
+            revision = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]),
+                                       "rev-parse", "--short", args.old_commit],
+                                      capture_output=True, text=True, check=True).stdout.strip()
+            old = (revision, old_tree(args.old_commit, Path(tmp)))
+        rows = timing_table(args.lengths, args.budget_s, args.budget_gib * 1024, args.methods,
+                            args.min_repeats, args.chunk_size, args.threads, old)
     approx = [] if args.skip_approx else approximation_table(args.approx_length, args.approx_seeds)
     write_outputs(rows, approx, args.out_dir, run)
     print(f"appended to {args.out_dir}/attention.csv; wrote {args.out_dir}/README.md", flush=True)

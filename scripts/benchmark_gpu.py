@@ -40,10 +40,8 @@ from protperf.attention import AttentionConfig
 from protperf.attention.backends import attention_mode
 from protperf.attention.ops.causal_fla import fla_available, fla_chunk_simple_gla
 from protperf.attention.ops.exact import exact_attention
-from protperf.attention.ops.feature_maps import performer_feature_maps
-from protperf.attention.ops.features import draw_projection
+from protperf.attention.ops.feature_maps import draw_projection, performer_feature_maps
 from protperf.attention.ops.linear import augment_values
-from protperf.attention.performer import performer_attention
 from protperf.model.config import ModelConfig
 from protperf.model.transformer import ProteinLanguageModel
 
@@ -118,11 +116,10 @@ def attention_methods(device: torch.device) -> dict[str, Callable]:
         return lambda q, k, v, w: exact_attention(q, k, v, causal)
 
     def performer(causal, backend, kind="favor_softmax"):
-        config = AttentionConfig(kind=kind, backend=backend)
+        config = AttentionConfig(kind=kind, backend=backend, chunk_size=HEAD_DIM)
 
         def attention(q, k, v, w):
-            mode = attention_mode(config, causal, q, None)
-            return performer_attention(q, k, v, w, mode, config.feature_kernel, HEAD_DIM)
+            return attention_mode(config, causal, q, None)(q, k, v, w, config)
 
         return attention
 

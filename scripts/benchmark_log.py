@@ -96,6 +96,11 @@ def time_and_memory(row: pd.Series) -> str:
     if row["status"] != "ok":
         return row["status"]
     note = f" ({row['note']})" if row.get("note") else ""
+    ratios = [f"{label}{float(row[column]):.2g}" for column, label in
+              (("x_identity", "x id "), ("x_exact", "exact/ "), ("mem_x_exact", "mem x exact "))
+              if row.get(column)]
+    if ratios:
+        note += f" [{', '.join(ratios)}]"
     return f"{float(row['time_s']):.3g} s / {float(row['peak_mib']) / 1024:.3g} GiB{note}"
 
 
@@ -117,10 +122,16 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         about="Full multi-head layer (q/k/v/out projections), forward + backward, batch 1, "
               "8 heads, head dim 64, m = 256, float32, one fresh process per configuration; "
               "`time_s` is the median of the timed runs after a warm-up (`repeats`), "
-              "`peak_mib` the peak RSS above the process's baseline.",
-        columns=("method", "mode", "length", "status", "time_s", "peak_mib", "repeats", "note"),
+              "`peak_mib` the peak RSS above the process's baseline; `implementation`: `new` "
+              "(this checkout) or the git revision given by `--old-commit`. In brackets, from "
+              "CPU time: `x id` the time over the no-attention layer's, `exact/` exact "
+              "attention's time over the row's, `mem x exact` the peak over exact "
+              "attention's.",
+        columns=("method", "mode", "length", "implementation", "status", "time_s", "cpu_s",
+                 "peak_mib", "x_identity", "x_exact", "mem_x_exact", "repeats", "note"),
         figure="attention.png",
-        pivot=Pivot(rows=("method", "mode"), column="length", cell=time_and_memory),
+        pivot=Pivot(rows=("method", "mode", "implementation"), column="length",
+                    cell=time_and_memory),
     ),
     "attention_approx_error": BenchmarkSpec(
         title="FAVOR+ approximation error by feature type and m",
@@ -142,7 +153,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "models of the same window and direction; `repeats` is the number of rounds "
               "of fresh processes (median) or `interleaved` (all models in one process, "
               "median step time; no memory column).",
-        columns=("model", "objective", "window", "arch", "repeats", "tokens_per_cpu_s",
+        columns=("model", "implementation", "objective", "window", "arch", "repeats",
+                 "tokens_per_cpu_s",
                  "tokens_per_s", "step_mem_mib", "x_identity", "x_exact"),
     ),
     "training_quality": BenchmarkSpec(
@@ -186,8 +198,10 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "fresh process under an address-space limit. Cells: wall time of the pass and "
               "peak RSS above the loaded model (`cpu_s` in the CSV), or why the cell did not "
               "run (skipped / failed).",
-        columns=("method", "m", "length", "status", "time_s", "cpu_s", "peak_mib"),
-        pivot=Pivot(rows=("method", "m"), column="length", cell=time_and_memory),
+        columns=("method", "m", "length", "implementation", "status", "time_s", "cpu_s",
+                 "peak_mib"),
+        pivot=Pivot(rows=("method", "m", "implementation"), column="length",
+                    cell=time_and_memory),
     ),
     "blosum_controls": BenchmarkSpec(
         title="Planted BLOSUM62 controls: what the attention analysis recovers",
@@ -294,6 +308,33 @@ def provenance(argv: Sequence[str], threads: int | str | None = None,
         "threads": torch.get_num_threads() if threads is None else threads,
         "args": command_args(argv),
     }
+
+
+def old_tree(revision: str, directory: Path) -> tuple[str, Path]:
+    """The ``protperf`` package of git ``revision`` extracted under ``directory`` (``git
+    archive``), for measuring an old implementation beside this checkout's: put the folder
+    first on a worker's ``PYTHONPATH``. Returns (short hash, directory)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, check=True)
+
+    short = git("rev-parse", "--short", revision).stdout.decode().strip()
+    subprocess.run(["tar", "-x", "-C", str(directory)],
+                   input=git("archive", revision, "protperf").stdout, check=True)
+    return short, directory
+
+
+def import_from(tree: Path | None) -> None:
+    """In a spawned worker, make ``import protperf`` load the package under ``tree``.
+
+    A spawned process inherits its parent's ``sys.path`` (not ``PYTHONPATH``), and this module
+    has imported this checkout's ``protperf`` already: drop those modules, put ``tree`` first.
+    None: nothing changes.
+    """
+    if tree is None:
+        return
+    for name in [name for name in sys.modules if name.split(".")[0] == "protperf"]:
+        del sys.modules[name]
+    sys.path.insert(0, str(tree))
 
 
 def read_log(path: Path) -> pd.DataFrame:

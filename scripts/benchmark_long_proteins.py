@@ -15,8 +15,13 @@ Columns: ``time_s`` wall time of the pass, ``cpu_s`` its CPU time, ``peak_mib`` 
 the process's baseline (model loaded), ``status`` ok / skipped (...) / failed (...). Appends
 rows with provenance to ``benchmarks/long_proteins.csv`` (``--out-dir``).
 
+``--old-commit REV`` also runs the Performer cells with the ``protperf`` package of that git
+revision (``implementation`` column: ``new`` or its short hash), side by side in one run.
+
     python scripts/benchmark_long_proteins.py
     python scripts/benchmark_long_proteins.py --lengths 5000 --methods exact favor_relu
+    python scripts/benchmark_long_proteins.py --lengths 50000 --methods favor_relu \
+        --old-commit main
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import BENCHMARK_DIR, log_run, provenance
+from benchmark_log import BENCHMARK_DIR, import_from, log_run, old_tree, provenance
 
 #: ESM-2 8M (esm2_t6_8M_UR50D): 6 layers, width 320, 20 heads, MLP 4 x 320.
 ESM2_8M = {"name": "esm2-8M-shape", "dim": 320, "num_heads": 20, "num_layers": 6,
@@ -78,8 +83,10 @@ def rss_mib() -> float:
 
 
 def measure(model_dir: str, method: str, length: int, threads: int, memory_limit_gib: float,
-            queue) -> None:
-    """One cell, in its own process: load, embed one protein in one pass, report."""
+            tree: Path | None, queue) -> None:
+    """One cell, in its own process: load, embed one protein in one pass, report; ``tree``:
+    a folder whose ``protperf`` it imports (None: this checkout's)."""
+    import_from(tree)
     if memory_limit_gib > 0:
         limit = int(memory_limit_gib * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -110,10 +117,11 @@ def measure(model_dir: str, method: str, length: int, threads: int, memory_limit
                "residues_per_s": length / wall, "forward_passes": len(passes)})
 
 
-def in_fresh_process(*args) -> dict:
+def in_fresh_process(*args, tree: Path | None = None) -> dict:
+    """One cell in a spawned process; ``tree``: a folder whose ``protperf`` it imports."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure, args=(*args, queue))
+    process = context.Process(target=measure, args=(*args, tree, queue))
     process.start()
     process.join()
     if not queue.empty():
@@ -123,7 +131,7 @@ def in_fresh_process(*args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lengths", type=int, nargs="*", default=[5000, 20000, 50000])
+    parser.add_argument("--lengths", type=int, nargs="*", default=[5000, 20000, 50000, 100000])
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--num-features", type=int, default=256)
     parser.add_argument("--exact-max-length", type=int, default=20000,
@@ -131,29 +139,40 @@ def main() -> None:
     parser.add_argument("--memory-limit-gib", type=float, default=8.0,
                         help="address-space limit of each cell's process (0 = none)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--old-commit", default=None, metavar="REV",
+                        help="also run the Performer cells with the protperf package of this "
+                             "git revision (e.g. main)")
     parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
                         help="where long_proteins.csv and the generated README.md are")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(write_model(Path(tmp), args.num_features))
+        implementations = [("new", None)]
+        if args.old_commit:
+            (Path(tmp) / "old").mkdir()
+            implementations.append(old_tree(args.old_commit, Path(tmp) / "old"))
         for length in args.lengths:
             for method in args.methods:
-                row = {"method": method, "length": length}
-                if method == "exact" and length > args.exact_max_length:
-                    row["status"] = (f"skipped (exact attention is O(L^2) in time: beyond "
-                                     f"--exact-max-length={args.exact_max_length})")
-                else:
-                    row.update(in_fresh_process(model_dir, method, length, args.threads,
-                                                args.memory_limit_gib))
-                print(row, flush=True)
-                rows.append(row)
+                for implementation, tree in implementations:
+                    if tree is not None and method == "exact":
+                        continue  # exact attention is the same in both
+                    row = {"method": method, "length": length, "implementation": implementation}
+                    if method == "exact" and length > args.exact_max_length:
+                        row["status"] = (f"skipped (exact attention is O(L^2) in time: beyond "
+                                         f"--exact-max-length={args.exact_max_length})")
+                    else:
+                        row.update(in_fresh_process(model_dir, method, length, args.threads,
+                                                    args.memory_limit_gib, tree=tree))
+                    print(row, flush=True)
+                    rows.append(row)
     table = pd.DataFrame(rows)
     table["m"] = [args.num_features if m != "exact" else "" for m in table["method"]]
     table["arch"] = ARCH
     output, _ = log_run("long_proteins", table, provenance(sys.argv[1:], threads=args.threads),
                         args.out_dir)
-    shown = [c for c in ("method", "length", "status", "time_s", "cpu_s", "peak_mib")
+    shown = [c for c in ("method", "length", "implementation", "status", "time_s", "cpu_s",
+                         "peak_mib")
              if c in table.columns]
     print(table[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"appended {len(table)} rows to {output}")

@@ -19,6 +19,8 @@
     python scripts/benchmark_training.py --windows 1024 --quality-steps 50 --smoke
     python scripts/benchmark_training.py --skip quality --windows 8192 --interleaved \
         --dim 128 --num-heads 4 --ffn-dim 512
+    python scripts/benchmark_training.py --skip quality --windows 8192 --threads 1 \
+        --old-commit main      # the Performers of main too, side by side (fresh processes)
 
 Appends its rows, with provenance (commit, date, machine, threads, arguments), to
 benchmarks/training_throughput.csv and benchmarks/training_quality.csv, and regenerates
@@ -34,10 +36,11 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_log import add_output_options, log_run, provenance
+from benchmark_log import add_output_options, import_from, log_run, old_tree, provenance
 
 from protperf.conf import CONF_DIR
 
@@ -110,8 +113,11 @@ def training_step(model: str, objective: str, window: int, device: str, num_feat
 
 def throughput_worker(model: str, objective: str, window: int, warmup: int, steps: int,
                       device: str, num_features: int, threads: int,
-                      chunk_size: int | None = None, arch: dict | None = None) -> dict:
-    """One configuration in a fresh process: tokens/s and peak memory of training steps."""
+                      chunk_size: int | None = None, arch: dict | None = None,
+                      tree: Path | None = None) -> dict:
+    """One configuration in a fresh process: tokens/s and peak memory of training steps;
+    ``tree``: a folder whose ``protperf`` it imports (None: this checkout's)."""
+    import_from(tree)
     torch.set_num_threads(threads)
     step = training_step(model, objective, window, device, num_features, chunk_size, arch)
     before = rss_mib()  # model, optimizer and inputs exist; no step taken yet
@@ -172,9 +178,14 @@ def arch_overrides(args: argparse.Namespace) -> dict:
             "ffn_dim": args.ffn_dim}
 
 
-def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
+def run_throughput(args: argparse.Namespace, old: tuple[str, Path] | None = None) -> pd.DataFrame:
+    """``old``: (label, folder of an old ``protperf``) whose Performers also run (not with
+    --interleaved), rows labelled in the ``implementation`` column."""
     rows, arch = [], arch_overrides(args)
     context = mp.get_context("spawn")
+    runs = [(model, "new", None) for model in args.models]
+    if old is not None and not args.interleaved:
+        runs += [(model, *old) for model in args.models if model.startswith("performer")]
     if args.interleaved:
         for window in args.windows:
             for objective in args.objectives:
@@ -191,21 +202,25 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
     for repeat in range(0 if args.interleaved else args.repeats):
         for window in args.windows:
             for objective in args.objectives:
-                for model in args.models:
+                for model, implementation, tree in runs:
                     with context.Pool(1) as pool:
                         row = pool.apply(throughput_worker, (
                             model, objective, window, args.warmup, args.steps, args.device,
-                            args.num_features, args.threads, args.chunk_size, arch))
-                    print(f"  [{repeat + 1}/{args.repeats}] {model:18s} {objective} "
+                            args.num_features, args.threads, args.chunk_size, arch, tree))
+                    row["implementation"] = implementation
+                    print(f"  [{repeat + 1}/{args.repeats}] {model:18s} {implementation} "
+                          f"{objective} "
                           f"L={window:5d}: {row['tokens_per_s']:9.0f} tok/s "
                           f"({row['tokens_per_cpu_s']:7.0f} per CPU-s), "
                           f"+{row['step_mem_mib']:7.0f} MiB",
                           flush=True)
                     rows.append(row)
     # one row per cell: the median over the repeats
-    table = (pd.DataFrame(rows)
-             .groupby(["model", "attention", "objective", "window"], sort=False, as_index=False)
-             .median())
+    frame = pd.DataFrame(rows)
+    if "implementation" not in frame:
+        frame["implementation"] = "new"
+    table = (frame.groupby(["model", "attention", "objective", "window", "implementation"],
+                           sort=False, as_index=False).median())
     table.insert(4, "repeats", "interleaved" if args.interleaved else args.repeats)
     table.insert(4, "arch", arch_label(arch, args.num_features))
     # On a shared CPU, wall time depends on other users' load; CPU time of the process is the
@@ -213,7 +228,8 @@ def run_throughput(args: argparse.Namespace) -> pd.DataFrame:
     speed = "tokens_per_s" if args.device == "cuda" else "tokens_per_cpu_s"
     key = ["objective", "window"]
     for reference, column in (("identity", "x_identity"), ("transformer", "x_exact")):
-        ref = table[table.model == reference].set_index(key)[speed]
+        ref = table[(table.model == reference)
+                    & (table.implementation == "new")].set_index(key)[speed]
         table[column] = [
             getattr(row, speed) / ref.get((row.objective, row.window), float("nan"))
             for row in table.itertuples()
@@ -294,6 +310,9 @@ def main() -> None:
     parser.add_argument("--num-layers", type=int, default=ARCH["num_layers"])
     parser.add_argument("--ffn-dim", type=int, default=ARCH["ffn_dim"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--old-commit", default=None, metavar="REV",
+                        help="also run the Performers with the protperf package of this git "
+                             "revision (fresh processes; not with --interleaved)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="causal Performer chunk size (default: the config's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -310,7 +329,9 @@ def main() -> None:
         run = provenance(sys.argv[1:], threads=args.threads, accelerator=accelerator)
         print(f"throughput ({run['machine']}, torch {run['torch']}, {args.device}, "
               f"{args.threads} threads):", flush=True)
-        table = run_throughput(args)
+        with tempfile.TemporaryDirectory(prefix="protperf-old-") as tmp:
+            old = old_tree(args.old_commit, Path(tmp)) if args.old_commit else None
+            table = run_throughput(args, old)
         paths = log_run("training_throughput", table, run, args.out_dir)
         print(table.to_string(index=False), f"\nappended to {paths[0]}; wrote {paths[1]}")
     if "quality" not in args.skip:

@@ -3,10 +3,10 @@
 Imports nothing else of protperf but :mod:`protperf.errors`. The math lives in ``ops/``
 (feature maps, bidirectional and causal linear attention per backend, one-token recurrent
 steps, exact SDPA, segments), the explicit O(L^2) attention weights in ``weights.py`` (for
-analysis); ``backends.py`` picks the mode a layer runs (exact, identity, bidirectional, loop,
-scan, fla), ``performer.py`` composes a feature map with the mode's kernel (and its one-token
-step), ``layer.py`` is the multi-head module (``forward``, the decoding ``step`` and the
-``attention_weights`` it applies; imported on first use, so reading a config needs no torch).
+analysis); ``backends.py`` picks the kernel a layer runs (one branch point), ``performer.py``
+holds the Performer kernels (and the one-token step), ``layer.py`` is the multi-head module
+(``forward``, the decoding ``step`` and the ``attention_weights`` it applies; imported on first
+use, so reading a config needs no torch).
 """
 
 from typing import TYPE_CHECKING

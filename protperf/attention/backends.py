@@ -1,71 +1,84 @@
-"""Which computation a multi-head layer runs: the attention mode, and the backend checks.
+"""Which kernel a multi-head layer runs (one branch point), and the backend checks.
 
-A layer's heads go through exactly one mode (``attention_mode``), dispatched with one
-``if mode == ...`` branch (``layer.py``, ``performer.py``):
+``attention_mode`` returns the kernel a layer's heads go through, one function of
+``(q, k, v, projection, config, key_mask, segment_ids)`` -> (B, H, L, dv), chosen by one
+``if`` chain:
 
-- ``exact``: softmax via scaled_dot_product_attention (``ops/exact.py``);
+- ``exact`` / ``exact_causal``: softmax via scaled_dot_product_attention (``ops/exact.py``);
 - ``identity``: the values themselves;
-- ``bidirectional``: Performer, two matmuls (per segment via tiles; ``ops/linear.py``);
-- ``loop``: causal Performer, the in-place chunked kernel (``ops/causal_loop.py``), the
-  fastest on CPU in float32/float64 without segments;
-- ``scan``: causal Performer, the loop-free batched scan (``ops/causal_scan.py``): GPUs,
-  bf16 autocast, segments;
-- ``fla``: causal Performer through flash-linear-attention's ``chunk_simple_gla`` Triton
-  kernels (``ops/causal_fla.py``, CUDA only).
+- ``favor_linear`` / ``favor_chunked`` (``performer.py``): bidirectional / causal Performer
+  that recomputes its features in backward: CPU, float32/float64, no segments, a fixed
+  FAVOR+ projection (the fastest and leanest there);
+- ``favor_bidirectional``: Performer from kept features, two matmuls (per segment via tiles):
+  GPUs, bf16 autocast, segments, FAVOR++, no-projection ReLU;
+- ``favor_scan``: causal Performer through the loop-free batched scan (``ops/causal_scan.py``):
+  the same cases, causal;
+- ``favor_fla``: causal Performer through flash-linear-attention's ``chunk_simple_gla``
+  Triton kernels (``ops/causal_fla.py``, CUDA only).
 
-``model.attention.backend`` picks among the causal ones: ``torch`` (loop or scan), ``fla``, or
-``auto`` (``fla`` for CUDA tensors when fla imports and can run the kernel's backward there,
+``model.attention.backend`` picks among the causal ones: ``torch`` (chunked or scan), ``fla``,
+or ``auto`` (``fla`` for CUDA tensors when fla imports and can run the kernel's backward there,
 ``torch`` otherwise). ``check_backend`` refuses an unusable ``fla`` when the layer is built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from protperf.attention.config import FLA_MISSING, AttentionConfig
 from protperf.attention.ops.causal_fla import fla_available, gated_backward_problem
+from protperf.attention.ops.exact import exact_attention
+from protperf.attention.performer import (
+    compute_dtype,
+    favor_bidirectional,
+    favor_chunked,
+    favor_fla,
+    favor_linear,
+    favor_scan,
+)
 
-MODES = ("exact", "identity", "bidirectional", "loop", "scan", "fla")
-
-
-def low_precision_dtype(device_type: str) -> torch.dtype | None:
-    """bfloat16 when bf16 autocast is active for the device type, else None (float32).
-
-    float16 autocast keeps Performer attention in float32: the gradient of the division by
-    a small normalizer (num / D^2) overflows float16's range (max 65504), not bfloat16's.
-    """
-    if not torch.is_autocast_enabled(device_type):
-        return None
-    dtype = torch.get_autocast_dtype(device_type)
-    return dtype if dtype == torch.bfloat16 else None
+Kernel = Callable[..., torch.Tensor]
 
 
-def compute_dtype(x: torch.Tensor) -> torch.dtype | None:
-    """The matmul dtype of Performer attention on heads x: bfloat16 under bf16 autocast
-    (float64 heads excepted), else None (the features' float32/float64)."""
-    return None if x.dtype == torch.float64 else low_precision_dtype(x.device.type)
+def exact(q, k, v, projection, config, key_mask=None, segment_ids=None) -> torch.Tensor:
+    """Bidirectional softmax attention (SDPA)."""
+    return exact_attention(q, k, v, False, key_mask, segment_ids)
+
+
+def exact_causal(q, k, v, projection, config, key_mask=None, segment_ids=None) -> torch.Tensor:
+    """Causal softmax attention (SDPA)."""
+    return exact_attention(q, k, v, True, key_mask, segment_ids)
+
+
+def identity(q, k, v, projection, config, key_mask=None, segment_ids=None) -> torch.Tensor:
+    """No attention: the values (a floor for benchmarks)."""
+    return v
 
 
 def attention_mode(
     config: AttentionConfig, causal: bool, q: torch.Tensor, segment_ids: torch.Tensor | None
-) -> str:
-    """The mode (one of MODES) a layer of ``config`` runs on heads q (B, H, L, d)."""
-    if config.kind in ("exact", "identity"):
-        return config.kind
+) -> Kernel:
+    """The kernel a layer of ``config`` runs on heads q (B, H, L, d); see module docstring."""
+    if config.kind == "exact":
+        return exact_causal if causal else exact
+    if config.kind == "identity":
+        return identity
+    recompute = (not q.is_cuda and compute_dtype(q) is None and segment_ids is None
+                 and config.feature_type != "favorpp" and not config.no_projection)
     if not causal:
-        return "bidirectional"
+        return favor_linear if recompute else favor_bidirectional
     if config.backend == "fla":
         if not q.is_cuda:
             raise ValueError("model.attention.backend='fla' runs on CUDA tensors only, got a "
                              f"{q.device.type} tensor (use backend=torch or auto)")
-        return "fla"
+        return favor_fla
     if config.backend == "auto" and q.is_cuda and fla_available():
         gated = config.kind == "favor_softmax"
         if not (gated and gated_backward_problem(q.device)):
-            return "fla"
-    if q.is_cuda or segment_ids is not None or compute_dtype(q) is not None:
-        return "scan"
-    return "loop"
+            return favor_fla
+    return favor_chunked if recompute else favor_scan
 
 
 def check_backend(config: AttentionConfig, causal: bool) -> None:

@@ -20,9 +20,7 @@ from torch import nn
 
 from protperf.attention.backends import attention_mode, check_backend
 from protperf.attention.config import AttentionConfig
-from protperf.attention.ops.exact import exact_attention
-from protperf.attention.ops.feature_maps import performer_feature_maps
-from protperf.attention.ops.features import draw_projection
+from protperf.attention.ops.feature_maps import draw_projection, performer_feature_maps
 from protperf.attention.ops.recurrent import (
     KVCache,
     RecurrentState,
@@ -30,7 +28,7 @@ from protperf.attention.ops.recurrent import (
     empty_recurrent_state,
     kv_cache_step,
 )
-from protperf.attention.performer import performer_attention, performer_step
+from protperf.attention.performer import performer_step
 from protperf.attention.weights import (
     exact_weight_rows,
     identity_weight_rows,
@@ -145,18 +143,8 @@ class MultiHeadAttention(nn.Module):
         segment_ids: (B, L) int, non-decreasing per row, or None: positions attend only
         within their segment (no attention across packed proteins).
         """
-        cfg = self.config
-        mode = attention_mode(cfg, self.causal, q, segment_ids)
-        if mode == "exact":
-            out = exact_attention(q, k, v, self.causal, attention_mask, segment_ids)
-        elif mode == "identity":
-            out = v
-        else:  # a Performer: bidirectional, loop, scan or fla
-            out = performer_attention(
-                q, k, v, self.random_projection, mode, cfg.feature_kernel,
-                chunk_size=cfg.causal_chunk_size(self.head_dim), relu_eps=cfg.relu_eps,
-                favorpp=cfg.feature_type == "favorpp", key_mask=attention_mask,
-                segment_ids=segment_ids)
+        kernel = attention_mode(self.config, self.causal, q, segment_ids)
+        out = kernel(q, k, v, self.random_projection, self.config, attention_mask, segment_ids)
         if attention_mask is not None:
             out = out * attention_mask[:, None, :, None].to(out.dtype)
         return out
@@ -217,8 +205,7 @@ class MultiHeadAttention(nn.Module):
         elif cfg.kind == "identity":
             out = v
         else:
-            out = performer_step(q, k, v, cache, self.random_projection, cfg.feature_kernel,
-                                 cfg.relu_eps)
+            out = performer_step(q, k, v, cache, self.random_projection, cfg)
         return self._output(out)
 
     # ---------------------------------------------------------------------- analysis

@@ -1,23 +1,15 @@
 """Files and folders that appear complete or not at all: the one home of protperf's writes.
 
-Every file protperf writes (checkpoints, export and prepared directories, embeddings, scores,
-samples, tables) is written under a temporary name beside its target and renamed into place:
-
-- one name scheme, ``.NAME.tmp-HOST-PID-TOKEN`` (:func:`temp_path`); a folder being replaced is
-  set aside as ``.NAME.old-HOST-PID-TOKEN`` for the instant of the swap;
-- a writer removes its own temporary on any exit it can catch: an exception, Ctrl-C, and
-  SIGTERM / SIGHUP (while a write is under way and no other handler is installed, they raise
-  ``SystemExit(128 + signal)`` so that the clean-up runs);
-- :func:`remove_dead_leftovers`: the next writer removes the temporaries of writers that died
-  on this host (kill -9, a crash) and puts a set-aside folder back; those of a live process or
-  of another host are left alone;
-- a full disk, a read-only file system or a missing permission is :class:`OutputWriteError`,
-  one line naming the target (:func:`write_error`).
-
-:func:`atomic_path` / :func:`atomic_open` write one file; :func:`atomic_directory` writes a
-folder, and replacing one keeps what the writer did not write (files of the old folder that
-the new one does not hold are moved into it). Standard library only: every layer writes
-through this module.
+Every file protperf writes is written under a temporary name beside its target and renamed
+into place: one name scheme, ``.NAME.tmp-HOST-PID-TOKEN`` (:func:`temp_path`; a folder being
+replaced is set aside as ``.NAME.old-...`` for the instant of the swap). A writer removes its
+own temporary on any exit it can catch: an exception, Ctrl-C, SIGTERM / SIGHUP (during a write
+they raise ``SystemExit(128 + signal)`` unless another handler is installed). The next writer
+removes the leftovers of writers that died on this host (:func:`remove_dead_leftovers`). A full
+disk, a read-only file system or a missing permission is :class:`OutputWriteError`, one line
+naming the target (:func:`write_error`). :func:`atomic_path` / :func:`atomic_open` write a
+file; :func:`atomic_directory` a folder (replacing one keeps the files the writer did not
+write). Standard library only: every layer writes through this module.
 """
 
 from __future__ import annotations
@@ -75,8 +67,8 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's
+        pass
     return True
 
 
@@ -165,11 +157,9 @@ def os_error_of(error: BaseException) -> OSError | None:
 
 
 def is_write_failure(error: BaseException) -> bool:
-    """Whether ``error`` is a failed write: an OSError of :data:`WRITE_ERRNOS`, or the
-    RuntimeError torch's zip writer raises for one (``file write failed``)."""
-    if isinstance(error, OutputWriteError) or os_error_of(error) is not None:
-        return True
-    return isinstance(error, RuntimeError) and "write failed" in str(error)
+    """An OSError, or the RuntimeError torch's zip writer raises for one (``write failed``)."""
+    return isinstance(error, OSError) or (isinstance(error, RuntimeError)
+                                          and "write failed" in str(error))
 
 
 def write_error(target: str | Path, error: BaseException, what: str = "",
@@ -193,8 +183,7 @@ def write_error(target: str | Path, error: BaseException, what: str = "",
 
 
 def output_write_error(message: str, code: int | None = None) -> OutputWriteError:
-    """:class:`OutputWriteError` whose text is ``message`` alone (``errno`` set aside)."""
-    error = OutputWriteError(message)
+    error = OutputWriteError(message)  # its text is the message alone, errno set aside
     error.errno = code
     return error
 
@@ -234,16 +223,28 @@ def signals_raise() -> Iterator[None]:
 
 
 # -- files ---------------------------------------------------------------------------------
-def make_parent(target: Path, what: str = "") -> None:
-    """Create the folder of ``target``; a failure is :class:`OutputWriteError`."""
+def make_parent(target: Path, what: str = "") -> list[Path]:
+    """Create the folder of ``target`` (a failure is :class:`OutputWriteError`); returns the
+    folders created, outermost first (removed again if the write fails: :func:`unmake`)."""
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()][::-1]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        return created
     except FileExistsError:
         raise output_write_error(
             f"cannot write {what + ' ' if what else ''}{target}: {target.parent} (or a "
             "folder above it) is a file") from None
     except OSError as error:
         raise write_error(target, error, what) from None
+
+
+def unmake(created: list[Path]) -> None:
+    """Remove the folders :func:`make_parent` created, innermost first, while empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def fsync_path(path: Path) -> None:
@@ -264,7 +265,7 @@ def atomic_path(target: str | Path, what: str = "", advice: str = "",
     :class:`OutputWriteError` naming ``target`` (``what``: e.g. ``checkpoint``; ``advice``:
     added for a full disk)."""
     target = Path(target)
-    make_parent(target, what)
+    created = make_parent(target, what)
     remove_dead_leftovers(target.parent, target.name)
     temp = temp_path(target)
     with signals_raise():
@@ -275,7 +276,8 @@ def atomic_path(target: str | Path, what: str = "", advice: str = "",
             os.replace(temp, target)
         except BaseException as error:
             remove(temp)
-            if isinstance(error, OSError) or is_write_failure(error):
+            unmake(created)
+            if is_write_failure(error):
                 raise write_error(target, error, what, advice) from None
             raise
 
@@ -321,12 +323,9 @@ def check_writable(directory: str | Path, what: str = "", need_bytes: int = 0) -
     if need_bytes > free:
         raise output_write_error(
             f"cannot write {what + ' ' if what else ''}{directory}: it needs about "
-            f"{_megabytes(need_bytes)}, the file system has {_megabytes(free)} free", errno.ENOSPC)
+            f"{need_bytes / 1e6:.1f} MB, the file system has {free / 1e6:.1f} MB free",
+            errno.ENOSPC)
     return directory
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"
 
 
 # -- folders -------------------------------------------------------------------------------
@@ -377,7 +376,7 @@ def atomic_directory(out: str | Path, what: str = "", advice: str = "") -> Itera
     writers' leftovers of ``out`` are removed first. Whether ``out`` may be replaced is the
     caller's decision."""
     out = Path(out)
-    make_parent(out, what)
+    created = make_parent(out, what)
     remove_dead_leftovers(out.parent, out.name)
     staging = temp_path(out)
     with signals_raise():
@@ -392,6 +391,7 @@ def atomic_directory(out: str | Path, what: str = "", advice: str = "") -> Itera
                 fsync_path(out.parent)
         except BaseException as error:
             remove(staging)
-            if isinstance(error, OSError) or is_write_failure(error):
+            unmake(created)
+            if is_write_failure(error):
                 raise write_error(out, error, what, advice) from None
             raise

@@ -32,7 +32,10 @@ def test_blosum_numbers_and_grid_are_unchanged(tmp_path, kind, causal, block_siz
     pooled = result.head_table[result.head_table["kind"] == "pooled"].iloc[0]
     grid = result.grid.astype(np.float64)
     sums, pearson, vig, high, grid_sum, grid_squares = RECORDED[kind, causal, block_size]
-    assert result.totals.sums.sum() == pytest.approx(sums, rel=1e-12)
-    assert pooled["pearson_offdiag"] == pytest.approx(pearson, rel=1e-9)
+    # float32 features: the Performer kernels may order their sums differently (equal to the
+    # references within 1e-5 relative, issue 27); exact attention stays bitwise.
+    tolerance = 1e-12 if kind == "exact" else 1e-6
+    assert result.totals.sums.sum() == pytest.approx(sums, rel=tolerance)
+    assert pooled["pearson_offdiag"] == pytest.approx(pearson, rel=max(tolerance, 1e-9))
     assert (result.totals.vig_counts.sum(), result.totals.vig_high.sum()) == (vig, high)
-    assert (grid.sum(), (grid**2).sum()) == pytest.approx((grid_sum, grid_squares), rel=1e-12)
+    assert (grid.sum(), (grid**2).sum()) == pytest.approx((grid_sum, grid_squares), rel=tolerance)

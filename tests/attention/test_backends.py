@@ -1,4 +1,4 @@
-"""Mode choice (exact | identity | bidirectional | loop | scan | fla), the backend checks at
+"""Kernel choice (the one branch point), the backend checks at
 construction, and the bf16 precision policy."""
 
 import pytest
@@ -8,30 +8,38 @@ from protperf.attention import AttentionConfig, MultiHeadAttention
 from protperf.attention import backends as backends_module
 from protperf.attention.backends import attention_mode, check_backend
 from protperf.attention.ops import causal_fla
-from protperf.attention.ops.features import draw_projection
+from protperf.attention.ops.feature_maps import draw_projection
 from tests.attention.helpers import favor_attention
 from tests.attention.reference import linear_attention_reference, softmax_attention_matrix
 
 
-def mode(kind, causal=True, backend="auto", dtype=torch.float32, segments=False):
+def mode(kind, causal=True, backend="auto", dtype=torch.float32, segments=False, **fields):
+    """The name of the kernel a layer of this config runs on CPU heads."""
     q = torch.zeros(1, 2, 8, 4, dtype=dtype)
     ids = torch.zeros(1, 8, dtype=torch.long) if segments else None
-    return attention_mode(AttentionConfig(kind=kind, backend=backend), causal, q, ids)
+    config = AttentionConfig(kind=kind, backend=backend, **fields)
+    return attention_mode(config, causal, q, ids).__name__
 
 
 def test_modes_on_cpu():
-    assert mode("exact") == "exact" and mode("identity") == "identity"
+    assert mode("exact") == "exact_causal" and mode("exact", causal=False) == "exact"
+    assert mode("identity") == "identity"
     for kind in ("favor_softmax", "favor_relu"):
-        assert mode(kind, causal=False) == "bidirectional"
+        assert mode(kind, causal=False) == "favor_linear"
+        assert mode(kind, causal=False, segments=True) == "favor_bidirectional"
         for backend in ("auto", "torch"):  # auto is torch on CPU tensors
-            assert mode(kind, backend=backend) == "loop"
-            assert mode(kind, backend=backend, dtype=torch.float64) == "loop"
-            assert mode(kind, backend=backend, segments=True) == "scan"
+            assert mode(kind, backend=backend) == "favor_chunked"
+            assert mode(kind, backend=backend, dtype=torch.float64) == "favor_chunked"
+            assert mode(kind, backend=backend, segments=True) == "favor_scan"
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                assert mode(kind, backend=backend) == "scan"
-                assert mode(kind, backend=backend, dtype=torch.float64) == "loop"
+                assert mode(kind, backend=backend) == "favor_scan"
+                assert mode(kind, causal=False, backend=backend) == "favor_bidirectional"
+                assert mode(kind, backend=backend, dtype=torch.float64) == "favor_chunked"
             with torch.autocast("cpu", dtype=torch.float16):  # float16: Performer in float32
-                assert mode(kind, backend=backend) == "loop"
+                assert mode(kind, backend=backend) == "favor_chunked"
+    # estimators the recomputing kernels do not cover keep their features
+    assert mode("favor_softmax", causal=False, feature_type="favorpp") == "favor_bidirectional"
+    assert mode("favor_relu", no_projection=True) == "favor_scan"
 
 
 def test_auto_mode_on_cuda_tensors(monkeypatch):
@@ -40,14 +48,19 @@ def test_auto_mode_on_cuda_tensors(monkeypatch):
     q = torch.empty(1, 2, 8, 4, device="meta")
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
     config = {kind: AttentionConfig(kind=kind) for kind in ("favor_softmax", "favor_relu")}
+
+    def names(*configs):
+        return {attention_mode(c, True, q, None).__name__ for c in configs}
+
     monkeypatch.setattr(backends_module, "fla_available", lambda: False)
-    assert {attention_mode(c, True, q, None) for c in config.values()} == {"scan"}
+    assert names(*config.values()) == {"favor_scan"}
+    assert attention_mode(config["favor_relu"], False, q, None).__name__ == "favor_bidirectional"
     monkeypatch.setattr(backends_module, "fla_available", lambda: True)
     monkeypatch.setattr(backends_module, "gated_backward_problem", lambda device=None: None)
-    assert {attention_mode(c, True, q, None) for c in config.values()} == {"fla"}
+    assert names(*config.values()) == {"favor_fla"}
     monkeypatch.setattr(backends_module, "gated_backward_problem", lambda device=None: "bug")
-    assert attention_mode(config["favor_softmax"], True, q, None) == "scan"
-    assert attention_mode(config["favor_relu"], True, q, None) == "fla"  # no gate
+    assert names(config["favor_softmax"]) == {"favor_scan"}
+    assert names(config["favor_relu"]) == {"favor_fla"}  # no gate
 
 
 def test_fla_backend_without_the_package_fails_at_construction(monkeypatch):

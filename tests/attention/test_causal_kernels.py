@@ -1,4 +1,4 @@
-"""Causal kernels (in-place loop, loop-free scan, the fla mapping) against O(L^2) references:
+"""Causal kernels of kept features (loop-free scan, the fla mapping) against O(L^2) references:
 values and gradients in float64, padding, segments, L not a multiple of the chunk."""
 
 import importlib.metadata
@@ -7,26 +7,20 @@ import importlib.util
 import pytest
 import torch
 
-from protperf.attention.ops import causal_fla, causal_loop
+from protperf.attention.ops import causal_fla
 from protperf.attention.ops.causal_fla import (
     gated_causal_attention_unnormalized,
     gates_from_log_scale,
 )
-from protperf.attention.ops.causal_loop import causal_linear_attention_unnormalized
 from protperf.attention.ops.causal_scan import causal_scan_attention_unnormalized
-from protperf.attention.ops.features import draw_projection
-from protperf.attention.performer import performer_attention
-from tests.attention.helpers import random_features
+from protperf.attention.ops.feature_maps import draw_projection
+from protperf.attention.performer import favor_chunked, favor_fla
+from tests.attention.helpers import performer_config, random_features
 from tests.attention.reference import linear_attention_weights, simple_gla_reference
 
 
 def scan(q, k, v, s, chunk_size, segment_ids=None):
     return causal_scan_attention_unnormalized(q, k, v, s, chunk_size, segment_ids)
-
-
-def loop(q, k, v, s, chunk_size, segment_ids=None):
-    assert segment_ids is None
-    return causal_linear_attention_unnormalized(q, k, v, s, chunk_size)
 
 
 def fla_mapping(q, k, v, s, chunk_size, segment_ids=None):
@@ -35,7 +29,7 @@ def fla_mapping(q, k, v, s, chunk_size, segment_ids=None):
                                                kernel=simple_gla_reference)
 
 
-KERNELS = {"loop": loop, "scan": scan, "fla_mapping": fla_mapping}
+KERNELS = {"scan": scan, "fla_mapping": fla_mapping}
 SEGMENT_KERNELS = {"scan": scan, "fla_mapping": fla_mapping}
 
 
@@ -74,12 +68,6 @@ def test_causal_kernels_match_the_quadratic_reference_and_its_gradients(
     check_values_and_gradients(KERNELS[name], chunk_size, s)
 
 
-@pytest.mark.parametrize("group_bytes", [1, 10**9])  # one head per state group, or all
-def test_loop_kernel_state_groups_change_nothing(group_bytes, monkeypatch):
-    monkeypatch.setattr(causal_loop, "STATE_GROUP_BYTES", group_bytes)
-    check_values_and_gradients(loop, 4, random_features(13, m=5, dv=4)[3])
-
-
 @pytest.mark.parametrize("stabilized", [True, False])
 @pytest.mark.parametrize("chunk_size", [1, 4, 64])
 @pytest.mark.parametrize("name", list(SEGMENT_KERNELS))
@@ -103,7 +91,7 @@ def test_causal_kernels_stay_finite_across_huge_stabilizer_jumps(name):
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["loop", "scan"])
+@pytest.mark.parametrize("name", ["scan"])
 def test_causal_kernel_gradcheck(name):
     q, k, v, s = random_features(10, m=3, dv=2)
     q, k, v = (t[:1, :2].clone().requires_grad_() for t in (q, k, v))
@@ -112,7 +100,7 @@ def test_causal_kernel_gradcheck(name):
     )
 
 
-@pytest.mark.parametrize("name", ["loop", "scan"])
+@pytest.mark.parametrize("name", ["scan"])
 def test_causal_kernels_refuse_a_bad_chunk_size(name):
     q, k, v, s = random_features(4, m=5, dv=4)
     with pytest.raises(ValueError, match="chunk_size must be > 0"):
@@ -162,10 +150,10 @@ def test_fla_path_divides_in_float32_under_bf16_autocast(monkeypatch):
     w = draw_projection("orthogonal", 32, 16, generator=gen).double()
     # values are rounded to bf16 under autocast (the policy); nothing else is
     v_bf16 = v.bfloat16().double()
-    reference = performer_attention(q, k, v_bf16, w, "loop", "softmax", chunk_size=16)
+    config = performer_config("softmax", chunk_size=16)
+    reference = favor_chunked(q, k, v_bf16, w, config)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = performer_attention(q.float(), k.float(), v.float(), w.float(), "fla",
-                                  "softmax", chunk_size=16)
+        out = favor_fla(q.float(), k.float(), v.float(), w.float(), config)
     assert dtypes == {torch.float32} and out.dtype == torch.float32
     torch.testing.assert_close(out.double(), reference, atol=1e-5, rtol=1e-5)
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from protperf.attention.ops.features import (
+from protperf.attention.ops.feature_maps import (
     draw_projection,
     favorpp_parameter,
     iid_gaussian_matrix,

@@ -20,8 +20,7 @@ from protperf.attention import AttentionConfig, MultiHeadAttention
 from protperf.attention.backends import attention_mode
 from protperf.attention.ops.causal_fla import fla_available, gated_backward_problem
 from protperf.attention.ops.exact import exact_attention
-from protperf.attention.ops.features import draw_projection
-from protperf.attention.performer import performer_attention
+from protperf.attention.ops.feature_maps import draw_projection
 
 pytestmark = [
     pytest.mark.gpu,
@@ -72,11 +71,11 @@ def values_and_gradients(q, k, v, w, kernel, causal, backend, dtype, mask=None, 
     inputs; ``dtype`` float32 or bfloat16 autocast otherwise); also the mode it ran."""
     leaves = [t.detach().clone().to(torch.float64 if dtype == torch.float64 else torch.float32)
               .requires_grad_() for t in (q, k, v)]
-    config = AttentionConfig(kind=f"favor_{kernel}", backend=backend)
+    config = AttentionConfig(kind=f"favor_{kernel}", backend=backend, chunk_size=64)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-        mode = attention_mode(config, causal, leaves[0], ids)
-        out = performer_attention(*leaves, w.to(leaves[0].dtype), mode, kernel, 64,
-                                  key_mask=mask, segment_ids=ids)
+        attention = attention_mode(config, causal, leaves[0], ids)
+        mode = attention.__name__
+        out = attention(*leaves, w.to(leaves[0].dtype), config, mask, ids)
     upstream = torch.randn(out.shape, generator=torch.Generator("cuda").manual_seed(2),
                            device="cuda", dtype=torch.float64)
     (out.double() * upstream).sum().backward()
@@ -106,14 +105,14 @@ def check_against_float64(q, k, v, kernel, causal, backend, dtype, mask=None, id
 def test_backend_against_float64(backend, kernel, causal, length, dtype):
     skip_unavailable(backend, kernel, causal)
     mode = check_against_float64(*heads(length), kernel, causal, backend, dtype)
-    expected = {"torch": "scan", "fla": "fla"}.get(backend)
+    expected = {"torch": "favor_scan", "fla": "favor_fla"}.get(backend)
     if not causal:
-        assert mode == "bidirectional"
+        assert mode == "favor_bidirectional"
     elif expected is not None:
         assert mode == expected
     else:  # auto: fla where it imports and can run the backward, else torch's scan
         gated_ok = kernel == "relu" or gated_backward_problem() is None
-        assert mode == ("fla" if fla_available() and gated_ok else "scan")
+        assert mode == ("favor_fla" if fla_available() and gated_ok else "favor_scan")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

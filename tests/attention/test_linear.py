@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from protperf.attention.ops.feature_maps import performer_feature_maps
-from protperf.attention.ops.features import draw_projection
+from protperf.attention.ops.feature_maps import draw_projection, performer_feature_maps
 from tests.attention.helpers import (
     bidirectional_linear_attention,
     causal_linear_attention,

@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from protperf.attention.ops.exact import exact_attention
-from protperf.attention.ops.features import draw_projection
+from protperf.attention.ops.feature_maps import draw_projection
 from protperf.attention.ops.recurrent import (
     empty_kv_cache,
     empty_recurrent_state,
     kv_cache_step,
 )
-from protperf.attention.performer import performer_attention, performer_step
+from protperf.attention.performer import favor_chunked, performer_step
+from tests.attention.helpers import performer_config
 
 # float64 runs agree to rounding
 TOL64 = 1e-9
@@ -30,12 +31,13 @@ def test_recurrent_step_equals_chunked_causal_attention(kernel):
     # running stabilizer (or none) would be off by orders of magnitude or overflow
     q, k, v = _heads(70, 4.0)
     projection = draw_projection("orthogonal", 16, 8, generator=torch.Generator().manual_seed(2))
-    full = performer_attention(q, k, v, projection, "loop", kernel, chunk_size=16)
+    config = performer_config(kernel, chunk_size=16)
+    full = favor_chunked(q, k, v, projection, config)
     state = empty_recurrent_state(2, 3, 16, 8, torch.float64)
     steps = []
     for t in range(70):
         steps.append(performer_step(q[:, :, t : t + 1], k[:, :, t : t + 1],
-                                    v[:, :, t : t + 1], state, projection.double(), kernel))
+                                    v[:, :, t : t + 1], state, projection.double(), config))
         assert state.sums.shape == (2, 3, 16, 9)  # constant-size state
     torch.testing.assert_close(torch.cat(steps, 2), full, rtol=0, atol=TOL64)
 
@@ -47,7 +49,7 @@ def test_recurrent_softmax_keeps_the_running_key_maximum():
     maxima = []
     for t in range(5):
         performer_step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1], state, projection,
-                       "softmax")
+                       performer_config("softmax"))
         maxima.append(state.key_log_scale.clone())
     kt = k * 8 ** -0.25
     logits = kt @ projection.T - 0.5 * (kt * kt).sum(-1, keepdim=True)

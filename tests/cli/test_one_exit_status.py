@@ -17,6 +17,7 @@ from protperf.cli import entries
 from protperf.cli.arguments import check_overrides
 from protperf.cli.runner import argparse_status, run_command
 from protperf.errors import ConfigError
+from protperf.pretrained.sources import NAME_EXAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("train", "evaluate", "analyze", "embed", "score", "generate", "prepare", "import",
@@ -145,9 +146,7 @@ def test_a_missing_checkpoint_is_refused_before_torch(tmp_path):
                              "error: checkpoint gone.ckpt does not exist\n")
     status, err = _probe("import_model", ["gone.pt", "--out", "x.ckpt"], tmp_path, hydra=False)
     assert status == "status=2 lightning=False torch=False", err
-    assert err == ("error: gone.pt does not exist (a Hugging Face repo id such as "
-                   "facebook/esm2_t6_8M_UR50D or a fair-esm name such as esm2_t6_8M_UR50D, "
-                   "or a local path)\n")
+    assert err == (f"error: gone.pt does not exist ({NAME_EXAMPLES}, or a local path)\n")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -34,6 +34,8 @@ def _probe(name: str, args: list[str], cwd):
      "error: unknown config key layer (did you mean layers?)"),
     ("evaluate", ["checkpoints=[a.ckpt]", "split=x", "+finetune.step=1"],
      "error: unknown config key finetune.step (did you mean finetune.steps?)"),
+    ("convert", ["checkpoint=a.ckpt", "output=b.ckpt", "convert.lr=-1"],
+     "error: convert.lr=-1.0 must be positive"),
 ])
 def test_config_error_imports_neither_torch_nor_lightning(name, args, message, tmp_path):
     result, last = _probe(name, [*args, "hydra.run.dir=run"], tmp_path)
@@ -41,7 +43,7 @@ def test_config_error_imports_neither_torch_nor_lightning(name, args, message, t
     assert last == "exit 2 heavy []"
 
 
-@pytest.mark.parametrize("name", ["train", "embed", "score", "generate", "evaluate"])
+@pytest.mark.parametrize("name", ["train", "embed", "score", "generate", "evaluate", "convert"])
 def test_help_imports_neither_torch_nor_lightning(name, tmp_path):
     result, last = _probe(name, ["--help"], tmp_path)
     assert last == "exit 0 heavy []"

@@ -230,3 +230,18 @@ def test_lock_excludes_a_second_holder(tmp_path):
     out = tmp_path / "out"
     with locked(out), open(lock_path(out)) as other, pytest.raises(BlockingIOError):
         fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_during_preparation_removes_its_temporary(tmp_path, plain_sample, workers):
+    out = tmp_path / "out"
+    process = script(str(plain_sample), "--out", str(out), "--workers", workers, *TINY_CHUNKS,
+                     cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob(".out.tmp-*/train/00010.ids.txt")):  # well under way
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM  # exited, after its clean-up
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))

@@ -1,0 +1,267 @@
+"""Causal FAVOR+ (softmax or ReLU) from raw heads, features recomputed in backward (CPU).
+
+    out_i = sum_{j<=i} q'_i.k'_j exp(s_j - s_i) [v_j, 1]   (then numerator / denominator)
+
+with s the causal key stabilizer (``feature_maps.causal_key_stabilizer``; ReLU: s = 0). The
+sequence is cut into chunks of C positions, exact inside a chunk (masked C x C weights), and
+into blocks of N chunks walked by a Python loop that carries one (m, dv + 1) state across
+blocks. Inside a block every product is batched over its chunks, the scan included: with e_n
+the stabilizer at the end of chunk n (e_{-1} the end of the previous block), the chunk
+summaries U_n = sum_{j in n} exp(s_j - e_n) k'_j [v_j, 1]^T and the carried state P,
+
+    S_n = exp(e_{-1} - e_{n-1}) P + sum_{j<n} exp(e_j - e_{n-1}) U_j     (n = 0 .. N)
+
+is one (N + 1) x N matrix product, every factor <= 1 (s non-decreasing); S_N is the next
+block's P, and chunk n reads out_i += exp(e_{n-1} - s_i) q'_i S_n.
+
+Saved for backward: q, k, v, s (B, H, L), the output and normalizer, and the state entering
+each block ((B, H, L / (N C), m, dv + 1)); never an (L, m) feature tensor. The backward
+walks the blocks from the last, recomputing features and the forward states, and carries
+the transposed state R = sum_{i after} exp(e - s_i) q'_i g_i^T back through the same kind
+of matrix product (g: the gradient of [numerator, denominator], as in ``favor_linear.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from protperf.attention.ops.favor_linear import _blocks, _with_ones
+from protperf.attention.ops.feature_autograd import (
+    block_feature_grad,
+    block_features,
+    key_logits,
+    scaled_block,
+)
+from protperf.attention.ops.feature_maps import causal_key_stabilizer
+from protperf.attention.ops.linear import DENOMINATOR_FLOOR
+
+
+def _chunked(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(B, H, n, k) -> (B, H, N, C, k), zero-padded at the end."""
+    pad = -x.shape[2] % chunk
+    if pad:
+        x = F.pad(x, (0, 0, 0, pad))
+    return x.reshape(x.shape[0], x.shape[1], -1, chunk, x.shape[-1])
+
+
+#: fewest positions per block: Python steps over short sequences cost more than their memory
+MIN_BLOCK = 512
+
+
+class _Factors:
+    """The exp factors of one block from its log-scales (None for ReLU: all ones).
+
+    s: (B, H, n) padded to N C by its last value; start: e_{-1} (B, H). Attributes:
+    pair (B, H, N, C, C) exp(s_j - s_i) for j <= i else 0; value (B, H, N, C, 1)
+    exp(s_j - e_n); read (B, H, N, C, 1) exp(e_{n-1} - s_i); scan (B, H, N + 1, N)
+    exp(e_j - ref_r) for j < r else 0 with ref = [e_{-1}, e_0 .. e_{N-1}]; carry
+    (B, H, N + 1, 1) exp(e_{-1} - ref_r); reverse (B, H, N + 1, N) exp(ref_r - ref_n) for
+    n >= r else 0; reverse_carry (B, H, N + 1, 1) exp(ref_r - e_{N-1}).
+    """
+
+    def __init__(self, s: torch.Tensor | None, start: torch.Tensor | None, chunk: int,
+                 num_chunks: int, like: torch.Tensor) -> None:
+        lower = torch.ones(chunk, chunk, dtype=like.dtype, device=like.device).tril()
+        strict = torch.ones(num_chunks + 1, num_chunks, dtype=like.dtype,
+                            device=like.device).tril(-1)
+        if s is None:
+            self.pair, self.scan, self.reverse = lower, strict, 1.0 - strict
+            self.value = self.read = self.carry = self.reverse_carry = None
+            return
+        pad = num_chunks * chunk - s.shape[-1]
+        if pad:
+            s = torch.cat([s, s[..., -1:].expand(*s.shape[:-1], pad)], dim=-1)
+        sc = s.reshape(*s.shape[:-1], num_chunks, chunk)  # (B, H, N, C)
+        end = sc[..., -1]  # (B, H, N)
+        ref = torch.cat([start.unsqueeze(-1), end], dim=-1)  # (B, H, N + 1)
+        tiny = math.log(torch.finfo(s.dtype).tiny)
+        self.pair = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).clamp_(tiny, 0.0).exp_().mul_(lower)
+        self.value = torch.exp(sc - end.unsqueeze(-1)).unsqueeze(-1)
+        self.read = torch.exp(ref[..., :-1, None] - sc).unsqueeze(-1)
+        diff = end.unsqueeze(-2) - ref.unsqueeze(-1)  # e_j - ref_r: (B, H, N + 1, N)
+        self.scan = diff.clamp_(tiny, 0.0).exp_().mul_(strict)
+        back = ref.unsqueeze(-1) - ref[..., :-1].unsqueeze(-2)  # ref_r - ref_n
+        self.reverse = back.clamp_(tiny, 0.0).exp_().mul_(1.0 - strict)
+        self.carry = torch.exp(start.unsqueeze(-1) - ref).unsqueeze(-1)
+        self.reverse_carry = torch.exp(ref - end[..., -1:]).unsqueeze(-1)
+
+
+def _scaled(x: torch.Tensor, factor: torch.Tensor | None) -> torch.Tensor:
+    return x if factor is None else x * factor
+
+
+def _states(summaries: torch.Tensor, carry: torch.Tensor, matrix: torch.Tensor,
+            carry_factor: torch.Tensor | None) -> torch.Tensor:
+    """(B, H, N, m, e) summaries, (B, H, m, e) carry -> (B, H, N + 1, m, e): matrix @ summaries
+    over the chunk axis plus carry_factor * carry."""
+    b, h, n, m, e = summaries.shape
+    out = (matrix @ summaries.reshape(b, h, n, m * e)).view(b, h, -1, m, e)
+    return out.add_(_scaled(carry.unsqueeze(2), None if carry_factor is None
+                            else carry_factor.unsqueeze(-1)))
+
+
+class _FavorChunked(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, projection, kernel, eps, key_mask, chunk, block):
+        b, h, length, d = q.shape
+        m, dv = projection.shape[0], v.shape[-1]
+        scale = d**-0.25
+        if kernel == "softmax" and key_mask is not None:  # needs the first real key ahead
+            per_key = torch.cat([key_logits(scaled_block(k, sl, scale), projection, kernel)[1]
+                                 for sl in _blocks(length, block)], dim=-1)
+            log_scale = causal_key_stabilizer(per_key.unsqueeze(-1), key_mask)
+        else:
+            log_scale = q.new_empty(b, h, length) if kernel == "softmax" else None
+        slices = _blocks(length, block)
+        keep = any(ctx.needs_input_grad[:3])  # no_grad (inference): no states kept
+        carries = q.new_empty(b, h, len(slices) if keep else 1, m, dv + 1)
+        carry, start = carries[:, :, 0].zero_(), None
+        out = v.new_empty(b, h, length, dv)
+        den = v.new_empty(b, h, length, 1)
+        for index, sl in enumerate(slices):
+            if keep:
+                carries[:, :, index] = carry
+            mask = None if key_mask is None else key_mask[:, sl]
+            x = scaled_block(k, sl, scale)
+            logits = key_logits(x, projection, kernel)
+            s = None
+            if kernel == "softmax":  # s of the block, and e_{-1}: s before it (or s_0)
+                before = None if sl.start == 0 else log_scale[:, :, sl.start - 1]
+                if key_mask is None:
+                    s = torch.cummax(logits[1], dim=-1).values
+                    log_scale[:, :, sl] = s if before is None else torch.maximum(
+                        s, before.unsqueeze(-1))
+                s = log_scale[:, :, sl]
+                start = s[..., 0] if before is None else before
+            kf = block_features(x, projection, kernel, eps,
+                                None if s is None else s.unsqueeze(-1), mask, logits)
+            qf = block_features(scaled_block(q, sl, scale), projection, kernel, eps)
+            both, carry = _block_forward(qf, kf, _with_ones(v[:, :, sl]), s, start, carry,
+                                         chunk)
+            den[:, :, sl] = both[..., -1:]
+            torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
+                      out=out[:, :, sl])
+        if keep:
+            ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, out, den, carries)
+        ctx.setup = (kernel, eps, chunk, block)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        q, k, v, projection, key_mask, log_scale, out, den, carries = ctx.saved_tensors
+        kernel, eps, chunk, block = ctx.setup
+        length, d = q.shape[-2:]
+        dv = v.shape[-1]
+        scale = d**-0.25
+        grad_q, grad_k, grad_v = (torch.empty_like(x) for x in (q, k, v))
+        reverse_carry = torch.zeros_like(carries[:, :, 0])
+        slices = _blocks(length, block)
+        for index in range(len(slices) - 1, -1, -1):
+            sl = slices[index]
+            n = sl.stop - sl.start
+            mask = None if key_mask is None else key_mask[:, sl]
+            s = start = None
+            if log_scale is not None:
+                s = log_scale[:, :, sl]
+                start = s[..., 0] if sl.start == 0 else log_scale[:, :, sl.start - 1]
+            xk, xq = scaled_block(k, sl, scale), scaled_block(q, sl, scale)
+            kf = block_features(xk, projection, kernel, eps,
+                                None if s is None else s.unsqueeze(-1), mask)
+            qf = block_features(xq, projection, kernel, eps)
+            g = grad_out[:, :, sl]
+            d_raw = den[:, :, sl]
+            d_clamped = d_raw.clamp_min(DENOMINATOR_FLOOR)
+            grad_den = (g * out[:, :, sl]).sum(-1, keepdim=True).div_(d_clamped).neg_()
+            grad_den.mul_(d_raw >= DENOMINATOR_FLOOR)
+            grad_both = torch.cat([g / d_clamped, grad_den], dim=-1)
+            grad_qf, grad_kf, grad_vb, reverse_carry = _block_backward(
+                qf, kf, _with_ones(v[:, :, sl]), grad_both, s, start, carries[:, :, index],
+                reverse_carry, chunk)
+            grad_v[:, :, sl] = grad_vb[:, :, :n, :dv]
+            grad_q[:, :, sl] = block_feature_grad(grad_qf[:, :, :n], qf, xq, projection,
+                                                  kernel, eps, is_key=False).mul_(scale)
+            grad_k[:, :, sl] = block_feature_grad(grad_kf[:, :, :n], kf, xk, projection,
+                                                  kernel, eps, is_key=True).mul_(scale)
+        return grad_q, grad_k, grad_v, None, None, None, None, None, None
+
+
+def _block_forward(qf, kf, v_aug, s, start, carry, chunk):
+    """One block: features (B, H, n, m), values [v, 1] (B, H, n, e), log-scales s (B, H, n)
+    or None -> (unnormalized output (B, H, n, e), the carry for the next block)."""
+    n = qf.shape[2]
+    qc, kc, vc = _chunked(qf, chunk), _chunked(kf, chunk), _chunked(v_aug, chunk)
+    fac = _Factors(s, start, chunk, qc.shape[2], qc)
+    both = ((qc @ kc.transpose(-2, -1)).mul_(fac.pair)) @ vc  # inside chunks
+    summaries = kc.transpose(-2, -1) @ _scaled(vc, fac.value)  # (B, H, N, m, e)
+    states = _states(summaries, carry, fac.scan, fac.carry)  # (B, H, N + 1, m, e)
+    cross = qc @ states[:, :, :-1]
+    both.add_(_scaled(cross, fac.read))
+    return both.flatten(2, 3)[:, :, :n], states[:, :, -1]
+
+
+def _block_backward(qf, kf, v_aug, grad_both, s, start, carry, reverse_carry, chunk):
+    """Gradients of one block at its features and values (padded to N C rows), and the
+    reverse carry R for the previous block."""
+    qc, kc, vc = _chunked(qf, chunk), _chunked(kf, chunk), _chunked(v_aug, chunk)
+    gc = _chunked(grad_both, chunk)
+    fac = _Factors(s, start, chunk, qc.shape[2], qc)
+    # inside chunks
+    weights = (qc @ kc.transpose(-2, -1)).mul_(fac.pair)
+    grad_weights = (gc @ vc.transpose(-2, -1)).mul_(fac.pair)
+    grad_q = grad_weights @ kc
+    grad_k = grad_weights.transpose(-2, -1) @ qc
+    grad_v = weights.transpose(-2, -1) @ gc
+    del weights, grad_weights
+    # reads of the forward states S_n (rebuilt from the block's carry)
+    v_scaled = _scaled(vc, fac.value)
+    states = _states(kc.transpose(-2, -1) @ v_scaled, carry, fac.scan, fac.carry)
+    g_read = _scaled(gc, fac.read)
+    grad_q.add_(g_read @ states[:, :, :-1].transpose(-2, -1))
+    del states
+    # R_n = sum over later reads: T_n = q'_n^T g_read_n, scanned backwards
+    reads = qc.transpose(-2, -1) @ g_read  # (B, H, N, m, e)
+    reverse = _states(reads, reverse_carry, fac.reverse, fac.reverse_carry)
+    later = reverse[:, :, 1:]  # R(n) for n = 0 .. N-1
+    grad_k.add_(v_scaled @ later.transpose(-2, -1))
+    grad_v.add_(_scaled(kc @ later, fac.value))
+    return (grad_q.flatten(2, 3), grad_k.flatten(2, 3), grad_v.flatten(2, 3),
+            reverse[:, :, 0])
+
+
+def favor_chunked_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    projection: torch.Tensor,
+    kernel: str,
+    eps: float = 1e-3,
+    key_mask: torch.Tensor | None = None,
+    chunk: int = 64,
+    block: int | None = None,
+) -> torch.Tensor:
+    """Normalized causal FAVOR+ of raw heads: q, k (B, H, L, d), v (B, H, L, dv) ->
+    (B, H, L, dv), all float32 or all float64.
+
+    projection: (m, d) fixed random features; kernel ``softmax`` or ``relu``; key_mask (B, L)
+    bool, True = real token; chunk: C; block: positions per Python step (a multiple of C;
+    default about sqrt(L (dv + 1) / 6), at least ``MIN_BLOCK``, which balances the L / block
+    saved states against the block's temporaries). Equals
+    ``normalize(causal_scan_attention_unnormalized(...))`` of the ``feature_maps`` features
+    with causal keys, up to rounding.
+    """
+    if chunk <= 0:
+        raise ValueError(f"chunk_size must be > 0, got {chunk}")
+    if projection.requires_grad:
+        raise ValueError("favor_chunked_attention takes a fixed random projection")
+    if block is None:  # the saved block states (L / n of them) against block temporaries
+        block = max(MIN_BLOCK, int(math.sqrt(q.shape[2] * (v.shape[-1] + 1) / 6)))
+        block = max(chunk, block // chunk * chunk)
+    if block % chunk:
+        raise ValueError(f"block={block} is not a multiple of chunk_size={chunk}")
+    return _FavorChunked.apply(q, k, v, projection.to(q.dtype), kernel, eps, key_mask, chunk,
+                               block)

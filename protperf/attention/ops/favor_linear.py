@@ -1,0 +1,154 @@
+"""Bidirectional FAVOR+ (softmax or ReLU) from raw heads, features recomputed in backward.
+
+    out = D^-1 Q' (K'^T [V, 1]),   D = Q' (K'^T 1)
+
+One autograd function from q, k, v to the normalized output. The forward walks L in blocks:
+key features of a block are formed, added into the (m, dv + 1) state S = K'^T [V, 1] and
+dropped; then every query block reads S. Softmax keys share one stabilizer c per (batch,
+head), the max over real keys of the exponents: the state is kept at the running max of the
+blocks seen so far and rescaled by exp(c_old - c_new) <= 1 when it rises, so the result is
+that of the global max (``feature_maps.global_key_stabilizer``) up to rounding.
+
+Saved for backward: q, k, v, the output and normalizer (L (dv + 1) per head, as exact
+attention's output and log-sum-exp), S and c; never an (L, m) feature tensor. The backward
+makes two block passes: queries (recomputed q', dq' = g S^T, dS += q'^T g) and keys
+(recomputed k', dk' = [v, 1] dS^T, dv = k' dS), with g the gradient of [numerator,
+denominator]:
+
+    g = [G / D, -(G . out) / D]      (D clamped at ``DENOMINATOR_FLOOR``, as ``normalize``).
+
+Time O(L m (d + dv)); memory O(L (d + dv) + block m) per head. Under no_grad (embedding,
+scoring) only one block of features exists at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from protperf.attention.ops.feature_autograd import (
+    block_feature_grad,
+    block_features,
+    key_logits,
+    scaled_block,
+)
+from protperf.attention.ops.linear import DENOMINATOR_FLOOR
+
+#: bytes of one block's (B, H, n, m) features: the block length n follows from it
+BLOCK_BYTES = 2**20
+#: fewest positions per block (Python steps over short sequences cost more than their memory)
+MIN_ROWS = 128
+
+
+def block_length(shape: tuple[int, ...], num_features: int, itemsize: int,
+                 multiple: int = 1) -> int:
+    """Positions per block for heads of ``shape`` (B, H, L, d): features within
+    ``BLOCK_BYTES`` but at least ``MIN_ROWS`` positions, a multiple of ``multiple``."""
+    b, h = shape[0], shape[1]
+    rows = max(MIN_ROWS, BLOCK_BYTES // max(1, b * h * num_features * itemsize))
+    return max(multiple, rows // multiple * multiple)
+
+
+def _blocks(length: int, size: int):
+    return [slice(start, min(start + size, length)) for start in range(0, length, size)]
+
+
+def _with_ones(v: torch.Tensor) -> torch.Tensor:
+    return torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
+
+
+class _FavorLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, projection, kernel, eps, key_mask, block):
+        b, h, length, d = q.shape
+        m, dv = projection.shape[0], v.shape[-1]
+        scale = d**-0.25
+        state = q.new_zeros(b, h, m, dv + 1)
+        shift = None  # softmax: the running key stabilizer (B, H, 1, 1)
+        for sl in _blocks(length, block):
+            mask = None if key_mask is None else key_mask[:, sl]
+            x = scaled_block(k, sl, scale)
+            logits = key_logits(x, projection, kernel)
+            if kernel == "softmax":
+                per_key = logits[1] if mask is None else logits[1].masked_fill(
+                    ~mask[:, None, :], float("-inf"))
+                seen = per_key.amax(dim=-1)[..., None, None]
+                new = seen if shift is None else torch.maximum(shift, seen)
+                new = torch.where(torch.isfinite(new), new, torch.zeros_like(new))
+                if shift is not None:
+                    state.mul_(torch.exp(shift - new))
+                shift = new
+            features = block_features(x, projection, kernel, eps, shift, mask, logits)
+            state.add_(features.transpose(-2, -1) @ _with_ones(v[:, :, sl]))
+        out = v.new_empty(b, h, length, dv)
+        den = v.new_empty(b, h, length, 1)
+        for sl in _blocks(length, block):
+            features = block_features(scaled_block(q, sl, scale), projection, kernel, eps)
+            both = features @ state
+            den[:, :, sl] = both[..., -1:]
+            torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
+                      out=out[:, :, sl])
+        ctx.save_for_backward(q, k, v, projection, key_mask, state, shift, out, den)
+        ctx.setup = (kernel, eps, block)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        q, k, v, projection, key_mask, state, shift, out, den = ctx.saved_tensors
+        kernel, eps, block = ctx.setup
+        length, d = q.shape[-2:]
+        dv = v.shape[-1]
+        scale = d**-0.25
+        grad_q, grad_k, grad_v = (torch.empty_like(x) for x in (q, k, v))
+        grad_state = torch.zeros_like(state)
+        values_t, ones_t = state[..., :dv].transpose(-2, -1), state[..., -1].unsqueeze(-2)
+        for sl in _blocks(length, block):
+            x = scaled_block(q, sl, scale)
+            features = block_features(x, projection, kernel, eps)
+            g = grad_out[:, :, sl]
+            d_raw = den[:, :, sl]
+            d_clamped = d_raw.clamp_min(DENOMINATOR_FLOOR)
+            grad_den = (g * out[:, :, sl]).sum(-1, keepdim=True).div_(d_clamped).neg_()
+            grad_den.mul_(d_raw >= DENOMINATOR_FLOOR)
+            grad_num = g / d_clamped
+            grad_state.add_(features.transpose(-2, -1) @ torch.cat([grad_num, grad_den], -1))
+            # [grad_num, grad_den] S^T as a product of inner dim dv (not dv + 1) + rank one
+            grad_features = (grad_num @ values_t).addcmul_(grad_den, ones_t)
+            grad_q[:, :, sl] = block_feature_grad(grad_features, features, x, projection,
+                                                  kernel, eps, is_key=False).mul_(scale)
+        grad_values_t = grad_state[..., :dv].transpose(-2, -1)  # (B, H, dv, m)
+        grad_ones = grad_state[..., -1].unsqueeze(-2)  # (B, H, 1, m)
+        for sl in _blocks(length, block):
+            mask = None if key_mask is None else key_mask[:, sl]
+            x = scaled_block(k, sl, scale)
+            features = block_features(x, projection, kernel, eps, shift, mask)
+            torch.matmul(features, grad_state[..., :dv], out=grad_v[:, :, sl])
+            grad_features = (v[:, :, sl] @ grad_values_t).add_(grad_ones)
+            grad_k[:, :, sl] = block_feature_grad(grad_features, features, x, projection,
+                                                  kernel, eps, is_key=True).mul_(scale)
+        return grad_q, grad_k, grad_v, None, None, None, None, None
+
+
+def favor_linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    projection: torch.Tensor,
+    kernel: str,
+    eps: float = 1e-3,
+    key_mask: torch.Tensor | None = None,
+    block: int | None = None,
+) -> torch.Tensor:
+    """Normalized bidirectional FAVOR+ of raw heads: q, k (B, H, L, d), v (B, H, L, dv) ->
+    (B, H, L, dv), all float32 or all float64.
+
+    projection: (m, d) fixed random features; kernel ``softmax`` or ``relu`` (relu(x W^T) +
+    eps); key_mask (B, L) bool, True = real token; block: positions per block (default:
+    ``block_length``). Queries and keys are scaled by d^-1/4 inside. Equals
+    ``normalize(bidirectional_unnormalized(...))`` of the ``feature_maps`` features.
+    """
+    if projection.requires_grad:
+        raise ValueError("favor_linear_attention takes a fixed random projection")
+    block = block or block_length(q.shape, projection.shape[0], q.element_size())
+    return _FavorLinear.apply(q, k, v, projection.to(q.dtype), kernel, eps, key_mask, block)
