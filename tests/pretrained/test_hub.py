@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from protperf.app.import_model import main
 from protperf.checkpoint.module import load_module
+from protperf.cli.runner import argparse_status
 from protperf.pretrained import convert
 from tests.pretrained.conftest import MAIN, REPO_ID
 from tests.pretrained.test_bad_input import run_import
@@ -32,7 +32,7 @@ def same_weights(a, b) -> None:
 
 def test_a_repo_id_imports_the_cached_snapshot(caches, hf_esm_dirs, tmp_path):
     out = tmp_path / "esm.ckpt"
-    assert main([REPO_ID, "--out", str(out)]) == 0
+    assert argparse_status("protperf.app.import_model", [REPO_ID, "--out", str(out)]) == 0
     by_name = convert(REPO_ID)
     same_weights(by_name, convert(hf_esm_dirs["safetensors"]))
     assert by_name.kind == "hf-esm" and by_name.source == REPO_ID
