@@ -50,7 +50,7 @@ def test_no_records_from_the_script(fasta, tmp_path):
                              str(path), "--out", str(tmp_path / "out")], env=env,
                             capture_output=True, text=True)
     assert (result.returncode, result.stdout, result.stderr) == (
-        1, "", f"error: no records in {path}\n")
+        2, "", f"error: no records in {path}\n")
 
 
 def test_nucleotide_like_is_exact_per_record():
