@@ -74,7 +74,7 @@ def test_benchmark_cell_in_process(tmp_path):
     threads = torch.get_num_threads()
     try:
         for method in ("exact", "favor_relu"):
-            benchmark.measure(str(directory), method, 300, 1, 0, None, rows)
+            benchmark.measure(str(directory), method, 300, 1, 0, rows)
     finally:
         torch.set_num_threads(threads)
     assert [row["status"] for row in rows] == ["ok", "ok"]
