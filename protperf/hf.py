@@ -8,7 +8,7 @@ attention implementation :data:`ATTN_IMPLEMENTATION` and holds the FAVOR+ settin
 module registers, with transformers:
 
 - the attention function (``AttentionInterface``): FAVOR+ softmax or ReLU attention computed by
-  :func:`protperf.attention.performer.performer_attention`, the code protperf itself runs;
+  :func:`protperf.attention.backends.attention_mode`'s kernel, the code protperf itself runs;
 - its mask function (``AttentionMaskInterface``): the key-padding mask, which is all linear
   attention needs (no L x L mask is built);
 - a module-registration hook that gives each ``EsmSelfAttention`` / ``BertSelfAttention`` of a
@@ -87,7 +87,7 @@ def favor_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     """transformers' attention interface: query, key, value (B, H, L, Dh) -> output
     (B, L, H, Dh) and no attention weights. Bidirectional FAVOR+ as protperf computes it;
     padding positions output zeros, as in protperf."""
-    from protperf.attention.performer import performer_attention
+    from protperf.attention.backends import attention_mode
 
     attention = performer_settings(module.config)
     if getattr(module, "is_causal", False) or getattr(module.config, "is_decoder", False):
@@ -98,10 +98,8 @@ def favor_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     query = query * (scaling * head_dim ** 0.5)  # protperf's raw (rotated) query
     projection = getattr(module, FEATURE_BUFFER) if uses_projection(attention) else None
     key_mask = key_padding(attention_mask, key.shape[-2])
-    out = performer_attention(
-        query, key, value, projection, "bidirectional", attention.feature_kernel,
-        relu_eps=attention.relu_eps, favorpp=attention.feature_type == "favorpp",
-        key_mask=key_mask)
+    kernel = attention_mode(attention, False, query, None)  # the layer's own branch point
+    out = kernel(query, key, value, projection, attention, key_mask, None)
     if key_mask is not None:
         out = out * key_mask[:, None, :, None].to(out.dtype)
     return out.transpose(1, 2).contiguous(), None

@@ -65,7 +65,10 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
 
 def favor_linear(q: Heads, k: Heads, v: Heads, projection: torch.Tensor,
                  config: AttentionConfig, key_mask=None, segment_ids=None) -> torch.Tensor:
-    """Bidirectional FAVOR+, features recomputed in backward (no segments)."""
+    """Bidirectional FAVOR+, features recomputed in backward (no segments). A projection that
+    trains (attention transfer's ``qk_features``) takes the feature-keeping kernel."""
+    if projection.requires_grad:
+        return favor_bidirectional(q, k, v, projection, config, key_mask, segment_ids)
     work = _work_dtype(v)
     with torch.autocast(device_type=v.device.type, enabled=False):
         out = favor_linear_attention(q.to(work), k.to(work), v.to(work), projection,
@@ -76,7 +79,9 @@ def favor_linear(q: Heads, k: Heads, v: Heads, projection: torch.Tensor,
 def favor_chunked(q: Heads, k: Heads, v: Heads, projection: torch.Tensor,
                   config: AttentionConfig, key_mask=None, segment_ids=None) -> torch.Tensor:
     """Causal FAVOR+, features recomputed in backward, blocks of batched chunks (no
-    segments)."""
+    segments). A projection that trains takes the feature-keeping scan."""
+    if projection.requires_grad:
+        return favor_scan(q, k, v, projection, config, key_mask, segment_ids)
     work = _work_dtype(v)
     with torch.autocast(device_type=v.device.type, enabled=False):
         out = favor_chunked_attention(q.to(work), k.to(work), v.to(work), projection,

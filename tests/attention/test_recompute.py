@@ -143,3 +143,19 @@ def test_recomputing_kernels_refuse_bad_arguments():
         favor_chunked_attention(q, k, v, w, "softmax", chunk=0)
     with pytest.raises(ValueError, match="fixed random projection"):
         favor_linear_attention(q, k, v, w.clone().requires_grad_(), "relu")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_trained_projection_takes_the_feature_keeping_kernel(causal):
+    """Attention transfer may train the projection (``qk_features``): the recomputing kernels
+    refuse it, so the layer's kernel hands it to the feature-keeping one, gradient included."""
+    from protperf.attention.performer import favor_chunked, favor_linear
+
+    q, k, v = heads()
+    w = projection().requires_grad_(True)
+    config = performer_config("softmax")
+    kernel, keeping = (favor_chunked, favor_scan) if causal else (favor_linear, favor_bidirectional)
+    out = kernel(q, k, v, w, config)
+    torch.testing.assert_close(out, keeping(q, k, v, w, config), rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
