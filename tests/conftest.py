@@ -56,3 +56,13 @@ def _signal_handlers_left_as_found():
     for signum, handler in before.items():
         if signal.getsignal(signum) is not handler and handler is not None:
             signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True)
+def _no_hydra_run_left_behind():
+    """A command run in-process leaves Hydra's run config set; the next test of the same worker
+    would then look like a Hydra run (``protperf.cli.typed`` reads its overrides)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    yield
+    HydraConfig.instance().cfg = None
