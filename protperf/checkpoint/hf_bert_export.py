@@ -22,7 +22,7 @@ import torch
 
 from protperf import __version__
 from protperf.checkpoint.export_dir import EXPORT_MARK
-from protperf.checkpoint.hf_export import HfFamily, attention_incompatibilities
+from protperf.checkpoint.hf_export import HfFamily, architecture_mismatches
 from protperf.checkpoint.layouts import BERT_LAYOUT
 from protperf.data.alphabet import ALPHABET
 from protperf.errors import require
@@ -36,24 +36,15 @@ BERT_SPECIALS = {"<pad>": "[PAD]", "<mask>": "[MASK]", "<cls>": "[CLS]", "<eos>"
 def bert_incompatibilities(model: ModelConfig, task: TaskConfig, as_exact: bool = False
                            ) -> list[str]:
     """Why a model cannot be written as ``BertForMaskedLM``, one reason per config key."""
-    problems = []
-    if task.objective != "mlm":
-        problems.append(f"task.objective={task.objective!r} (BertForMaskedLM is a masked LM)")
-    if model.position != "learned":
-        problems.append(f"model.position={model.position!r} (BERT learns absolute positions)")
-    if model.norm_placement != "post":
-        problems.append(f"model.norm_placement={model.norm_placement!r} (BERT is "
-                        "post-LayerNorm)")
-    if not model.embedding_norm:
-        problems.append("model.embedding_norm=False (BERT normalizes its embeddings)")
-    if model.final_norm:
-        problems.append("model.final_norm=True (BERT has no final LayerNorm)")
-    if not model.lm_head_transform:
-        problems.append("model.lm_head_transform=False (BERT's LM head has a dense + GELU + "
-                        "LayerNorm transform)")
-    if model.token_dropout:
-        problems.append("model.token_dropout=True (BERT has no token dropout)")
-    return problems + attention_incompatibilities(model, as_exact)
+    return architecture_mismatches(model, task, as_exact, "BertForMaskedLM", [
+        ("position", "learned", "BERT learns absolute positions"),
+        ("norm_placement", "post", "BERT is post-LayerNorm"),
+        ("embedding_norm", True, "BERT normalizes its embeddings"),
+        ("final_norm", False, "BERT has no final LayerNorm"),
+        ("lm_head_transform", True,
+         "BERT's LM head has a dense + GELU + LayerNorm transform"),
+        ("token_dropout", False, "BERT has no token dropout"),
+    ])
 
 
 def bert_config(model: ModelConfig):

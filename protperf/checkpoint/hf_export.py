@@ -64,20 +64,26 @@ def esm_incompatibilities(
     model: ModelConfig, task: TaskConfig, as_exact: bool = False
 ) -> list[str]:
     """Why a model cannot be written as ``EsmForMaskedLM``, one reason per config key."""
+    return architecture_mismatches(model, task, as_exact, "EsmForMaskedLM", [
+        ("position", "rotary", "ESM-2 uses rotary positions"),
+        ("norm_placement", "pre", "ESM-2 is pre-LayerNorm"),
+        ("final_norm", True, "ESM-2 ends in a LayerNorm"),
+        ("lm_head_transform", True,
+         "ESM-2's LM head has a dense + GELU + LayerNorm transform"),
+        ("token_type_vector", False, "ESM-2 has no token-type vector"),
+    ])
+
+
+def architecture_mismatches(model: ModelConfig, task: TaskConfig, as_exact: bool,
+                            class_name: str, wanted: list[tuple[str, object, str]]) -> list[str]:
+    """One reason per ``model.<key>`` whose value is not the ``wanted`` one (key, value, why),
+    after the masked-LM objective, before the attention's."""
     problems = []
     if task.objective != "mlm":
-        problems.append(f"task.objective={task.objective!r} (EsmForMaskedLM is a masked LM)")
-    if model.position != "rotary":
-        problems.append(f"model.position={model.position!r} (ESM-2 uses rotary positions)")
-    if model.norm_placement != "pre":
-        problems.append(f"model.norm_placement={model.norm_placement!r} (ESM-2 is pre-LayerNorm)")
-    if not model.final_norm:
-        problems.append("model.final_norm=False (ESM-2 ends in a LayerNorm)")
-    if not model.lm_head_transform:
-        problems.append("model.lm_head_transform=False (ESM-2's LM head has a dense + GELU + "
-                        "LayerNorm transform)")
-    if model.token_type_vector:
-        problems.append("model.token_type_vector=True (ESM-2 has no token-type vector)")
+        problems.append(f"task.objective={task.objective!r} ({class_name} is a masked LM)")
+    for key, value, why in wanted:
+        if getattr(model, key) != value:
+            problems.append(f"model.{key}={getattr(model, key)!r} ({why})")
     return problems + attention_incompatibilities(model, as_exact)
 
 
