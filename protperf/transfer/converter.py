@@ -39,6 +39,7 @@ from protperf.transfer.checks import (
     lacking_letters,
     read_source,
 )
+from protperf.transfer.finetune import freeze_feature_projections
 from protperf.transfer.module import ConversionModule, Score
 from protperf.transfer.settings import (
     DEFAULT_ATTENTION,
@@ -192,6 +193,7 @@ def convert(
     if module.latest is None or module.latest.step != steps:  # score the final step too
         trainer.validate(module, datamodule=datamodule, verbose=False)
     module.load_best()
+    freeze_feature_projections(module.model)
     result = ConversionResult(str(plan.output), steps, module.exact, module.zero_shot,
                               module.best, plan.settings.target_recovery, module.target_reached)
     if trainer.is_global_zero:

@@ -20,7 +20,9 @@ decides *where* a head looks; values and output projection say *what* it copies 
 teacher's); ``headmap``, an identity-initialised d x d map per head in front of the features
 (:mod:`protperf.transfer.headmap`, folded into W_q / W_k afterwards, so the converted model
 stays an ordinary checkpoint); ``qk_features``, q/k and the random feature projection itself
-(kept by the checkpoint as its ``feature_projection`` buffer); or ``all``.
+(a learned feature map after Hedgehog; it trains as a parameter, so DDP averages its gradient,
+and :func:`freeze_feature_projections` turns it back into the ``feature_projection`` buffer the
+checkpoint keeps); or ``all``.
 
 The LM polish (:func:`mlm_loss`) is the source's own token loss on labelled batches.
 """
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from protperf.attention.layer import FEATURE_BUFFER
 from protperf.model.loss import token_loss_and_accuracy
 from protperf.model.transformer import ProteinLanguageModel
 from protperf.transfer.conversion import attention_io
@@ -41,7 +45,8 @@ TRAINABLE = ("all", "qk", "qk_features", "headmap")
 def trainable_parameters(model: ProteinLanguageModel, which: str) -> list[torch.Tensor]:
     """The tensors that train (``requires_grad`` is left to the caller): ``all`` parameters;
     ``qk``: the weights and biases of every query and key projection; ``qk_features``: those
-    and every Performer's feature projection (a buffer, saved in the checkpoint as it is);
+    and every Performer's feature projection (made a parameter in place by
+    :func:`train_feature_projections`; :func:`freeze_feature_projections` undoes it);
     ``headmap``: identity per-head maps added in front of the features (in place, see
     :mod:`protperf.transfer.headmap`; :func:`fold_head_maps` writes them into W_q / W_k)."""
     if which not in TRAINABLE:
@@ -53,9 +58,32 @@ def trainable_parameters(model: ProteinLanguageModel, which: str) -> list[torch.
     tensors = [p for attn in model.attention_modules()
                for p in (*attn.q_proj.parameters(), *attn.k_proj.parameters())]
     if which == "qk_features":
-        tensors += [attn.random_projection for attn in model.attention_modules()
-                    if attn.random_projection is not None]
+        tensors += train_feature_projections(model)
     return tensors
+
+
+def train_feature_projections(model: ProteinLanguageModel) -> list[nn.Parameter]:
+    """Turn every Performer layer's (m, head_dim) ``feature_projection`` buffer into a
+    parameter of the same name (same state-dict key, same values) and return them: a
+    parameter's gradient is averaged by DDP and its value is not overwritten by the buffer
+    broadcast, so every rank trains the same features."""
+    parameters = []
+    for attn in model.attention_modules():
+        if FEATURE_BUFFER in attn._buffers:
+            parameter = nn.Parameter(attn._buffers.pop(FEATURE_BUFFER))
+            attn.register_parameter(FEATURE_BUFFER, parameter)
+        if isinstance(getattr(attn, FEATURE_BUFFER, None), nn.Parameter):
+            parameters.append(getattr(attn, FEATURE_BUFFER))
+    return parameters
+
+
+def freeze_feature_projections(model: ProteinLanguageModel) -> None:
+    """Undo :func:`train_feature_projections`: the trained values become the
+    ``feature_projection`` buffers again (no gradient), as every Performer checkpoint has."""
+    for attn in model.attention_modules():
+        if FEATURE_BUFFER in attn._parameters:
+            value = attn._parameters.pop(FEATURE_BUFFER).detach()
+            attn.register_buffer(FEATURE_BUFFER, value)
 
 
 def attention_transfer_loss(

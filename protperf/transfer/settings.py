@@ -12,7 +12,7 @@ from typing import Any
 from protperf.errors import ConfigError, config_key
 
 SCHEDULES = ("constant", "cosine", "linear")
-TRAINABLE = ("qk", "all")
+TRAINABLE = ("qk", "qk_features", "all")
 PERFORMER_KINDS = ("favor_softmax", "favor_relu")
 
 #: The attention a conversion gives when none is typed (``model.attention.*``).
@@ -34,7 +34,9 @@ class ConvertSettings:
     """How the Performer learns from its exact teacher (``convert.*``).
 
     trainable: ``qk`` (the query and key projections: all that decides where a head looks;
-        values, output projections and every other weight stay the source's) or ``all``.
+        values, output projections and every other weight stay the source's),
+        ``qk_features`` (those and each layer's (m, head_dim) feature projection: a learned
+        feature map, saved as the checkpoint's ``feature_projection``) or ``all``.
     lr: AdamW's peak learning rate (no weight decay), reached after ``warmup_steps`` linear
         steps, then ``schedule`` (``constant``, or ``cosine`` / ``linear`` decay to
         ``min_lr_ratio * lr`` at ``trainer.max_steps``).

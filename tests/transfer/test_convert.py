@@ -119,3 +119,30 @@ def test_a_stop_signal_writes_no_output_and_the_run_resumes(exact_sources, tmp_p
                      trainer={**QUICK, "max_steps": 4}, ckpt_path=str(resume.path))
     assert not result.stopped and result.steps == 4 and out.is_file()
     assert result.exact is not None and result.zero_shot is not None  # kept in last.ckpt
+
+
+def test_qk_features_writes_the_trained_projection_as_an_ordinary_buffer(exact_sources,
+                                                                           tmp_path):
+    import lightning.pytorch as pl
+
+    key = "blocks.0.attn.feature_projection"
+    seen = {}
+
+    class Capture(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["drawn"] = pl_module.model.state_dict()[key].clone()
+
+        def on_train_end(self, trainer, pl_module):
+            parameters = dict(pl_module.model.named_parameters())
+            seen["trained"] = parameters[key].detach().clone()  # a parameter while training
+            seen["best"] = pl_module.best_state[key].clone()
+
+    out = tmp_path / "learned.ckpt"
+    settings = ConvertSettings(warmup_steps=1, trainable="qk_features", target_recovery=None)
+    convert(exact_sources["mlm"], out, DATA, {"kind": "favor_relu", "num_features": 8},
+            settings, trainer={**QUICK, "callbacks": [Capture()]})
+    assert not torch.equal(seen["trained"], seen["drawn"])  # the features trained
+    model = load_model(out)
+    assert key in dict(model.named_buffers()) and not model.state_dict()[key].requires_grad
+    torch.testing.assert_close(model.state_dict()[key], seen["best"], rtol=0, atol=0)
+    assert read_checkpoint(out)[CONVERT_KEY]["settings"]["trainable"] == "qk_features"

@@ -11,7 +11,9 @@ from protperf.transfer.conversion import with_attention
 from protperf.transfer.evaluation import masked_batches
 from protperf.transfer.finetune import (
     attention_transfer_loss,
+    freeze_feature_projections,
     logit_distillation_loss,
+    train_feature_projections,
     trainable_parameters,
 )
 from protperf.transfer.headmap import add_head_maps, fold_head_maps, has_head_maps
@@ -67,17 +69,25 @@ def test_headmap_recipe_trains_only_the_maps_and_leaves_a_plain_checkpoint():
     assert {n for n in qk if n.endswith("weight")} <= moved <= qk  # (zero biases stay zero)
 
 
-def test_qk_features_trains_the_feature_projection_too():
+def test_qk_features_trains_the_feature_projection_as_a_parameter_then_gives_a_buffer_back():
     teacher = tiny_exact_model()
     student = performer(teacher)
+    keys = list(student.state_dict())
     drawn = [a.feature_projection.clone() for a in student.attention_modules()]
     tensors = trainable_parameters(student, "qk_features")
     assert len(tensors) == 2 * 4 + 2
+    names = {n for n, _ in student.named_parameters()}
+    assert {f"blocks.{i}.attn.feature_projection" for i in range(2)} <= names  # DDP averages it
+    assert sorted(student.state_dict()) == sorted(keys)  # same checkpoint keys while training
+    assert train_feature_projections(student) == tensors[-2:]  # idempotent
     train(student, lambda b: attention_transfer_loss(student, teacher, b), SEQUENCES,
           "qk_features", steps=5)
+    freeze_feature_projections(student)
     for attn, before in zip(student.attention_modules(), drawn, strict=True):
+        assert "feature_projection" in dict(attn.named_buffers())
         assert not torch.equal(attn.feature_projection, before)
         assert not attn.feature_projection.requires_grad
+    assert list(student.state_dict()) == keys
 
 
 def test_logit_term_is_the_kl_to_the_teacher_and_zero_for_an_exact_copy():
