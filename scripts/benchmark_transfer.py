@@ -83,8 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=BENCHMARK_DIR,
                         help="where transfer.csv and the generated README.md are")
     parser.add_argument("--tmp-dir", type=Path, default=None,
-                        help="where AntiBERTy is imported and conversions are written "
-                             "(default: a temporary directory)")
+                        help="a folder (made if missing) for a temporary folder where AntiBERTy is "
+                             "imported and conversions are written (default: the system's)")
     return parser.parse_args(argv)
 
 
@@ -102,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         convert_features=tuple(args.convert_features), steps=args.steps,
         eval_steps=tuple(args.eval_steps), batch_size=args.batch_size, settings=settings)
     stamp = provenance(argv, threads=args.threads)
+    for folder in (args.tmp_dir, args.keep_dir):
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                print(f"error: cannot make {folder}: {error.strerror}", file=sys.stderr)
+                return 2
     with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
         try:
             settings.validate()

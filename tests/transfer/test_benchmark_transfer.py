@@ -54,7 +54,9 @@ def test_script_appends_zero_shot_and_convert_curve_rows_to_transfer_csv(
             "--convert-kinds", "favor_relu", "--convert-features", "16", "--steps", "2",
             "--eval-steps", "0", "2", "--batch-size", "2", "--schedule", "cosine"]
     out = tmp_path / "out"
-    assert script_main()([*args, "--out-dir", str(out), "--tmp-dir", str(tmp_path)]) == 0
+    scratch = tmp_path / "not" / "yet"  # made by the script
+    assert script_main()([*args, "--out-dir", str(out), "--tmp-dir", str(scratch)]) == 0
+    assert scratch.is_dir() and list(scratch.iterdir()) == []
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "transfer.csv"]
     table = pd.read_csv(out / "transfer.csv", keep_default_na=False)
     assert list(table.columns[-len(PROVENANCE):]) == list(PROVENANCE)
@@ -92,6 +94,15 @@ def test_script_without_the_extra_says_so_in_one_line(monkeypatch, tmp_path, cap
     error = capsys.readouterr().err
     assert error == f"error: {antiberty.MISSING}\n"
     assert list(tmp_path.iterdir()) == []  # no CSV, no README, no import left behind
+
+
+def test_a_tmp_dir_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert script_main()(["--out-dir", str(tmp_path / "out"),
+                          "--tmp-dir", str(tmp_path / "file" / "tmp")]) == 2
+    assert capsys.readouterr().err == (f"error: cannot make {tmp_path / 'file' / 'tmp'}: "
+                                       "Not a directory\n")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
