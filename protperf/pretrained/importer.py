@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from protperf.checkpoint.imported import ImportedModel
 from protperf.checkpoint.writer import write_imported
 from protperf.errors import PretrainedSourceError
-from protperf.model.compat import ARCHITECTURE_KEYS
-from protperf.model.config import ModelConfig
 from protperf.pretrained.bert import import_bert
 from protperf.pretrained.esm import import_fair_esm, import_hf_esm
 from protperf.pretrained.hf import read_config
@@ -76,19 +74,7 @@ def import_pretrained(source: str | Path, out: str | Path, overwrite: bool = Fal
     if imported.ignored:
         log.info("source tensors not imported (not part of the masked LM): %s",
                  ", ".join(imported.ignored))
-    log.info("fine-tune with: protperf-train init_from=%s %s", out,
-             " ".join(train_overrides(imported.config)))
+    log.info("as a Performer: protperf-convert checkpoint=%s output=PERFORMER.ckpt "
+             "data.path=YOUR.fasta", out)
+    log.info("fine-tune with: protperf-train init_from=%s", out)
     return imported
-
-
-def train_overrides(config: ModelConfig) -> list[str]:
-    """The ``model.*`` overrides ``protperf-train init_from=`` needs for this architecture:
-    every key that must match the checkpoint's (whatever the model group's YAML says), its
-    dropout, exact attention (change it to train as a Performer)."""
-    keys = [f.name for f in fields(ModelConfig) if f.name in ARCHITECTURE_KEYS]
-    overrides = [f"model.{k}={_value(getattr(config, k))}" for k in keys]
-    return [*overrides, f"model.dropout={config.dropout}", "model.attention.kind=exact"]
-
-
-def _value(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -13,15 +13,16 @@ from protperf.analysis.pipeline import analyze_model, analyzed_model
 from protperf.app.embed import embed
 from protperf.app.evaluate import evaluate
 from protperf.app.score import score
+from protperf.checkpoint.load import read_checkpoint
 from protperf.checkpoint.module import load_module
+from protperf.cli import entries
 from protperf.cli.compose import compose_config
 from protperf.cli.registry import load_config
 from protperf.inference.embed_io import load_means
 from protperf.pretrained import import_pretrained
-from protperf.pretrained.importer import train_overrides
-from protperf.training import train
-from tests.model.conftest import compose_evaluate, compose_train
+from tests.model.conftest import compose_evaluate
 from tests.pretrained.conftest import PROTEINS
+from tests.transfer.conftest import run_command
 
 PERFORMER = ["model.attention.kind=favor_softmax", "model.attention.num_features=32"]
 
@@ -71,12 +72,28 @@ def test_evaluate_as_performer(imported, tmp_path):
 
 
 @pytest.mark.parametrize("source", ["esm", "bert"])
-def test_train_init_from_with_the_printed_overrides(imported, source, tmp_path):
+def test_the_printed_fine_tune_line_runs_on_the_checkpoint_architecture(
+        imported, source, tmp_path, monkeypatch, capsys, caplog):
+    """The import's last line, ``protperf-train init_from=OUT``, as typed: no model keys, the
+    architecture comes from the checkpoint (plus the Performer keys a user adds)."""
     path, result = imported[source]
-    overrides = [o for o in train_overrides(result.config) if "attention.kind" not in o]
-    summary = train(compose_train([*overrides, *PERFORMER, f"init_from={path}"],
-                                  output_dir=tmp_path))  # after the tiny run's model.* keys
-    assert summary["attention"] == "favor_softmax" and summary["step"] == 3
+    with caplog.at_level("INFO", logger="protperf.pretrained.importer"):
+        import_pretrained(result.source, tmp_path / "again.ckpt")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[-1] == f"fine-tune with: protperf-train init_from={tmp_path / 'again.ckpt'}"
+    assert lines[-2] == (f"as a Performer: protperf-convert checkpoint={tmp_path / 'again.ckpt'}"
+                         " output=PERFORMER.ckpt data.path=YOUR.fasta")
+    quiet = ["data.max_length=32", "data.batch_size=4", "data.num_workers=0",
+             "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
+             "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+             "trainer.enable_model_summary=false", "hydra.run.dir=run"]
+    code, err = run_command(entries.train, [f"init_from={path}", *PERFORMER, *quiet], tmp_path,
+                            monkeypatch, capsys)
+    assert code == 0, err[-3000:]
+    model = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")[
+        "hyper_parameters"]["model"]
+    assert (model["dim"], model["num_layers"]) == (result.config.dim, result.config.num_layers)
+    assert model["attention"]["kind"] == "favor_softmax"
 
 
 def test_embed_and_score(imported, tmp_path, capsys):
