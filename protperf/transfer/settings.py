@@ -15,8 +15,11 @@ SCHEDULES = ("constant", "cosine", "linear")
 TRAINABLE = ("qk", "qk_features", "all")
 PERFORMER_KINDS = ("favor_softmax", "favor_relu")
 
-#: The attention a conversion gives when none is typed (``model.attention.*``).
-DEFAULT_ATTENTION: dict[str, Any] = {"kind": "favor_softmax", "num_features": 256}
+#: The attention a conversion gives when none is typed (``model.attention.*``). The features
+#: are part of the converted model (trained with ``qk_features``, matched by q/k otherwise), so
+#: they are never redrawn, also when the output is fine-tuned further (``train init_from=``).
+DEFAULT_ATTENTION: dict[str, Any] = {"kind": "favor_softmax", "num_features": 256,
+                                     "redraw_interval": 0}
 #: Trainer settings of a conversion that differ from ``TrainerConfig``'s (and, without Hydra,
 #: the keyword arguments of the Lightning trainer :func:`protperf.transfer.convert` builds).
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -33,10 +36,13 @@ DATA_DEFAULTS: dict[str, Any] = {"batch_size": 4}
 class ConvertSettings:
     """How the Performer learns from its exact teacher (``convert.*``).
 
-    trainable: ``qk`` (the query and key projections: all that decides where a head looks;
-        values, output projections and every other weight stay the source's),
-        ``qk_features`` (those and each layer's (m, head_dim) feature projection: a learned
-        feature map, saved as the checkpoint's ``feature_projection``) or ``all``.
+    trainable: ``qk_features`` (the query and key projections, all that decides where a
+        head looks, and each layer's (m, head_dim) feature projection: a learned feature map,
+        saved as the checkpoint's ``feature_projection``; values, output projections and every
+        other weight stay the source's), ``qk`` (the projections only, the features stay
+        random) or ``all``. AntiBERTy, ReLU m = 256, 400 steps, on antibodies of another
+        origin than the fine-tune set: 99.4 % of exact accuracy with ``qk_features``, 95.6 %
+        with ``qk``, 97.0 % with ``all``; softmax: 99.3 % either way.
     lr: AdamW's peak learning rate (no weight decay), reached after ``warmup_steps`` linear
         steps, then ``schedule`` (``constant``, or ``cosine`` / ``linear`` decay to
         ``min_lr_ratio * lr`` at ``trainer.max_steps``).
@@ -45,13 +51,12 @@ class ConvertSettings:
         transfer; 0 = label-free transfer only.
     target_recovery: stop once Performer accuracy / exact accuracy on the validation split
         reaches this (null: run every step); the output holds the best step either way. Off
-        by default: the validation split shares the training data's origin and flatters
-        (AntiBERTy after 400 steps: 99.8 % of exact accuracy on the bundled antibody test set,
-        96.6 % on a set of another origin).
+        by default: the validation split shares the training data's origin and flatters,
+        so a target met there may not be met on the sequences you care about.
     feature_seed: the seed of the Performer's random features (stored in the output).
     """
 
-    trainable: str = "qk"
+    trainable: str = "qk_features"
     lr: float = 1e-3
     warmup_steps: int = 10
     schedule: str = "cosine"

@@ -70,7 +70,7 @@ def test_script_appends_zero_shot_and_convert_curve_rows_to_transfer_csv(
     curve = table[table.stage == "convert"]
     assert list(zip(curve.step, curve.set, strict=True)) == [
         (0, "test"), (0, "heldout"), (2, "test"), (2, "heldout")]
-    assert (curve.recipe == "transfer qk lr=0.001 cosine warmup=10").all()
+    assert (curve.recipe == "transfer qk_features lr=0.001 cosine warmup=10").all()
     assert float(curve.cpu_s.iloc[0]) == 0 and float(curve.cpu_s.iloc[-1]) > 0
     assert ((table.accuracy >= 0) & (table.accuracy <= 1)).all() and (table.perplexity > 1).all()
     assert (table.test_sequences == 4).all()

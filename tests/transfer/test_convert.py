@@ -52,6 +52,7 @@ def test_converted_checkpoint_loads_everywhere(exact_sources, tmp_path):
     saved = read_checkpoint(out)
     assert saved["hyper_parameters"]["model"]["attention"]["kind"] == "favor_softmax"
     assert saved["hyper_parameters"]["model"]["attention"]["num_features"] == 16
+    assert saved["hyper_parameters"]["model"]["attention"]["redraw_interval"] == 0  # kept
     assert saved["hyper_parameters"]["model"]["dim"] == 32  # the source's architecture
     assert saved[CONVERT_KEY]["source"] == str(exact_sources["mlm"])
     model = load_model(out)
