@@ -156,6 +156,7 @@ class _FavorChunked(torch.autograd.Function):
             den[:, :, sl] = both[..., -1:]
             torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
                       out=out[:, :, sl])
+            del x, logits, kf, qf, both  # not alive beside the next block's
         if keep:
             ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, out, den, carries)
         ctx.setup = (kernel, eps, chunk, block)
@@ -198,6 +199,7 @@ class _FavorChunked(torch.autograd.Function):
                                                   kernel, eps, is_key=False).mul_(scale)
             grad_k[:, :, sl] = block_feature_grad(grad_kf[:, :, :n], kf, xk, projection,
                                                   kernel, eps, is_key=True).mul_(scale)
+            del xk, xq, kf, qf, grad_qf, grad_kf, grad_vb  # not alive beside the next block's
         return grad_q, grad_k, grad_v, None, None, None, None, None, None
 
 
