@@ -131,3 +131,16 @@ def test_chunk_length_follows_the_byte_budget():
     assert chunked.chunk_length(1, 1280, 4) == chunked.CHUNK_BYTES // (1280 * 4)
     assert chunked.chunk_length(64, 2**20, 4) == chunked.MIN_CHUNK
     assert chunked.position_chunks(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@pytest.mark.parametrize("kind", ["exact", "favor_softmax", "favor_relu"])
+def test_chunked_packed_windows_equal_the_whole_sequence_path(kind, causal):
+    model = model_of(kind, causal, post_norm=False)
+    ids, _ = batch()
+    segments = (torch.arange(LENGTH) >= 20).long().expand(2, LENGTH)  # two proteins per row
+    whole = model(ids, segment_ids=segments).detach()
+    with torch.no_grad():
+        chunks = model(ids, segment_ids=segments)
+    torch.testing.assert_close(chunks, whole, rtol=1e-6, atol=1e-6)
