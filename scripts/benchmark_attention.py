@@ -21,7 +21,9 @@ and new implementations are measured side by side in one run (``implementation``
 Each row also records ``x_identity`` (CPU time over the no-attention layer's at the same
 length), ``x_exact`` (exact attention's CPU time over the row's, same direction) and
 ``mem_x_exact`` (peak over exact attention's peak, same direction); CPU time, not wall time,
-because a shared machine's load moves wall time far more. ``--precision --approx-length 4096``
+because a shared machine's load moves wall time far more. ``--chunk-size C [C ...]`` sweeps
+the causal Performer's chunk size: its causal rows run once per C (``chunk_size`` column, the
+size in effect), the other rows once. ``--precision --approx-length 4096``
 prints the fp32 and bf16-autocast errors vs float64.
 """
 
@@ -139,9 +141,19 @@ def performer_pytorch_available() -> bool:
     return True
 
 
+def series(method: str, chunk_sizes: list[int | None]) -> list[tuple[bool, int | None]]:
+    """(causal, chunk size) of every series of ``method``: the causal Performer once per
+    chunk size (None: the config's), everything else once."""
+    if method == "identity":
+        return [(False, None)]
+    if not method.startswith("favor"):
+        return [(False, None), (True, None)]
+    return [(False, None)] + [(True, chunk) for chunk in chunk_sizes]
+
+
 def timing_table(
     lengths: list[int], budget_s: float, budget_mib: float, only: list[str] | None = None,
-    min_repeats: int = 0, chunk_size: int | None = None, threads: int = 1,
+    min_repeats: int = 0, chunk_sizes: list[int | None] | None = None, threads: int = 1,
     old: tuple[str, Path] | None = None,
 ) -> list[dict]:
     methods = [m for m in METHODS if m != "performer_pytorch" or performer_pytorch_available()]
@@ -151,13 +163,15 @@ def timing_table(
         runs += [(m, old[0], old[1]) for m in methods if m.startswith("favor")]
     rows = []
     for method, implementation, tree in runs:
-        modes = [False] if method == "identity" else [False, True]
         exponent = METHODS[method][1]
-        for causal in modes:
+        for causal, chunk_size in series(method, chunk_sizes or [None]):
             last = None
             for length in lengths:
                 row = {"method": method, "mode": "causal" if causal else "bidirectional",
-                       "length": length, "implementation": implementation}
+                       "chunk_size": "", "length": length, "implementation": implementation}
+                if causal and method.startswith("favor"):
+                    row["chunk_size"] = AttentionConfig(chunk_size=chunk_size).causal_chunk_size(
+                        DIM // HEADS)
                 if last is not None:
                     ratio = length / last["length"]
                     predicted_t = last["time_s"] * ratio**exponent
@@ -313,8 +327,9 @@ def main() -> None:
                         help="only these methods (default: all)")
     parser.add_argument("--min-repeats", type=int, default=0,
                         help="timed repeats after the warm-up at least (median reported)")
-    parser.add_argument("--chunk-size", type=int, default=None,
-                        help="causal Performer chunk size (default: the config's)")
+    parser.add_argument("--chunk-size", type=int, nargs="+", default=None,
+                        help="causal Performer chunk size (default: the config's); several: "
+                             "a sweep, the causal Performer rows once per size")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of every measured process (default 1)")
     parser.add_argument("--old-commit", default=None, metavar="REV",
@@ -328,8 +343,9 @@ def main() -> None:
     add_output_options(parser, "attention.csv, attention_approx_error.csv, attention.png")
     args = parser.parse_args()
     if args.worker:
+        chunk_size = args.chunk_size[0] if args.chunk_size else None
         print(json.dumps(worker(args.worker, bool(args.causal), args.length, args.min_repeats,
-                                args.chunk_size, args.threads)))
+                                chunk_size, args.threads)))
         return
     if args.precision:
         precision_table(args.approx_length)

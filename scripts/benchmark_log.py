@@ -129,11 +129,12 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "(this checkout) or the git revision given by `--old-commit`. In brackets, from "
               "CPU time: `x id` the time over the no-attention layer's, `exact/` exact "
               "attention's time over the row's; after the memory, `x exact` the peak over "
-              "exact attention's.",
-        columns=("method", "mode", "length", "implementation", "status", "time_s", "cpu_s",
-                 "peak_mib", "x_identity", "x_exact", "mem_x_exact", "repeats", "note"),
+              "exact attention's. `chunk_size`: the causal Performer's chunk size C "
+              "(`--chunk-size C [C ...]` sweeps it).",
+        columns=("method", "mode", "chunk_size", "length", "implementation", "status", "time_s",
+                 "cpu_s", "peak_mib", "x_identity", "x_exact", "mem_x_exact", "repeats", "note"),
         figure="attention.png",
-        pivot=Pivot(rows=("method", "mode", "implementation"), column="length",
+        pivot=Pivot(rows=("method", "mode", "chunk_size", "implementation"), column="length",
                     cell=time_and_memory),
     ),
     "attention_approx_error": BenchmarkSpec(

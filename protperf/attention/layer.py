@@ -8,12 +8,14 @@ it keeps the fresh draw, and a model without it ignores it).
 ``forward`` runs a whole sequence, ``step`` one new token of a causal layer against the
 layer's cache (``new_cache``: the recurrent FAVOR+ state or the exact KV cache);
 ``attention_weights`` gives the L x L map it applies (exact, or the Performer's implicit one)
-for analysis.
+for analysis. Without autograd and in eval mode, ``forward`` makes the q/k/v and output
+projections a chunk of positions at a time (no whole-sequence temporaries besides the heads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import torch
 from torch import nn
@@ -36,7 +38,13 @@ from protperf.attention.weights import (
     rows_to_matrix,
 )
 
-Rotary = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: rotary position embedding: (q, k) -> (q, k) at positions 0..L-1, or start..start+L-1
+#: with the keyword ``start`` (inference takes the sequence a chunk of positions at a time)
+Rotary = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+#: inference (no autograd, eval mode): bytes of one chunk's (B, n, D) q/k/v projection
+CHUNK_BYTES = 4 * 2**20
+#: fewest positions per inference chunk
+MIN_CHUNK = 64
 LayerCache = RecurrentState | KVCache | None
 FEATURE_BUFFER = "feature_projection"
 
@@ -160,6 +168,11 @@ class MultiHeadAttention(nn.Module):
 
         segment_ids: (B, L) or None; see ``attend``.
         """
+        if not torch.is_grad_enabled() and not self.training:  # inference: chunks of L
+            q, k, v = self._project_in_chunks(x, rotary)
+            heads = self.attend(q, k, v, attention_mask, segment_ids)
+            del q, k, v  # only the heads are needed by the output projection
+            return self._output_in_chunks(heads)
         q, k, v = self.project(x, rotary)
         return self._output(self.attend(q, k, v, attention_mask, segment_ids))
 
@@ -168,6 +181,43 @@ class MultiHeadAttention(nn.Module):
         b, _, length, _ = heads.shape
         out = heads.transpose(1, 2).reshape(b, length, self.dim)
         return self.dropout(self.out_proj(out))
+
+    def _chunks(self, x: torch.Tensor) -> list[slice]:
+        b, length = x.shape[0], x.shape[-2]
+        size = max(MIN_CHUNK, CHUNK_BYTES // max(1, b * self.dim * x.element_size()))
+        return [slice(start, min(start + size, length)) for start in range(0, length, size)]
+
+    def _project_in_chunks(
+        self, x: torch.Tensor, rotary: Rotary | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``project`` a chunk of positions at a time into contiguous (B, H, L, Dh) heads
+        (no autograd): no whole-sequence projection or rotary temporaries."""
+        chunks = self._chunks(x)
+        if len(chunks) == 1:
+            return self.project(x, rotary)
+        heads = None
+        for sl in chunks:
+            turn = None if rotary is None else partial(rotary, start=sl.start)
+            parts = self.project(x[:, sl], turn)
+            if heads is None:
+                shape = (x.shape[0], self.num_heads, x.shape[1], self.head_dim)
+                heads = tuple(part.new_empty(shape) for part in parts)
+            for whole, part in zip(heads, parts, strict=True):
+                whole[:, :, sl] = part
+        return heads
+
+    def _output_in_chunks(self, heads: torch.Tensor) -> torch.Tensor:
+        """``_output`` a chunk of positions at a time (no autograd, eval mode)."""
+        chunks = self._chunks(heads)
+        if len(chunks) == 1:
+            return self._output(heads)
+        out = None
+        for sl in chunks:
+            part = self._output(heads[:, :, sl])
+            if out is None:
+                out = part.new_empty(heads.shape[0], heads.shape[2], self.dim)
+            out[:, sl] = part
+        return out
 
     # ---------------------------------------------------------------------- decoding
     def new_cache(

@@ -19,6 +19,7 @@ from torch import nn
 from protperf.attention import MultiHeadAttention
 from protperf.attention.layer import LayerCache
 from protperf.data.alphabet import ALPHABET
+from protperf.model.chunked import add_positionwise_, chunks_apply, positionwise
 from protperf.model.config import ModelConfig
 from protperf.model.lm_head import LMHeadTransform, token_dropout
 from protperf.model.rotary import RotaryEmbedding
@@ -58,12 +59,18 @@ class Block(nn.Module):
         rotary: RotaryEmbedding | None = None,
         segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        chunked = chunks_apply(self)  # inference: position-wise parts a chunk of L at a time
+        width = self.ffn.fc_in.out_features
         if self.post_norm:
             x = self.attn_norm(x + self.attn(x, attention_mask=attention_mask, rotary=rotary,
                                              segment_ids=segment_ids))
+            if chunked:
+                return positionwise(lambda part: self.ffn_norm(part + self.ffn(part)), x, width)
             return self.ffn_norm(x + self.ffn(x))
         x = x + self.attn(self.attn_norm(x), attention_mask=attention_mask, rotary=rotary,
                           segment_ids=segment_ids)
+        if chunked:
+            return add_positionwise_(x, lambda part: self.ffn(self.ffn_norm(part)), width)
         return x + self.ffn(self.ffn_norm(x))
 
     def step(self, x: torch.Tensor, cache: LayerCache, rotary=None) -> torch.Tensor:
@@ -211,7 +218,11 @@ class ProteinLanguageModel(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The LM head (transform, if any, then the vocabulary projection): (B, L, D) ->
-        (B, L, vocab_size)."""
+        (B, L, vocab_size); a chunk of positions at a time in inference (``model.chunked``)."""
+        if chunks_apply(self):
+            width = max(self.config.dim, self.config.vocab_size)
+            return positionwise(lambda part: self.lm_head(self.lm_transform(part)), hidden,
+                                width)
         return self.lm_head(self.lm_transform(hidden))
 
     def new_caches(self, batch: int, capacity: int) -> list[LayerCache]:

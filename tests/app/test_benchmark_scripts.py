@@ -37,6 +37,28 @@ def test_attention_benchmark_appends_to_attention_csv(tmp_path):
     assert len(grid) == 1 and grid[0].endswith(" GiB |")  # the latest run only, measured
 
 
+def test_chunk_size_sweep_repeats_only_the_causal_performer():
+    from benchmark_attention import series
+
+    assert series("favor_relu", [16, 64]) == [(False, None), (True, 16), (True, 64)]
+    assert series("exact", [16, 64]) == [(False, None), (True, None)]
+    assert series("identity", [16, 64]) == [(False, None)]
+
+
+@pytest.mark.slow  # two causal sizes of one Performer at the smallest length
+def test_attention_benchmark_sweeps_the_causal_chunk_size(tmp_path):
+    args = ["--lengths", "64", "--methods", "favor_relu", "--chunk-size", "16", "32",
+            "--skip-approx", "--out-dir", str(tmp_path)]
+    result = run_script("benchmark_attention.py", args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "attention.csv", keep_default_na=False)
+    assert table[["mode", "chunk_size"]].values.tolist() == [
+        ["bidirectional", ""], ["causal", "16"], ["causal", "32"]]
+    assert (table.status == "ok").all()
+    readme = (tmp_path / "README.md").read_text()
+    assert "| favor_relu | causal | 16 | new |" in readme
+
+
 def test_data_benchmark_appends_to_data_csv(tmp_path):
     result = run_script("benchmark_data.py", [
         "--sizes-mb", "1", "--workers", "1", "--formats", "plain", "--out-dir", str(tmp_path),

@@ -5,20 +5,21 @@
 with s the causal key stabilizer (``feature_maps.causal_key_stabilizer``; ReLU: s = 0). The
 sequence is cut into chunks of C positions, exact inside a chunk (masked C x C weights), and
 into blocks of N chunks walked by a Python loop that carries one (m, dv + 1) state across
-blocks. Inside a block every product is batched over its chunks, the scan included: with e_n
-the stabilizer at the end of chunk n (e_{-1} the end of the previous block), the chunk
-summaries U_n = sum_{j in n} exp(s_j - e_n) k'_j [v_j, 1]^T and the carried state P,
+blocks. Inside a block every product is batched over its chunks: with e_n the stabilizer
+at the end of chunk n (e_{-1} the end of the previous block), the chunk summaries
+U_n = sum_{j in n} exp(s_j - e_n) k'_j [v_j, 1]^T and the carried state P,
 
-    S_n = exp(e_{-1} - e_{n-1}) P + sum_{j<n} exp(e_j - e_{n-1}) U_j     (n = 0 .. N)
+    S_0 = P,   S_{n+1} = exp(e_{n-1} - e_n) S_n + U_n     (n = 0 .. N - 1)
 
-is one (N + 1) x N matrix product, every factor <= 1 (s non-decreasing); S_N is the next
-block's P, and chunk n reads out_i += exp(e_{n-1} - s_i) q'_i S_n.
+is a scan of N in-place multiply-adds on (m, dv + 1) states (every factor <= 1: s never
+decreases); S_N is the next block's P, and chunk n reads out_i += exp(e_{n-1} - s_i) q'_i S_n.
 
 Saved for backward: q, k, v, s (B, H, L), the output and normalizer, and the state entering
 each block ((B, H, L / (N C), m, dv + 1)); never an (L, m) feature tensor. The backward
 walks the blocks from the last, recomputing features and the forward states, and carries
 the transposed state R = sum_{i after} exp(e - s_i) q'_i g_i^T back through the same kind
-of matrix product (g: the gradient of [numerator, denominator], as in ``favor_linear.py``).
+of scan, from the block's end (g: the gradient of [numerator, denominator], as in
+``favor_linear.py``).
 """
 
 from __future__ import annotations
@@ -57,20 +58,16 @@ class _Factors:
 
     s: (B, H, n) padded to N C by its last value; start: e_{-1} (B, H). Attributes:
     pair (B, H, N, C, C) exp(s_j - s_i) for j <= i else 0; value (B, H, N, C, 1)
-    exp(s_j - e_n); read (B, H, N, C, 1) exp(e_{n-1} - s_i); scan (B, H, N + 1, N)
-    exp(e_j - ref_r) for j < r else 0 with ref = [e_{-1}, e_0 .. e_{N-1}]; carry
-    (B, H, N + 1, 1) exp(e_{-1} - ref_r); reverse (B, H, N + 1, N) exp(ref_r - ref_n) for
-    n >= r else 0; reverse_carry (B, H, N + 1, 1) exp(ref_r - e_{N-1}).
+    exp(s_j - e_n); read (B, H, N, C, 1) exp(e_{n-1} - s_i); step (B, H, N)
+    exp(e_{n-1} - e_n), the decay of the state across chunk n.
     """
 
     def __init__(self, s: torch.Tensor | None, start: torch.Tensor | None, chunk: int,
                  num_chunks: int, like: torch.Tensor) -> None:
         lower = torch.ones(chunk, chunk, dtype=like.dtype, device=like.device).tril()
-        strict = torch.ones(num_chunks + 1, num_chunks, dtype=like.dtype,
-                            device=like.device).tril(-1)
         if s is None:
-            self.pair, self.scan, self.reverse = lower, strict, 1.0 - strict
-            self.value = self.read = self.carry = self.reverse_carry = None
+            self.pair = lower
+            self.value = self.read = self.step = None
             return
         pad = num_chunks * chunk - s.shape[-1]
         if pad:
@@ -82,26 +79,40 @@ class _Factors:
         self.pair = (sc.unsqueeze(-2) - sc.unsqueeze(-1)).clamp_(tiny, 0.0).exp_().mul_(lower)
         self.value = torch.exp(sc - end.unsqueeze(-1)).unsqueeze(-1)
         self.read = torch.exp(ref[..., :-1, None] - sc).unsqueeze(-1)
-        diff = end.unsqueeze(-2) - ref.unsqueeze(-1)  # e_j - ref_r: (B, H, N + 1, N)
-        self.scan = diff.clamp_(tiny, 0.0).exp_().mul_(strict)
-        back = ref.unsqueeze(-1) - ref[..., :-1].unsqueeze(-2)  # ref_r - ref_n
-        self.reverse = back.clamp_(tiny, 0.0).exp_().mul_(1.0 - strict)
-        self.carry = torch.exp(start.unsqueeze(-1) - ref).unsqueeze(-1)
-        self.reverse_carry = torch.exp(ref - end[..., -1:]).unsqueeze(-1)
+        self.step = (ref[..., :-1] - end).clamp_(tiny, 0.0).exp_()
 
 
 def _scaled(x: torch.Tensor, factor: torch.Tensor | None) -> torch.Tensor:
     return x if factor is None else x * factor
 
 
-def _states(summaries: torch.Tensor, carry: torch.Tensor, matrix: torch.Tensor,
-            carry_factor: torch.Tensor | None) -> torch.Tensor:
-    """(B, H, N, m, e) summaries, (B, H, m, e) carry -> (B, H, N + 1, m, e): matrix @ summaries
-    over the chunk axis plus carry_factor * carry."""
+def _scan(summaries: torch.Tensor, carry: torch.Tensor, step: torch.Tensor | None,
+          reverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scan over a block's chunks: (B, H, N, m, e) summaries U, (B, H, m, e) carry,
+    step (B, H, N) or None (all ones) -> (the N states the chunks read (B, H, N, m, e), the
+    state passed on (B, H, m, e)), one in-place multiply-add per chunk.
+
+    Forward: S_0 = carry, S_{n+1} = step_n S_n + U_n; chunk n reads S_n, S_N is passed on.
+    Reverse: R_N = carry, R_n = step_n R_{n+1} + U_n; chunk n reads R_{n+1}, R_0 is passed
+    on."""
     b, h, n, m, e = summaries.shape
-    out = (matrix @ summaries.reshape(b, h, n, m * e)).view(b, h, -1, m, e)
-    return out.add_(_scaled(carry.unsqueeze(2), None if carry_factor is None
-                            else carry_factor.unsqueeze(-1)))
+    out = summaries.new_empty(b, h, n, m, e)
+
+    def update(source: int, previous: torch.Tensor, target: torch.Tensor | None):
+        if step is None:
+            return torch.add(summaries[:, :, source], previous, out=target)
+        return torch.addcmul(summaries[:, :, source], previous, step[:, :, source, None, None],
+                             out=target)
+
+    if reverse:
+        out[:, :, n - 1] = carry
+        for index in range(n - 2, -1, -1):
+            update(index + 1, out[:, :, index + 1], out[:, :, index])
+        return out, update(0, out[:, :, 0], None)
+    out[:, :, 0] = carry
+    for index in range(1, n):
+        update(index - 1, out[:, :, index - 1], out[:, :, index])
+    return out, update(n - 1, out[:, :, n - 1], None)
 
 
 class _FavorChunked(torch.autograd.Function):
@@ -145,6 +156,7 @@ class _FavorChunked(torch.autograd.Function):
             den[:, :, sl] = both[..., -1:]
             torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
                       out=out[:, :, sl])
+            del x, logits, kf, qf, both  # not alive beside the next block's
         if keep:
             ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, out, den, carries)
         ctx.setup = (kernel, eps, chunk, block)
@@ -187,6 +199,7 @@ class _FavorChunked(torch.autograd.Function):
                                                   kernel, eps, is_key=False).mul_(scale)
             grad_k[:, :, sl] = block_feature_grad(grad_kf[:, :, :n], kf, xk, projection,
                                                   kernel, eps, is_key=True).mul_(scale)
+            del xk, xq, kf, qf, grad_qf, grad_kf, grad_vb  # not alive beside the next block's
         return grad_q, grad_k, grad_v, None, None, None, None, None, None
 
 
@@ -198,10 +211,9 @@ def _block_forward(qf, kf, v_aug, s, start, carry, chunk):
     fac = _Factors(s, start, chunk, qc.shape[2], qc)
     both = ((qc @ kc.transpose(-2, -1)).mul_(fac.pair)) @ vc  # inside chunks
     summaries = kc.transpose(-2, -1) @ _scaled(vc, fac.value)  # (B, H, N, m, e)
-    states = _states(summaries, carry, fac.scan, fac.carry)  # (B, H, N + 1, m, e)
-    cross = qc @ states[:, :, :-1]
-    both.add_(_scaled(cross, fac.read))
-    return both.flatten(2, 3)[:, :, :n], states[:, :, -1]
+    states, carry = _scan(summaries, carry, fac.step)  # (B, H, N, m, e), the next carry
+    both.add_(_scaled(qc @ states, fac.read))
+    return both.flatten(2, 3)[:, :, :n], carry
 
 
 def _block_backward(qf, kf, v_aug, grad_both, s, start, carry, reverse_carry, chunk):
@@ -219,18 +231,16 @@ def _block_backward(qf, kf, v_aug, grad_both, s, start, carry, reverse_carry, ch
     del weights, grad_weights
     # reads of the forward states S_n (rebuilt from the block's carry)
     v_scaled = _scaled(vc, fac.value)
-    states = _states(kc.transpose(-2, -1) @ v_scaled, carry, fac.scan, fac.carry)
+    states, _ = _scan(kc.transpose(-2, -1) @ v_scaled, carry, fac.step)
     g_read = _scaled(gc, fac.read)
-    grad_q.add_(g_read @ states[:, :, :-1].transpose(-2, -1))
+    grad_q.add_(g_read @ states.transpose(-2, -1))
     del states
     # R_n = sum over later reads: T_n = q'_n^T g_read_n, scanned backwards
     reads = qc.transpose(-2, -1) @ g_read  # (B, H, N, m, e)
-    reverse = _states(reads, reverse_carry, fac.reverse, fac.reverse_carry)
-    later = reverse[:, :, 1:]  # R(n) for n = 0 .. N-1
+    later, reverse_carry = _scan(reads, reverse_carry, fac.step, reverse=True)
     grad_k.add_(v_scaled @ later.transpose(-2, -1))
     grad_v.add_(_scaled(kc @ later, fac.value))
-    return (grad_q.flatten(2, 3), grad_k.flatten(2, 3), grad_v.flatten(2, 3),
-            reverse[:, :, 0])
+    return (grad_q.flatten(2, 3), grad_k.flatten(2, 3), grad_v.flatten(2, 3), reverse_carry)
 
 
 def favor_chunked_attention(
