@@ -152,12 +152,20 @@ with writer(target) as partial:
 """
 
 
+def default_signal_dispositions() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("kind", ["file", "dir"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_a_write_removes_the_temporary(tmp_path, kind, signum):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # a shell's background job (`pytest ... &`) inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt for it: give the writer the disposition a terminal gives
     child = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "out"), kind],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=default_signal_dispositions)
     assert child.stdout.readline() == "writing\n"
     assert len(hidden(tmp_path)) == 1  # the temporary exists while writing
     child.send_signal(signum)
