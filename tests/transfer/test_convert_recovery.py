@@ -8,7 +8,9 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
+from protperf.checkpoint.load import load_model
 from protperf.cli.compose import compose_config
 from protperf.data.config import DataConfig
 from protperf.training import train
@@ -50,3 +52,19 @@ def test_conversion_recovers_over_zero_shot(tmp_path):
     assert zero_shot < 0.6  # sharp attention, 16 features: FAVOR+ alone loses most of it
     assert result.recovery > zero_shot + 0.2
     assert result.best.step > 0
+    # the same conversion in bf16 mixed precision (what a GPU run uses; Lightning's CPU
+    # autocast here): as good as float32, and the output holds float32 weights
+    bf16 = convert(summary["checkpoint"], tmp_path / "performer_bf16.ckpt",
+                   DataConfig(path=str(fasta), cache_dir=str(tmp_path / "cache"),
+                              max_length=48, batch_size=4, num_workers=0),
+                   {"kind": "favor_softmax", "num_features": 16},
+                   ConvertSettings(target_recovery=None),
+                   trainer={"max_steps": 100, "val_check_interval": 25,
+                            "precision": "bf16-mixed"})
+    assert bf16.recovery > zero_shot + 0.2
+    assert abs(bf16.recovery - result.recovery) < 0.1, (bf16.recovery, result.recovery)
+    weights = load_model(tmp_path / "performer_bf16.ckpt").state_dict()
+    assert all(t.dtype == torch.float32 for t in weights.values() if t.is_floating_point())
+    float32 = load_model(tmp_path / "performer.ckpt").state_dict()
+    name = "blocks.0.attn.q_proj.weight"  # trained under autocast: not float32's steps
+    assert bf16.best.step > 0 and not torch.equal(weights[name], float32[name])
