@@ -187,15 +187,19 @@ class _FavorChunked(torch.autograd.Function):
                                 None if s is None else s.unsqueeze(-1), mask)
             qf = block_features(xq, projection, kernel, eps)
             grad_num, inverse = _numerator_grad(grad_out[:, :, sl], den[:, :, sl])
-            grad_qf, grad_kf, grad_vb, reverse_carry = _block_backward(
+
+            def query_grad(grad_qf, qf=qf, xq=xq, sl=sl, n=n):  # consumes q' and dq'
+                grad_q[:, :, sl] = block_feature_grad(grad_qf[:, :, :n], qf, xq, projection,
+                                                      kernel, eps, is_key=False).mul_(scale)
+
+            grad_kf, grad_vb, reverse_carry = _block_backward(
                 qf, kf, _with_ones(v[:, :, sl]), grad_num, inverse, s, start,
-                carries[:, :, index], reverse_carry, chunk)
+                carries[:, :, index], reverse_carry, chunk, query_grad)
+            del qf, xq, query_grad
             grad_v[:, :, sl] = grad_vb[:, :, :n, :dv]
-            grad_q[:, :, sl] = block_feature_grad(grad_qf[:, :, :n], qf, xq, projection,
-                                                  kernel, eps, is_key=False).mul_(scale)
             grad_k[:, :, sl] = block_feature_grad(grad_kf[:, :, :n], kf, xk, projection,
                                                   kernel, eps, is_key=True).mul_(scale)
-            del xk, xq, kf, qf, grad_qf, grad_kf, grad_vb  # not alive beside the next block's
+            del xk, kf, grad_kf, grad_vb  # not alive beside the next block's
         return grad_q, grad_k, grad_v, None, None, None, None, None, None
 
 
@@ -212,10 +216,13 @@ def _block_forward(qf, kf, v_aug, s, start, carry, chunk):
     return both.flatten(2, 3)[:, :, :n], carry
 
 
-def _block_backward(qf, kf, v_aug, grad_num, inverse, s, start, carry, reverse_carry, chunk):
-    """Gradients of one block at its features and values (padded to N C rows), and the
+def _block_backward(qf, kf, v_aug, grad_num, inverse, s, start, carry, reverse_carry, chunk,
+                    query_grad):
+    """Gradients of one block at its key features and values (padded to N C rows), and the
     reverse carry R for the previous block. grad_num, inverse: ``_numerator_grad`` of the
-    block (G / D (B, H, n, dv), 1 / D (B, H, n, 1)).
+    block (G / D (B, H, n, dv), 1 / D (B, H, n, 1)); query_grad(dq') is called with the
+    gradient at the query features (B, H, N C, m) as soon as it is complete, and may consume
+    q' (it is not read after), so that q' and dq' are gone before the reverse scan.
 
     The gradient of the denominator, -(G / D) . numerator / D, is read off the products the
     numerator's gradient forms anyway (the output is not kept): (G / D) . numerator_i =
@@ -237,7 +244,8 @@ def _block_backward(qf, kf, v_aug, grad_num, inverse, s, start, carry, reverse_c
     states, _ = _scan(kc.transpose(-2, -1) @ v_scaled, carry, fac.step)
     g_read = _scaled(gc, fac.read)
     grad_q = g_read @ states.transpose(-2, -1)
-    dot.add_(torch.linalg.vecdot(qc, grad_q))
+    for index in range(dot.shape[2]):  # chunk by chunk: no (B, H, N, C, m) temporary
+        dot[:, :, index] += torch.linalg.vecdot(qc[:, :, index], grad_q[:, :, index])
     # the denominator's gradient, and its rank-one terms
     grad_den = _chunked(inverse, chunk).squeeze(-1).mul_(dot).neg_()  # (B, H, N, C)
     gc[..., dv] = grad_den
@@ -249,12 +257,16 @@ def _block_backward(qf, kf, v_aug, grad_num, inverse, s, start, carry, reverse_c
     _add_product(grad_q, grad_weights, kc)
     grad_k = grad_weights.transpose(-2, -1) @ qc
     del grad_weights
-    # R_n = sum over later reads: T_n = q'_n^T g_read_n, scanned backwards
-    later, reverse_carry = _scan(qc.transpose(-2, -1) @ g_read, reverse_carry, fac.step,
-                                 reverse=True)
+    reads = qc.transpose(-2, -1) @ g_read  # T_n = q'_n^T g_read_n (B, H, N, m, e)
+    del qc, g_read
+    query_grad(grad_q.flatten(2, 3))
+    del grad_q
+    # R_n = sum over later reads, scanned backwards
+    later, reverse_carry = _scan(reads, reverse_carry, fac.step, reverse=True)
+    del reads
     _add_product(grad_k, v_scaled, later.transpose(-2, -1))
     grad_v.add_(_scaled(kc @ later, fac.value))
-    return (grad_q.flatten(2, 3), grad_k.flatten(2, 3), grad_v.flatten(2, 3), reverse_carry)
+    return grad_k.flatten(2, 3), grad_v.flatten(2, 3), reverse_carry
 
 
 def _add_product(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
