@@ -159,3 +159,12 @@ def test_a_trained_projection_takes_the_feature_keeping_kernel(causal):
     torch.testing.assert_close(out, keeping(q, k, v, w, config), rtol=1e-12, atol=1e-12)
     out.sum().backward()
     assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_output_merges_heads_without_a_copy(causal):
+    q, k, v = heads(dtype=torch.float32)
+    out = recomputed(q, k, v, projection(dtype=torch.float32), "softmax", causal, None, 8)
+    b, h, length, dv = out.shape
+    assert out.transpose(1, 2).reshape(b, length, h * dv).data_ptr() == out.data_ptr()
+    assert out.transpose(1, 2).is_contiguous()

@@ -31,7 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from protperf.attention.ops.favor_linear import _blocks, _numerator_grad, _with_ones
+from protperf.attention.ops.favor_linear import (
+    _blocks,
+    _merged_heads,
+    _numerator_grad,
+    _with_ones,
+)
 from protperf.attention.ops.feature_autograd import (
     block_feature_grad,
     block_features,
@@ -132,7 +137,7 @@ class _FavorChunked(torch.autograd.Function):
         keep = any(ctx.needs_input_grad[:3])  # no_grad (inference): no states kept
         carries = q.new_empty(b, h, len(slices) if keep else 1, m, dv + 1)
         carry, start = carries[:, :, 0].zero_(), None
-        out = v.new_empty(b, h, length, dv)
+        out = _merged_heads(v, b, h, length, dv)
         den = v.new_empty(b, h, length, 1)
         for index, sl in enumerate(slices):
             if keep:

@@ -55,6 +55,13 @@ def _blocks(length: int, size: int):
     return [slice(start, min(start + size, length)) for start in range(0, length, size)]
 
 
+def _merged_heads(like: torch.Tensor, b: int, h: int, length: int, dv: int) -> torch.Tensor:
+    """An empty (B, H, L, dv) output laid out as (B, L, H, dv) in memory: merging the heads
+    for the output projection (``transpose(1, 2).reshape(B, L, H dv)``) is then a view,
+    not a copy."""
+    return like.new_empty(b, length, h, dv).transpose(1, 2)
+
+
 def _with_ones(v: torch.Tensor) -> torch.Tensor:
     return torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
 
@@ -98,7 +105,7 @@ class _FavorLinear(torch.autograd.Function):
                 shift = new
             features = block_features(x, projection, kernel, eps, shift, mask, logits)
             state.add_(features.transpose(-2, -1) @ _with_ones(v[:, :, sl]))
-        out = v.new_empty(b, h, length, dv)
+        out = _merged_heads(v, b, h, length, dv)
         den = v.new_empty(b, h, length, 1)
         for sl in _blocks(length, block):
             features = block_features(scaled_block(q, sl, scale), projection, kernel, eps)
