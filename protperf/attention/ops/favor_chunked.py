@@ -249,8 +249,7 @@ def _block_backward(qf, kf, v_aug, grad_num, inverse, s, start, carry, reverse_c
     states, _ = _scan(kc.transpose(-2, -1) @ v_scaled, carry, fac.step)
     g_read = _scaled(gc, fac.read)
     grad_q = g_read @ states.transpose(-2, -1)
-    for index in range(dot.shape[2]):  # chunk by chunk: no (B, H, N, C, m) temporary
-        dot[:, :, index] += torch.linalg.vecdot(qc[:, :, index], grad_q[:, :, index])
+    _add_row_dots(dot, qc, grad_q)
     # the denominator's gradient, and its rank-one terms
     grad_den = _chunked(inverse, chunk).squeeze(-1).mul_(dot).neg_()  # (B, H, N, C)
     gc[..., dv] = grad_den
@@ -272,6 +271,19 @@ def _block_backward(qf, kf, v_aug, grad_num, inverse, s, start, carry, reverse_c
     _add_product(grad_k, v_scaled, later.transpose(-2, -1))
     grad_v.add_(_scaled(kc @ later, fac.value))
     return grad_k.flatten(2, 3), grad_v.flatten(2, 3), reverse_carry
+
+
+#: elements per slab of ``_add_row_dots``' temporary product
+ROW_DOT_ELEMENTS = 2**18
+
+
+def _add_row_dots(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """out (B, H, N, C) += rowsum(a * b) for a, b (B, H, N, C, m), a few slabs of chunks at a
+    time: no (B, H, N, C, m) temporary, few Python steps."""
+    rows = max(1, ROW_DOT_ELEMENTS // (a.shape[-2] * a.shape[-1]))
+    for dots, x, y in zip(out.view(-1, out.shape[-1]).split(rows),
+                          a.flatten(0, 2).split(rows), b.flatten(0, 2).split(rows), strict=True):
+        dots += torch.linalg.vecdot(x, y)
 
 
 def _add_product(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
