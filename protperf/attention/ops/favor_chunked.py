@@ -127,7 +127,11 @@ class _FavorChunked(torch.autograd.Function):
         b, h, length, d = q.shape
         m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
-        if kernel == "softmax" and key_mask is not None:  # needs the first real key ahead
+        # leading padding takes the first real key's s: found by a pass ahead; without it
+        # (no mask, or every row's first key real) s is the running max, block by block
+        ahead = (kernel == "softmax" and key_mask is not None
+                 and not bool(key_mask[:, 0].all()))
+        if ahead:
             per_key = torch.cat([key_logits(scaled_block(k, sl, scale), projection, kernel)[1]
                                  for sl in _blocks(length, block)], dim=-1)
             log_scale = causal_key_stabilizer(per_key.unsqueeze(-1), key_mask)
@@ -148,8 +152,10 @@ class _FavorChunked(torch.autograd.Function):
             s = None
             if kernel == "softmax":  # s of the block, and e_{-1}: s before it (or s_0)
                 before = None if sl.start == 0 else log_scale[:, :, sl.start - 1]
-                if key_mask is None:
-                    s = torch.cummax(logits[1], dim=-1).values
+                if not ahead:  # padding keys skipped; the first key is real
+                    per_key = logits[1] if mask is None else logits[1].masked_fill(
+                        ~mask[:, None, :], float("-inf"))
+                    s = torch.cummax(per_key, dim=-1).values
                     log_scale[:, :, sl] = s if before is None else torch.maximum(
                         s, before.unsqueeze(-1))
                 s = log_scale[:, :, sl]
