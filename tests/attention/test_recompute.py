@@ -159,3 +159,34 @@ def test_a_trained_projection_takes_the_feature_keeping_kernel(causal):
     torch.testing.assert_close(out, keeping(q, k, v, w, config), rtol=1e-12, atol=1e-12)
     out.sum().backward()
     assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_output_merges_heads_without_a_copy(causal):
+    q, k, v = heads(dtype=torch.float32)
+    out = recomputed(q, k, v, projection(dtype=torch.float32), "softmax", causal, None, 8)
+    b, h, length, dv = out.shape
+    assert out.transpose(1, 2).reshape(b, length, h * dv).data_ptr() == out.data_ptr()
+    assert out.transpose(1, 2).is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("block", [8, 64])
+def test_causal_softmax_with_trailing_padding_only(dtype, block):
+    """Every row's first key real: the stabilizer is formed block by block (no pass ahead)."""
+    q, k, v = heads(dtype=dtype)
+    w = projection(dtype=dtype)
+    mask = torch.ones(2, 45, dtype=torch.bool)
+    mask[1, -7:] = False
+    mask[0, 20:30] = False  # inside a block and across a block boundary (block 8)
+    upstream = torch.randn(2, 3, 45, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    got, got_grads = values_and_grads(
+        lambda a, b, c: recomputed(a, b, c, w, "softmax", True, mask, block), (q, k, v),
+        upstream, mask)
+    for oracle in (kept, reference):
+        want, want_grads = values_and_grads(
+            lambda a, b, c, oracle=oracle: oracle(a, b, c, w, "softmax", True, mask),
+            (q, k, v), upstream, mask)
+        assert relative(got, want) < TOLERANCE[dtype]
+        for g, e in zip(got_grads, want_grads, strict=True):
+            assert relative(g, e) < TOLERANCE[dtype]

@@ -14,8 +14,9 @@ U_n = sum_{j in n} exp(s_j - e_n) k'_j [v_j, 1]^T and the carried state P,
 is a scan of N in-place multiply-adds on (m, dv + 1) states (every factor <= 1: s never
 decreases); S_N is the next block's P, and chunk n reads out_i += exp(e_{n-1} - s_i) q'_i S_n.
 
-Saved for backward: q, k, v, s (B, H, L), the output and normalizer, and the state entering
-each block ((B, H, L / (N C), m, dv + 1)); never an (L, m) feature tensor. The backward
+Saved for backward: q, k, v, s (B, H, L), the normalizer, and the state entering each block
+((B, H, L / (N C), m, dv + 1)); never an (L, m) feature tensor, nor the output (the
+denominator's gradient is read off the numerator's, see ``_block_backward``). The backward
 walks the blocks from the last, recomputing features and the forward states, and carries
 the transposed state R = sum_{i after} exp(e - s_i) q'_i g_i^T back through the same kind
 of scan, from the block's end (g: the gradient of [numerator, denominator], as in
@@ -30,7 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from protperf.attention.ops.favor_linear import _blocks, _with_ones
+from protperf.attention.ops.favor_linear import (
+    _blocks,
+    _merged_heads,
+    _numerator_grad,
+    _with_ones,
+)
 from protperf.attention.ops.feature_autograd import (
     block_feature_grad,
     block_features,
@@ -121,7 +127,11 @@ class _FavorChunked(torch.autograd.Function):
         b, h, length, d = q.shape
         m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
-        if kernel == "softmax" and key_mask is not None:  # needs the first real key ahead
+        # leading padding takes the first real key's s: found by a pass ahead; without it
+        # (no mask, or every row's first key real) s is the running max, block by block
+        ahead = (kernel == "softmax" and key_mask is not None
+                 and not bool(key_mask[:, 0].all()))
+        if ahead:
             per_key = torch.cat([key_logits(scaled_block(k, sl, scale), projection, kernel)[1]
                                  for sl in _blocks(length, block)], dim=-1)
             log_scale = causal_key_stabilizer(per_key.unsqueeze(-1), key_mask)
@@ -131,7 +141,7 @@ class _FavorChunked(torch.autograd.Function):
         keep = any(ctx.needs_input_grad[:3])  # no_grad (inference): no states kept
         carries = q.new_empty(b, h, len(slices) if keep else 1, m, dv + 1)
         carry, start = carries[:, :, 0].zero_(), None
-        out = v.new_empty(b, h, length, dv)
+        out = _merged_heads(v, b, h, length, dv)
         den = v.new_empty(b, h, length, 1)
         for index, sl in enumerate(slices):
             if keep:
@@ -142,8 +152,10 @@ class _FavorChunked(torch.autograd.Function):
             s = None
             if kernel == "softmax":  # s of the block, and e_{-1}: s before it (or s_0)
                 before = None if sl.start == 0 else log_scale[:, :, sl.start - 1]
-                if key_mask is None:
-                    s = torch.cummax(logits[1], dim=-1).values
+                if not ahead:  # padding keys skipped; the first key is real
+                    per_key = logits[1] if mask is None else logits[1].masked_fill(
+                        ~mask[:, None, :], float("-inf"))
+                    s = torch.cummax(per_key, dim=-1).values
                     log_scale[:, :, sl] = s if before is None else torch.maximum(
                         s, before.unsqueeze(-1))
                 s = log_scale[:, :, sl]
@@ -158,14 +170,14 @@ class _FavorChunked(torch.autograd.Function):
                       out=out[:, :, sl])
             del x, logits, kf, qf, both  # not alive beside the next block's
         if keep:
-            ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, out, den, carries)
+            ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, den, carries)
         ctx.setup = (kernel, eps, chunk, block)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        q, k, v, projection, key_mask, log_scale, out, den, carries = ctx.saved_tensors
+        q, k, v, projection, key_mask, log_scale, den, carries = ctx.saved_tensors
         kernel, eps, chunk, block = ctx.setup
         length, d = q.shape[-2:]
         dv = v.shape[-1]
@@ -185,21 +197,20 @@ class _FavorChunked(torch.autograd.Function):
             kf = block_features(xk, projection, kernel, eps,
                                 None if s is None else s.unsqueeze(-1), mask)
             qf = block_features(xq, projection, kernel, eps)
-            g = grad_out[:, :, sl]
-            d_raw = den[:, :, sl]
-            d_clamped = d_raw.clamp_min(DENOMINATOR_FLOOR)
-            grad_den = (g * out[:, :, sl]).sum(-1, keepdim=True).div_(d_clamped).neg_()
-            grad_den.mul_(d_raw >= DENOMINATOR_FLOOR)
-            grad_both = torch.cat([g / d_clamped, grad_den], dim=-1)
-            grad_qf, grad_kf, grad_vb, reverse_carry = _block_backward(
-                qf, kf, _with_ones(v[:, :, sl]), grad_both, s, start, carries[:, :, index],
-                reverse_carry, chunk)
+            grad_num, inverse = _numerator_grad(grad_out[:, :, sl], den[:, :, sl])
+
+            def query_grad(grad_qf, qf=qf, xq=xq, sl=sl, n=n):  # consumes q' and dq'
+                grad_q[:, :, sl] = block_feature_grad(grad_qf[:, :, :n], qf, xq, projection,
+                                                      kernel, eps, is_key=False).mul_(scale)
+
+            grad_kf, grad_vb, reverse_carry = _block_backward(
+                qf, kf, _with_ones(v[:, :, sl]), grad_num, inverse, s, start,
+                carries[:, :, index], reverse_carry, chunk, query_grad)
+            del qf, xq, query_grad
             grad_v[:, :, sl] = grad_vb[:, :, :n, :dv]
-            grad_q[:, :, sl] = block_feature_grad(grad_qf[:, :, :n], qf, xq, projection,
-                                                  kernel, eps, is_key=False).mul_(scale)
             grad_k[:, :, sl] = block_feature_grad(grad_kf[:, :, :n], kf, xk, projection,
                                                   kernel, eps, is_key=True).mul_(scale)
-            del xk, xq, kf, qf, grad_qf, grad_kf, grad_vb  # not alive beside the next block's
+            del xk, kf, grad_kf, grad_vb  # not alive beside the next block's
         return grad_q, grad_k, grad_v, None, None, None, None, None, None
 
 
@@ -216,31 +227,75 @@ def _block_forward(qf, kf, v_aug, s, start, carry, chunk):
     return both.flatten(2, 3)[:, :, :n], carry
 
 
-def _block_backward(qf, kf, v_aug, grad_both, s, start, carry, reverse_carry, chunk):
-    """Gradients of one block at its features and values (padded to N C rows), and the
-    reverse carry R for the previous block."""
+def _block_backward(qf, kf, v_aug, grad_num, inverse, s, start, carry, reverse_carry, chunk,
+                    query_grad):
+    """Gradients of one block at its key features and values (padded to N C rows), and the
+    reverse carry R for the previous block. grad_num, inverse: ``_numerator_grad`` of the
+    block (G / D (B, H, n, dv), 1 / D (B, H, n, 1)); query_grad(dq') is called with the
+    gradient at the query features (B, H, N C, m) as soon as it is complete, and may consume
+    q' (it is not read after), so that q' and dq' are gone before the reverse scan.
+
+    The gradient of the denominator, -(G / D) . numerator / D, is read off the products the
+    numerator's gradient forms anyway (the output is not kept): (G / D) . numerator_i =
+    sum_j W_ij (G / D)_i . v_j + q'_i . (read_i (G / D)_i S_v^T). Its column then enters as
+    rank-one terms: [v, 1] has ones in its last column."""
+    dv = grad_num.shape[-1]
     qc, kc, vc = _chunked(qf, chunk), _chunked(kf, chunk), _chunked(v_aug, chunk)
-    gc = _chunked(grad_both, chunk)
+    grad_both = torch.cat([grad_num, grad_num.new_zeros(*grad_num.shape[:-1], 1)], dim=-1)
+    gc = _chunked(grad_both, chunk)  # the denominator's column filled once known
     fac = _Factors(s, start, chunk, qc.shape[2], qc)
     # inside chunks
     weights = (qc @ kc.transpose(-2, -1)).mul_(fac.pair)
-    grad_weights = (gc @ vc.transpose(-2, -1)).mul_(fac.pair)
-    grad_q = grad_weights @ kc
-    grad_k = grad_weights.transpose(-2, -1) @ qc
-    grad_v = weights.transpose(-2, -1) @ gc
-    del weights, grad_weights
+    grad_weights = gc @ vc.transpose(-2, -1)  # (G / D) v^T: the denominator column is 0
+    dot = torch.linalg.vecdot(weights, grad_weights)  # (B, H, N, C)
+    grad_v = weights.transpose(-2, -1) @ gc  # its last column (of the ones) is dropped
+    del weights
     # reads of the forward states S_n (rebuilt from the block's carry)
     v_scaled = _scaled(vc, fac.value)
     states, _ = _scan(kc.transpose(-2, -1) @ v_scaled, carry, fac.step)
     g_read = _scaled(gc, fac.read)
-    grad_q.add_(g_read @ states.transpose(-2, -1))
+    grad_q = g_read @ states.transpose(-2, -1)
+    _add_row_dots(dot, qc, grad_q)
+    # the denominator's gradient, and its rank-one terms
+    grad_den = _chunked(inverse, chunk).squeeze(-1).mul_(dot).neg_()  # (B, H, N, C)
+    gc[..., dv] = grad_den
+    if fac.read is not None:
+        g_read[..., dv] = grad_den * fac.read.squeeze(-1)
+    grad_q.addcmul_(g_read[..., dv:], states[..., dv].unsqueeze(-2))
     del states
-    # R_n = sum over later reads: T_n = q'_n^T g_read_n, scanned backwards
-    reads = qc.transpose(-2, -1) @ g_read  # (B, H, N, m, e)
+    grad_weights.add_(grad_den.unsqueeze(-1)).mul_(fac.pair)
+    _add_product(grad_q, grad_weights, kc)
+    grad_k = grad_weights.transpose(-2, -1) @ qc
+    del grad_weights
+    reads = qc.transpose(-2, -1) @ g_read  # T_n = q'_n^T g_read_n (B, H, N, m, e)
+    del qc, g_read
+    query_grad(grad_q.flatten(2, 3))
+    del grad_q
+    # R_n = sum over later reads, scanned backwards
     later, reverse_carry = _scan(reads, reverse_carry, fac.step, reverse=True)
-    grad_k.add_(v_scaled @ later.transpose(-2, -1))
+    del reads
+    _add_product(grad_k, v_scaled, later.transpose(-2, -1))
     grad_v.add_(_scaled(kc @ later, fac.value))
-    return (grad_q.flatten(2, 3), grad_k.flatten(2, 3), grad_v.flatten(2, 3), reverse_carry)
+    return grad_k.flatten(2, 3), grad_v.flatten(2, 3), reverse_carry
+
+
+#: elements per slab of ``_add_row_dots``' temporary product
+ROW_DOT_ELEMENTS = 2**18
+
+
+def _add_row_dots(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """out (B, H, N, C) += rowsum(a * b) for a, b (B, H, N, C, m), a few slabs of chunks at a
+    time: no (B, H, N, C, m) temporary, few Python steps."""
+    rows = max(1, ROW_DOT_ELEMENTS // (a.shape[-2] * a.shape[-1]))
+    for dots, x, y in zip(out.view(-1, out.shape[-1]).split(rows),
+                          a.flatten(0, 2).split(rows), b.flatten(0, 2).split(rows), strict=True):
+        dots += torch.linalg.vecdot(x, y)
+
+
+def _add_product(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """out += a @ b in place for (B, H, N, r, c) batches (no temporary product)."""
+    out.view(-1, *out.shape[-2:]).baddbmm_(a.reshape(-1, *a.shape[-2:]),
+                                           b.reshape(-1, *b.shape[-2:]))
 
 
 def favor_chunked_attention(

@@ -9,13 +9,15 @@ head), the max over real keys of the exponents: the state is kept at the running
 blocks seen so far and rescaled by exp(c_old - c_new) <= 1 when it rises, so the result is
 that of the global max (``feature_maps.global_key_stabilizer``) up to rounding.
 
-Saved for backward: q, k, v, the output and normalizer (L (dv + 1) per head, as exact
-attention's output and log-sum-exp), S and c; never an (L, m) feature tensor. The backward
-makes two block passes: queries (recomputed q', dq' = g S^T, dS += q'^T g) and keys
-(recomputed k', dk' = [v, 1] dS^T, dv = k' dS), with g the gradient of [numerator,
-denominator]:
+Saved for backward: q, k, v, the normalizer D (L per head), S and c; never an (L, m)
+feature tensor, nor the output. The backward makes two block passes: queries (recomputed
+q', dq' = g S^T, dS += q'^T g) and keys (recomputed k', dk' = [v, 1] dS^T, dv = k' dS), with
+g the gradient of [numerator, denominator]:
 
-    g = [G / D, -(G . out) / D]      (D clamped at ``DENOMINATOR_FLOOR``, as ``normalize``).
+    g = [G / D, -(G . out) / D]      (D clamped at ``DENOMINATOR_FLOOR``, as ``normalize``),
+
+where G . out = (G / D) . (q' S_v) = rowsum(q' * ((G / D) S_v^T)) comes from the product
+dq' needs anyway (S_v: the value columns of S), so the output is not kept.
 
 Time O(L m (d + dv)); memory O(L (d + dv) + block m) per head. Under no_grad (embedding,
 scoring) only one block of features exists at a time.
@@ -53,8 +55,31 @@ def _blocks(length: int, size: int):
     return [slice(start, min(start + size, length)) for start in range(0, length, size)]
 
 
+def _merged_heads(like: torch.Tensor, b: int, h: int, length: int, dv: int) -> torch.Tensor:
+    """An empty (B, H, L, dv) output laid out as (B, L, H, dv) in memory: merging the heads
+    for the output projection (``transpose(1, 2).reshape(B, L, H dv)``) is then a view,
+    not a copy."""
+    return like.new_empty(b, length, h, dv).transpose(1, 2)
+
+
 def _with_ones(v: torch.Tensor) -> torch.Tensor:
     return torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
+
+
+def _numerator_grad(grad_out: torch.Tensor, den: torch.Tensor):
+    """grad_out G (B, H, n, dv), normalizer D (B, H, n, 1) -> (G / D, the factor that turns
+    -(G / D) . numerator into the denominator's gradient: 1 / D, 0 where D is under
+    ``DENOMINATOR_FLOOR``), D clamped at the floor as ``normalize`` does."""
+    clamped = den.clamp_min(DENOMINATOR_FLOOR)
+    return grad_out / clamped, (den >= DENOMINATOR_FLOOR).to(den.dtype).div_(clamped)
+
+
+def _denominator_grad(features: torch.Tensor, grad_read: torch.Tensor,
+                      inverse: torch.Tensor) -> torch.Tensor:
+    """-(G . out) / D from the read of the value state: features q' (B, H, n, m) and
+    grad_read = (G / D) S_v^T (B, H, n, m), so (G / D) . numerator = rowsum(q' * grad_read);
+    inverse from ``_numerator_grad`` -> (B, H, n, 1). The output need not be kept."""
+    return torch.linalg.vecdot(features, grad_read).unsqueeze_(-1).mul_(inverse).neg_()
 
 
 class _FavorLinear(torch.autograd.Function):
@@ -80,7 +105,7 @@ class _FavorLinear(torch.autograd.Function):
                 shift = new
             features = block_features(x, projection, kernel, eps, shift, mask, logits)
             state.add_(features.transpose(-2, -1) @ _with_ones(v[:, :, sl]))
-        out = v.new_empty(b, h, length, dv)
+        out = _merged_heads(v, b, h, length, dv)
         den = v.new_empty(b, h, length, 1)
         for sl in _blocks(length, block):
             features = block_features(scaled_block(q, sl, scale), projection, kernel, eps)
@@ -88,14 +113,14 @@ class _FavorLinear(torch.autograd.Function):
             den[:, :, sl] = both[..., -1:]
             torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
                       out=out[:, :, sl])
-        ctx.save_for_backward(q, k, v, projection, key_mask, state, shift, out, den)
+        ctx.save_for_backward(q, k, v, projection, key_mask, state, shift, den)
         ctx.setup = (kernel, eps, block)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        q, k, v, projection, key_mask, state, shift, out, den = ctx.saved_tensors
+        q, k, v, projection, key_mask, state, shift, den = ctx.saved_tensors
         kernel, eps, block = ctx.setup
         length, d = q.shape[-2:]
         dv = v.shape[-1]
@@ -106,15 +131,12 @@ class _FavorLinear(torch.autograd.Function):
         for sl in _blocks(length, block):
             x = scaled_block(q, sl, scale)
             features = block_features(x, projection, kernel, eps)
-            g = grad_out[:, :, sl]
-            d_raw = den[:, :, sl]
-            d_clamped = d_raw.clamp_min(DENOMINATOR_FLOOR)
-            grad_den = (g * out[:, :, sl]).sum(-1, keepdim=True).div_(d_clamped).neg_()
-            grad_den.mul_(d_raw >= DENOMINATOR_FLOOR)
-            grad_num = g / d_clamped
-            grad_state.add_(features.transpose(-2, -1) @ torch.cat([grad_num, grad_den], -1))
+            grad_num, inverse = _numerator_grad(grad_out[:, :, sl], den[:, :, sl])
             # [grad_num, grad_den] S^T as a product of inner dim dv (not dv + 1) + rank one
-            grad_features = (grad_num @ values_t).addcmul_(grad_den, ones_t)
+            grad_features = grad_num @ values_t
+            grad_den = _denominator_grad(features, grad_features, inverse)
+            grad_state.add_(features.transpose(-2, -1) @ torch.cat([grad_num, grad_den], -1))
+            grad_features.addcmul_(grad_den, ones_t)
             grad_q[:, :, sl] = block_feature_grad(grad_features, features, x, projection,
                                                   kernel, eps, is_key=False).mul_(scale)
         grad_values_t = grad_state[..., :dv].transpose(-2, -1)  # (B, H, dv, m)
