@@ -29,6 +29,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from protperf.attention.ops.feature_autograd import (
+    Workspace,
     block_feature_grad,
     block_features,
     key_logits,
@@ -66,12 +67,36 @@ def _with_ones(v: torch.Tensor) -> torch.Tensor:
     return torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
 
 
-def _numerator_grad(grad_out: torch.Tensor, den: torch.Tensor):
-    """grad_out G (B, H, n, dv), normalizer D (B, H, n, 1) -> (G / D, the factor that turns
-    -(G / D) . numerator into the denominator's gradient: 1 / D, 0 where D is under
-    ``DENOMINATOR_FLOOR``), D clamped at the floor as ``normalize`` does."""
+def _with_ones_into(out: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """[v, 1] (B, H, n, dv + 1) of v (B, H, n, dv), written to ``out``."""
+    out[..., :-1] = v
+    out[..., -1] = 1.0
+    return out
+
+
+def _batched(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1, *x.shape[-2:])
+
+
+def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """a @ b for (B, H, r, k) x (B, H, k, c) batches, written to ``out`` (contiguous)."""
+    torch.bmm(_batched(a), _batched(b), out=out.view(-1, *out.shape[-2:]))
+    return out
+
+
+def _add_product(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """out += a @ b in place for batches of matrices (out contiguous; no temporary product)."""
+    out.view(-1, *out.shape[-2:]).baddbmm_(_batched(a), _batched(b))
+
+
+def _numerator_grad(grad_out: torch.Tensor, den: torch.Tensor,
+                    out: torch.Tensor | None = None):
+    """grad_out G (B, H, n, dv), normalizer D (B, H, n, 1) -> (G / D, in ``out`` when given;
+    the factor that turns -(G / D) . numerator into the denominator's gradient: 1 / D, 0
+    where D is under ``DENOMINATOR_FLOOR``), D clamped at the floor as ``normalize`` does."""
     clamped = den.clamp_min(DENOMINATOR_FLOOR)
-    return grad_out / clamped, (den >= DENOMINATOR_FLOOR).to(den.dtype).div_(clamped)
+    return (torch.div(grad_out, clamped, out=out),
+            (den >= DENOMINATOR_FLOOR).to(den.dtype).div_(clamped))
 
 
 def _denominator_grad(features: torch.Tensor, grad_read: torch.Tensor,
@@ -88,12 +113,14 @@ class _FavorLinear(torch.autograd.Function):
         b, h, length, d = q.shape
         m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
+        work = Workspace(q)  # one block's x, features and [v, 1] / products, reused
         state = q.new_zeros(b, h, m, dv + 1)
         shift = None  # softmax: the running key stabilizer (B, H, 1, 1)
         for sl in _blocks(length, block):
+            n = sl.stop - sl.start
             mask = None if key_mask is None else key_mask[:, sl]
-            x = scaled_block(k, sl, scale)
-            logits = key_logits(x, projection, kernel)
+            x = scaled_block(k, sl, scale, work.get("x", b, h, n, d))
+            logits = key_logits(x, projection, kernel, work.get("features", b, h, n, m))
             if kernel == "softmax":
                 per_key = logits[1] if mask is None else logits[1].masked_fill(
                     ~mask[:, None, :], float("-inf"))
@@ -104,12 +131,16 @@ class _FavorLinear(torch.autograd.Function):
                     state.mul_(torch.exp(shift - new))
                 shift = new
             features = block_features(x, projection, kernel, eps, shift, mask, logits)
-            state.add_(features.transpose(-2, -1) @ _with_ones(v[:, :, sl]))
+            values = _with_ones_into(work.get("values", b, h, n, dv + 1), v[:, :, sl])
+            _add_product(state, features.transpose(-2, -1), values)
         out = _merged_heads(v, b, h, length, dv)
         den = v.new_empty(b, h, length, 1)
         for sl in _blocks(length, block):
-            features = block_features(scaled_block(q, sl, scale), projection, kernel, eps)
-            both = features @ state
+            n = sl.stop - sl.start
+            x = scaled_block(q, sl, scale, work.get("x", b, h, n, d))
+            features = block_features(x, projection, kernel, eps,
+                                      out=work.get("features", b, h, n, m))
+            both = _product(features, state, work.get("values", b, h, n, dv + 1))
             den[:, :, sl] = both[..., -1:]
             torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
                       out=out[:, :, sl])
@@ -122,33 +153,43 @@ class _FavorLinear(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, projection, key_mask, state, shift, den = ctx.saved_tensors
         kernel, eps, block = ctx.setup
-        length, d = q.shape[-2:]
-        dv = v.shape[-1]
+        b, h, length, d = q.shape
+        m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
+        work = Workspace(q)  # one block's x, features, their gradients, [G / D, grad_den]
         grad_q, grad_k, grad_v = (torch.empty_like(x) for x in (q, k, v))
         grad_state = torch.zeros_like(state)
         values_t, ones_t = state[..., :dv].transpose(-2, -1), state[..., -1].unsqueeze(-2)
         for sl in _blocks(length, block):
-            x = scaled_block(q, sl, scale)
-            features = block_features(x, projection, kernel, eps)
-            grad_num, inverse = _numerator_grad(grad_out[:, :, sl], den[:, :, sl])
+            n = sl.stop - sl.start
+            x = scaled_block(q, sl, scale, work.get("x", b, h, n, d))
+            features = block_features(x, projection, kernel, eps,
+                                      out=work.get("features", b, h, n, m))
+            grad_both = work.get("grad_both", b, h, n, dv + 1)  # [G / D, grad_den]
+            grad_num, inverse = _numerator_grad(grad_out[:, :, sl], den[:, :, sl],
+                                                grad_both[..., :dv])
             # [grad_num, grad_den] S^T as a product of inner dim dv (not dv + 1) + rank one
-            grad_features = grad_num @ values_t
-            grad_den = _denominator_grad(features, grad_features, inverse)
-            grad_state.add_(features.transpose(-2, -1) @ torch.cat([grad_num, grad_den], -1))
-            grad_features.addcmul_(grad_den, ones_t)
-            grad_q[:, :, sl] = block_feature_grad(grad_features, features, x, projection,
-                                                  kernel, eps, is_key=False).mul_(scale)
+            grad_features = _product(grad_num, values_t, work.get("grad_features", b, h, n, m))
+            grad_both[..., dv:] = _denominator_grad(features, grad_features, inverse)
+            _add_product(grad_state, features.transpose(-2, -1), grad_both)
+            grad_features.addcmul_(grad_both[..., dv:], ones_t)
+            grad_x = block_feature_grad(grad_features, features, x, projection, kernel, eps,
+                                        is_key=False, out=work.get("grad_x", b, h, n, d))
+            torch.mul(grad_x, scale, out=grad_q[:, :, sl])
         grad_values_t = grad_state[..., :dv].transpose(-2, -1)  # (B, H, dv, m)
         grad_ones = grad_state[..., -1].unsqueeze(-2)  # (B, H, 1, m)
         for sl in _blocks(length, block):
+            n = sl.stop - sl.start
             mask = None if key_mask is None else key_mask[:, sl]
-            x = scaled_block(k, sl, scale)
-            features = block_features(x, projection, kernel, eps, shift, mask)
+            x = scaled_block(k, sl, scale, work.get("x", b, h, n, d))
+            features = block_features(x, projection, kernel, eps, shift, mask,
+                                      out=work.get("features", b, h, n, m))
             torch.matmul(features, grad_state[..., :dv], out=grad_v[:, :, sl])
-            grad_features = (v[:, :, sl] @ grad_values_t).add_(grad_ones)
-            grad_k[:, :, sl] = block_feature_grad(grad_features, features, x, projection,
-                                                  kernel, eps, is_key=True).mul_(scale)
+            grad_features = _product(v[:, :, sl], grad_values_t,
+                                     work.get("grad_features", b, h, n, m)).add_(grad_ones)
+            grad_x = block_feature_grad(grad_features, features, x, projection, kernel, eps,
+                                        is_key=True, out=work.get("grad_x", b, h, n, d))
+            torch.mul(grad_x, scale, out=grad_k[:, :, sl])
         return grad_q, grad_k, grad_v, None, None, None, None, None
 
 

@@ -144,24 +144,57 @@ def _exponent_grad(grad_exponent: torch.Tensor, projection: torch.Tensor,
 
 
 # ----------------------------------------------------------- one block, recomputed in backward
-def scaled_block(x: torch.Tensor, rows: slice, scale: float) -> torch.Tensor:
+class Workspace:
+    """Buffers reused by the blocks of one forward or backward call, so that a block's
+    temporaries are not allocated and freed again every block (with ~1 MiB blocks glibc then
+    grows and trims its heap each block: page faults, system time).
+
+    ``get(name, *shape)`` is a contiguous tensor of ``shape`` over the buffer ``name``,
+    grown when a shape needs more: the first, full block sets the size and the last, shorter
+    block takes a view of it. Its contents are not kept from one ``get`` to the next; a
+    tensor got must not outlive the call (nothing saved for backward, nothing returned).
+    """
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self._like = like
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, *shape: int) -> torch.Tensor:
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < size:
+            buffer = self._buffers[name] = self._like.new_empty(size)
+        return buffer[:size].view(shape)
+
+
+def scaled_block(x: torch.Tensor, rows: slice, scale: float,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
     """x[:, :, rows] * scale as a contiguous (B, H, n, d) tensor (one pass, whatever x's
-    strides): its projection is then one (B H n, d) x (d, m) matrix product."""
-    out = x.new_empty(x.shape[0], x.shape[1], rows.stop - rows.start, x.shape[-1])
+    strides; in ``out`` when given): its projection is then one (B H n, d) x (d, m) matrix
+    product."""
+    if out is None:
+        out = x.new_empty(x.shape[0], x.shape[1], rows.stop - rows.start, x.shape[-1])
     return torch.mul(x[:, :, rows], scale, out=out)
 
 
-def _project(x: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
-    """x (..., n, d) contiguous -> x W^T (..., n, m) as one 2-D matrix product."""
-    flat = x.reshape(-1, x.shape[-1]) @ projection.transpose(0, 1)
-    return flat.view(*x.shape[:-1], projection.shape[0])
+def _project(x: torch.Tensor, projection: torch.Tensor,
+             out: torch.Tensor | None = None) -> torch.Tensor:
+    """x (..., n, d) contiguous -> x W^T (..., n, m) as one 2-D matrix product (in ``out``,
+    contiguous, when given)."""
+    shape = (*x.shape[:-1], projection.shape[0])
+    if out is None:
+        return (x.reshape(-1, x.shape[-1]) @ projection.transpose(0, 1)).view(shape)
+    torch.mm(x.reshape(-1, x.shape[-1]), projection.transpose(0, 1),
+             out=out.view(-1, shape[-1]))
+    return out
 
 
-def key_logits(x: torch.Tensor, projection: torch.Tensor, kernel: str):
-    """Scaled keys of one block x (B, H, n, d) -> (exponents x W^T (B, H, n, m), per-key max
-    of the softmax exponent minus |x|^2/2 (B, H, n), |x|^2/2 (B, H, n, 1)); ReLU: (x W^T,
-    None, None)."""
-    logits = _project(x, projection)
+def key_logits(x: torch.Tensor, projection: torch.Tensor, kernel: str,
+               out: torch.Tensor | None = None):
+    """Scaled keys of one block x (B, H, n, d) -> (exponents x W^T (B, H, n, m), in ``out``
+    when given; per-key max of the softmax exponent minus |x|^2/2 (B, H, n), |x|^2/2
+    (B, H, n, 1)); ReLU: (x W^T, None, None)."""
+    logits = _project(x, projection, out)
     if kernel != "softmax":
         return logits, None, None
     half_sq = 0.5 * (x * x).sum(-1, keepdim=True)
@@ -176,17 +209,19 @@ def block_features(
     key_shift: torch.Tensor | None = None,
     key_mask: torch.Tensor | None = None,
     logits: tuple | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Features of one block of scaled queries or keys x (B, H, n, d) -> (B, H, n, m).
 
     kernel ``softmax``: queries (key_shift None) exp(x W^T - rowmax) / sqrt(m); keys
     exp(x W^T - |x|^2/2 - key_shift) / sqrt(m) with key_shift (B, H, 1 or n, 1) the
     stabilizer; ``relu``: relu(x W^T) + eps. key_mask (B, n): padding keys get 0. logits: a
-    ``key_logits`` result of this x to reuse (consumed in place).
+    ``key_logits`` result of this x to reuse (consumed in place); else the features are
+    formed in ``out`` (contiguous (B, H, n, m)) when given.
     """
     exponent, _, half_sq = logits if logits is not None else (
-        key_logits(x, projection, kernel) if key_shift is not None
-        else (_project(x, projection), None, None))
+        key_logits(x, projection, kernel, out) if key_shift is not None
+        else (_project(x, projection, out), None, None))
     if kernel != "softmax":
         return _relu_(exponent, eps, key_mask)
     log_norm = 0.5 * math.log(projection.shape[0])
@@ -219,10 +254,17 @@ def block_feature_grad(
     kernel: str,
     eps: float,
     is_key: bool,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Gradient at the scaled block x (B, H, n, d) from dF (B, H, n, m), F = block_features
-    (consumed). Softmax keys route |x|^2/2; queries' row max and every shift are constants."""
+    (both consumed), in ``out`` (contiguous, x's shape) when given. Softmax keys route
+    |x|^2/2; queries' row max and every shift are constants."""
     if kernel != "softmax":
-        grad_exponent = torch.ops.aten.threshold_backward(grad_features, features, eps)
-        return _exponent_grad(grad_exponent, projection, None)
-    return _exponent_grad(features.mul_(grad_features), projection, x if is_key else None)
+        grad_exponent = torch.ops.aten.threshold_backward.grad_input(
+            grad_features, features, eps, grad_input=grad_features)  # dF * [F > eps]
+    else:
+        grad_exponent = features.mul_(grad_features)
+    grad_x = _project(grad_exponent, projection.transpose(0, 1), out)
+    if kernel != "softmax" or not is_key:
+        return grad_x
+    return grad_x.addcmul_(grad_exponent.sum(-1, keepdim=True), x, value=-1.0)
