@@ -7,6 +7,7 @@ import torch
 
 from protperf.attention.ops.favor_chunked import favor_chunked_attention
 from protperf.attention.ops.favor_linear import favor_linear_attention
+from protperf.attention.ops.feature_autograd import Workspace
 from protperf.attention.ops.feature_maps import draw_projection, performer_feature_maps
 from protperf.attention.performer import favor_bidirectional, favor_scan
 from tests.attention.helpers import performer_config
@@ -190,3 +191,13 @@ def test_causal_softmax_with_trailing_padding_only(dtype, block):
         assert relative(got, want) < TOLERANCE[dtype]
         for g, e in zip(got_grads, want_grads, strict=True):
             assert relative(g, e) < TOLERANCE[dtype]
+
+
+def test_workspace_reuses_one_buffer_per_name_and_views_shorter_blocks():
+    work = Workspace(torch.empty(0, dtype=torch.float64))
+    full = work.get("x", 2, 3, 8, 4)
+    assert full.is_contiguous() and full.dtype == torch.float64
+    last = work.get("x", 2, 3, 5, 4)  # a partial last block: a contiguous view, no new buffer
+    assert last.is_contiguous() and last.data_ptr() == full.data_ptr()
+    assert work.get("y", 2, 3, 8, 4).data_ptr() != full.data_ptr()
+    assert work.get("x", 2, 3, 9, 4).shape == (2, 3, 9, 4)  # grown when a shape needs more

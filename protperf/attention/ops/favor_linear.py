@@ -20,7 +20,10 @@ where G . out = (G / D) . (q' S_v) = rowsum(q' * ((G / D) S_v^T)) comes from the
 dq' needs anyway (S_v: the value columns of S), so the output is not kept.
 
 Time O(L m (d + dv)); memory O(L (d + dv) + block m) per head. Under no_grad (embedding,
-scoring) only one block of features exists at a time.
+scoring) only one block of features exists at a time. A block's temporaries (scaled x,
+features, products, gradients) live in a ``Workspace`` allocated once per forward or backward
+call and reused by every block: allocated afresh, these ~1 MiB pieces made glibc grow and trim
+its heap every block.
 """
 
 from __future__ import annotations
