@@ -15,9 +15,11 @@ download and where it would go. Anything that is neither a local path nor a name
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
+import types
 from pathlib import Path
 
 from protperf.checkpoint.load import first_line
@@ -97,10 +99,24 @@ def fair_esm_file(name: str) -> Path:
     return path
 
 
+#: the submodules of huggingface_hub used here: its top level loads them lazily, by name, and
+#: has no attribute for them until something imports them
+HUB_SUBMODULES = ("errors", "constants", "file_download")
+
+
+def huggingface_hub(needed_for: str) -> types.ModuleType:
+    """``huggingface_hub`` with :data:`HUB_SUBMODULES` imported (so ``hub.errors`` works in a
+    fresh process), or one line naming the extra that installs it."""
+    hub = require("huggingface_hub", needed_for)
+    for name in HUB_SUBMODULES:
+        importlib.import_module(f"huggingface_hub.{name}")
+    return hub
+
+
 def hf_snapshot(repo_id: str, revision: str | None = None) -> Path:
     """The snapshot folder of ``repo_id`` in the Hugging Face cache holding config.json,
     vocab.txt and one weight format (fetched if missing and online)."""
-    hub = require("huggingface_hub", f"resolving the model name {repo_id}")
+    hub = huggingface_hub(f"resolving the model name {repo_id}")
     errors = hub.errors
     at = "" if revision is None else f"@{revision}"
 

@@ -87,8 +87,10 @@ def collect_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     curves: every run's learning curves (:func:`run_curves`, ``run`` = path relative to the
         sweep directory).
-    summary: one row per run: run, model, objective, direction, overrides, steps, final and
-        best validation loss / accuracy / perplexity (from the curves; the values of the run's
+    summary: one row per run: run, model, objective, direction, overrides, steps (optimizer
+        steps done: ``summary.json``'s ``step`` when the run finished, else the last logged
+        step + 1, since Lightning's ``step`` column counts from 0), final and best validation
+        loss / accuracy / perplexity (from the curves; the values of the run's
         ``summary.json`` when it finished, which also carries test metrics if any).
     """
     sweep_dir = Path(sweep_dir)
@@ -104,7 +106,7 @@ def collect_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             "objective": run["objective"].iloc[0],
             "direction": run["direction"].iloc[0],
             "overrides": _overrides(run_dir),
-            "steps": int(run["step"].max()),
+            "steps": int(run["step"].max()) + 1,
             "finished": (run_dir / "summary.json").is_file(),
         }
         if not valid.empty:
@@ -116,5 +118,6 @@ def collect_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             summary = json.loads(summary_path.read_text())
             row.update({k: summary[k] for k in ("val_loss", "val_acc", "val_ppl", "test_loss",
                                                  "test_acc", "test_ppl") if k in summary})
+            row["steps"] = int(summary.get("step", row["steps"]))
         rows.append(row)
     return pd.concat(curves, ignore_index=True), pd.DataFrame(rows)

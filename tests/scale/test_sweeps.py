@@ -106,6 +106,27 @@ def test_collect_runs_tables_and_figure(local_sweep, tmp_path):
     assert "<svg" in svg and "stroke-dasharray" in svg  # dashed training curves
 
 
+def fake_run(run_dir, logged_steps: int, summary_step: int | None = None) -> None:
+    """A run directory as training writes it: Lightning's CSV (its ``step`` column counts
+    from 0: row s is logged after s + 1 optimizer steps), the hparams, maybe summary.json."""
+    (run_dir / "csv").mkdir(parents=True)
+    rows = ["epoch,step,train/loss,train/acc,val/loss,val/acc"]
+    rows += [f"0,{step},3.0,0.1,," for step in range(logged_steps)]
+    rows.append(f"0,{logged_steps - 1},,,2.9,0.2")
+    (run_dir / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (run_dir / "csv" / "hparams.yaml").write_text(
+        "model: {name: transformer}\ntask: {objective: mlm}\n")
+    if summary_step is not None:
+        (run_dir / "summary.json").write_text(f'{{"step": {summary_step}, "val_loss": 2.9}}')
+
+
+def test_collect_runs_counts_optimizer_steps(tmp_path):
+    fake_run(tmp_path / "a_finished", logged_steps=3, summary_step=3)
+    fake_run(tmp_path / "b_stopped", logged_steps=5)  # no summary.json: stopped early
+    _, summary = collect_runs(tmp_path)
+    assert summary.set_index("run")["steps"].to_dict() == {"a_finished": 3, "b_stopped": 5}
+
+
 def test_collect_runs_names_a_directory_without_runs(tmp_path):
     with pytest.raises(ValueError, match=f"no runs in {tmp_path}"):
         collect_runs(tmp_path)
