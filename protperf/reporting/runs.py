@@ -87,11 +87,12 @@ def collect_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     curves: every run's learning curves (:func:`run_curves`, ``run`` = path relative to the
         sweep directory).
-    summary: one row per run: run, model, objective, direction, overrides, steps (optimizer
-        steps done: ``summary.json``'s ``step`` when the run finished, else the last logged
-        step + 1, since Lightning's ``step`` column counts from 0), final and best validation
-        loss / accuracy / perplexity (from the curves; the values of the run's
-        ``summary.json`` when it finished, which also carries test metrics if any).
+    summary: one row per run: run, model, objective, direction, overrides; steps, the
+        optimizer steps done (``summary.json``'s ``step`` when the run finished, else the last
+        logged step + 1: Lightning's ``step`` column counts from 0); final and best validation
+        loss / accuracy / perplexity from the curves (the run's ``summary.json`` values when
+        it finished, with its test metrics if any); best_step in optimizer steps, as the best
+        checkpoint is named.
     """
     sweep_dir = Path(sweep_dir)
     curves, rows = [], []
@@ -112,7 +113,7 @@ def collect_runs(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not valid.empty:
             last, best = valid.iloc[-1], valid.loc[valid["loss"].idxmin()]
             row.update(val_loss=last["loss"], val_acc=last["acc"], val_ppl=last["ppl"],
-                       best_val_loss=best["loss"], best_step=int(best["step"]))
+                       best_val_loss=best["loss"], best_step=int(best["step"]) + 1)
         summary_path = run_dir / "summary.json"
         if summary_path.is_file():
             summary = json.loads(summary_path.read_text())

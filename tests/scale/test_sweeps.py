@@ -125,6 +125,8 @@ def test_collect_runs_counts_optimizer_steps(tmp_path):
     fake_run(tmp_path / "b_stopped", logged_steps=5)  # no summary.json: stopped early
     _, summary = collect_runs(tmp_path)
     assert summary.set_index("run")["steps"].to_dict() == {"a_finished": 3, "b_stopped": 5}
+    # the validation after the last step is the best: named as its checkpoint (best-step3)
+    assert summary.set_index("run")["best_step"].to_dict() == {"a_finished": 3, "b_stopped": 5}
 
 
 def test_collect_runs_names_a_directory_without_runs(tmp_path):
