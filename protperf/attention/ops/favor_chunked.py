@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from protperf.attention.ops.favor_linear import (
+    _add_product,
     _blocks,
     _merged_heads,
     _numerator_grad,
@@ -291,11 +292,6 @@ def _add_row_dots(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
                           a.flatten(0, 2).split(rows), b.flatten(0, 2).split(rows), strict=True):
         dots += torch.linalg.vecdot(x, y)
 
-
-def _add_product(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-    """out += a @ b in place for (B, H, N, r, c) batches (no temporary product)."""
-    out.view(-1, *out.shape[-2:]).baddbmm_(a.reshape(-1, *a.shape[-2:]),
-                                           b.reshape(-1, *b.shape[-2:]))
 
 
 def favor_chunked_attention(

@@ -67,7 +67,8 @@ def _merged_heads(like: torch.Tensor, b: int, h: int, length: int, dv: int) -> t
 
 
 def _with_ones(v: torch.Tensor) -> torch.Tensor:
-    return torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
+    """[v, 1] (B, H, n, dv + 1) of v (B, H, n, dv), a new tensor."""
+    return _with_ones_into(v.new_empty(*v.shape[:-1], v.shape[-1] + 1), v)
 
 
 def _with_ones_into(out: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -241,8 +241,7 @@ LOG2E = 1.0 / math.log(2.0)
 def _exp_shifted_(exponent: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """exp(exponent - shift) in place (shift broadcastable, +inf gives 0) as
     exp2(exponent log2 e - shift log2 e): one multiply-add pass, then exp2, which torch's CPU
-    kernels evaluate about 3x faster than exp (measured: 0.46 vs 1.08 ms per 1M float32
-    values, one thread); the result differs from exp by a few float roundings."""
+    kernels evaluate faster than exp; the result differs from exp by a few float roundings."""
     return torch.add(shift * -LOG2E, exponent, alpha=LOG2E, out=exponent).exp2_()
 
 
