@@ -21,10 +21,20 @@ and new implementations are measured side by side in one run (``implementation``
 Each row also records ``x_identity`` (CPU time over the no-attention layer's at the same
 length), ``x_exact`` (exact attention's CPU time over the row's, same direction) and
 ``mem_x_exact`` (peak over exact attention's peak, same direction); CPU time, not wall time,
-because a shared machine's load moves wall time far more. ``--chunk-size C [C ...]`` sweeps
-the causal Performer's chunk size: its causal rows run once per C (``chunk_size`` column, the
-size in effect), the other rows once. ``--precision --approx-length 4096``
-prints the fp32 and bf16-autocast errors vs float64.
+because a shared machine's load moves wall time far more.
+
+The ``projections`` method is the layer with all four projections trained and no attention
+(v passed through, zero gradients to q and k); ``identity`` skips the q and k projections'
+backward, since nothing reads q and k. Performer rows get ``x_projections`` (CPU time over
+that layer's) and a floor: ``floor_s`` = the projections layer's CPU time + the attention's
+matrix-product GFLOP (``favor_gflop``) at the best product rate the row's process measured
+(``gemm_gflops``), elementwise work not counted, so no kernel built from these products on
+that machine gets under it; ``floor_x_identity`` is the floor over the identity layer and
+``floor_x_exact`` exact attention's time over the floor (the largest possible ``x_exact``).
+
+``--chunk-size C [C ...]`` sweeps the causal Performer's chunk size: its causal rows run once
+per C (``chunk_size`` column, the size in effect), the other rows once.
+``--precision --approx-length 4096`` prints the fp32 and bf16-autocast errors vs float64.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ METHODS = {
     "favor_softmax": ("favor_softmax", 1),
     "favor_relu": ("favor_relu", 1),
     "identity": ("identity", 1),
+    "projections": ("projections", 1),
     "performer_pytorch": ("performer_pytorch", 1),
 }
 
@@ -73,9 +84,72 @@ class PerformerPytorchLayer(torch.nn.Module):
         return self.inner.out_proj(out)
 
 
+class _PassThrough(torch.autograd.Function):
+    """v as the attention output; q and k get zero gradients, so that their projections'
+    backward runs as under real attention (under ``identity`` q and k get no gradient)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        return v.view_as(v)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.zeros(grad.shape, dtype=grad.dtype), torch.zeros(
+            grad.shape, dtype=grad.dtype), grad
+
+
+class ProjectionsLayer(torch.nn.Module):
+    """All four projections, each with its backward, around no attention: what a Performer
+    layer adds its attention to (the ``projections`` method)."""
+
+    def __init__(self, causal: bool) -> None:
+        super().__init__()
+        self.inner = MultiHeadAttention(DIM, HEADS, AttentionConfig(kind="identity"), causal)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.inner.project(x)
+        out = _PassThrough.apply(q, k, v).transpose(1, 2).reshape(x.shape)
+        return self.inner.out_proj(out)
+
+
+def favor_gflop(length: int, causal: bool, chunk: int) -> float:
+    """Matrix-product GFLOP of one FAVOR+ forward + backward of the benchmark's heads, as
+    the recomputing CPU kernels form them (features recomputed in backward; elementwise work
+    not counted; the value products' extra column of ones neither). Unit: one L x m x d
+    product over all heads, 2 L H m d FLOP. Bidirectional: 4 forward (two feature
+    projections, K'^T V, Q' S) + 8 backward. Causal with chunk C: 13 + 4 C / d + 3 C / m
+    (the C x C products inside chunks, and the forward states the backward rebuilds)."""
+    d, m = DIM // HEADS, FEATURES
+    units = 13 + 4 * chunk / d + 3 * chunk / m if causal else 12
+    return units * 2 * length * HEADS * m * d / 1e9
+
+
+def gemm_gflops(length: int, repeats: int = 3) -> float:
+    """The best matrix-product rate (GFLOP/s) this process gets on the layer's two kinds of
+    product: the (L, D) x (D, D) projection and the (rows, d) x (d, m) feature projection
+    (1024 positions of all heads at a time), into preallocated outputs, median of repeats."""
+    d = DIM // HEADS
+    shapes = [(length, DIM, DIM, 1), (1024 * HEADS, d, FEATURES, max(1, length // 1024))]
+    best = 0.0
+    for rows, inner, cols, times in shapes:
+        a, b = torch.randn(rows, inner), torch.randn(inner, cols)
+        out = torch.empty(rows, cols)
+        torch.mm(a, b, out=out)
+        spent = []
+        for _ in range(repeats):
+            start = time.process_time()
+            for _ in range(times):
+                torch.mm(a, b, out=out)
+            spent.append(time.process_time() - start)
+        best = max(best, 2 * rows * inner * cols * times / sorted(spent)[repeats // 2] / 1e9)
+    return best
+
+
 def build_layer(method: str, causal: bool, chunk_size: int | None = None) -> torch.nn.Module:
     if method == "performer_pytorch":
         return PerformerPytorchLayer(causal)
+    if method == "projections":
+        return ProjectionsLayer(causal)
     cfg = AttentionConfig(kind=METHODS[method][0], num_features=FEATURES, chunk_size=chunk_size)
     return MultiHeadAttention(DIM, HEADS, cfg, causal)
 
@@ -105,7 +179,8 @@ def worker(method: str, causal: bool, length: int, min_repeats: int = 0,
     repeats = max(min_repeats, 3 if first[0] < 1.0 else (1 if first[0] < 5.0 else 0))
     times = [step() for _ in range(repeats)] or [first]
     wall, cpu = (sorted(t[i] for t in times)[len(times) // 2] for i in (0, 1))
-    return {"time_s": wall, "cpu_s": cpu, "peak_mib": peak, "repeats": len(times)}
+    return {"time_s": wall, "cpu_s": cpu, "peak_mib": peak, "repeats": len(times),
+            "gemm_gflops": gemm_gflops(length)}
 
 
 def run_worker(
@@ -144,7 +219,7 @@ def performer_pytorch_available() -> bool:
 def series(method: str, chunk_sizes: list[int | None]) -> list[tuple[bool, int | None]]:
     """(causal, chunk size) of every series of ``method``: the causal Performer once per
     chunk size (None: the config's), everything else once."""
-    if method == "identity":
+    if method in ("identity", "projections"):
         return [(False, None)]
     if not method.startswith("favor"):
         return [(False, None), (True, None)]
@@ -198,7 +273,8 @@ def timing_table(
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
-    """Add x_identity, x_exact and mem_x_exact (see the module docstring) where measured."""
+    """Add x_identity, x_projections, x_exact, mem_x_exact and the Performers' floor_s,
+    floor_x_identity, floor_x_exact (see the module docstring) where measured."""
     def measured(method: str, length: int, mode: str | None = None) -> dict | None:
         for row in rows:
             if (row["method"] == method and row["length"] == length and row["status"] == "ok"
@@ -210,12 +286,22 @@ def with_ratios(rows: list[dict]) -> list[dict]:
         if row["status"] != "ok":
             continue
         identity = measured("identity", row["length"])
+        projections = measured("projections", row["length"])
         exact = measured("exact", row["length"], row["mode"])
         if identity is not None:
             row["x_identity"] = row["cpu_s"] / identity["cpu_s"]
+        if projections is not None:
+            row["x_projections"] = row["cpu_s"] / projections["cpu_s"]
         if exact is not None:
             row["x_exact"] = exact["cpu_s"] / row["cpu_s"]
             row["mem_x_exact"] = row["peak_mib"] / exact["peak_mib"]
+        if projections is not None and row["method"].startswith("favor"):
+            gflop = favor_gflop(row["length"], row["mode"] == "causal", row["chunk_size"] or 0)
+            row["floor_s"] = projections["cpu_s"] + gflop / row["gemm_gflops"]
+            if identity is not None:
+                row["floor_x_identity"] = row["floor_s"] / identity["cpu_s"]
+            if exact is not None:
+                row["floor_x_exact"] = exact["cpu_s"] / row["floor_s"]
     return rows
 
 

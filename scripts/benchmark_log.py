@@ -101,7 +101,8 @@ def time_and_memory(row: pd.Series) -> str:
         shown = [f"{label} {float(row[c]):.2g}" for c, label in columns if row.get(c)]
         return f" [{', '.join(shown)}]" if shown else ""
 
-    time = ratios(("x_identity", "x id"), ("x_exact", "exact/"))
+    time = ratios(("x_identity", "x id"), ("floor_x_identity", "floor x id"),
+                  ("x_exact", "exact/"))
     memory = ratios(("mem_x_exact", "x exact"))
     return (f"{float(row['time_s']):.3g} s{time} / {float(row['peak_mib']) / 1024:.3g} GiB"
             f"{memory}{note}")
@@ -128,11 +129,16 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
               "`peak_mib` the peak RSS above the process's baseline; `implementation`: `new` "
               "(this checkout) or the git revision given by `--old-commit`. In brackets, from "
               "CPU time: `x id` the time over the no-attention layer's, `exact/` exact "
-              "attention's time over the row's; after the memory, `x exact` the peak over "
+              "attention's time over the row's, `floor x id` the floor's (`projections`: "
+              "all four projections trained, no attention; the floor adds the attention's "
+              "matrix-product FLOPs at the best GEMM rate measured, see the script's "
+              "docstring); after the memory, `x exact` the peak over "
               "exact attention's. `chunk_size`: the causal Performer's chunk size C "
               "(`--chunk-size C [C ...]` sweeps it).",
         columns=("method", "mode", "chunk_size", "length", "implementation", "status", "time_s",
-                 "cpu_s", "peak_mib", "x_identity", "x_exact", "mem_x_exact", "repeats", "note"),
+                 "cpu_s", "peak_mib", "x_identity", "x_projections", "floor_s",
+                 "floor_x_identity", "x_exact", "floor_x_exact", "mem_x_exact",
+                 "gemm_gflops", "repeats", "note"),
         figure="attention.png",
         pivot=Pivot(rows=("method", "mode", "chunk_size", "implementation"), column="length",
                     cell=time_and_memory),

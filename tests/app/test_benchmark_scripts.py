@@ -43,6 +43,7 @@ def test_chunk_size_sweep_repeats_only_the_causal_performer():
     assert series("favor_relu", [16, 64]) == [(False, None), (True, 16), (True, 64)]
     assert series("exact", [16, 64]) == [(False, None), (True, None)]
     assert series("identity", [16, 64]) == [(False, None)]
+    assert series("projections", [16, 64]) == [(False, None)]
 
 
 @pytest.mark.slow  # two causal sizes of one Performer at the smallest length
@@ -70,3 +71,69 @@ def test_data_benchmark_appends_to_data_csv(tmp_path):
     assert table.args[0] == "--sizes-mb 1 --workers 1 --formats plain"
     assert table.threads[0] == ""  # torch threads do not apply to preparation
     assert "## FASTA preparation throughput" in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.parametrize("causal, chunk", [(False, 0), (True, 64), (True, 32)])
+def test_the_floor_counts_the_products_the_kernels_run(causal, chunk):
+    """favor_gflop against torch's FLOP counter over the recomputing kernels' forward +
+    backward (the counter misses the in-place baddbmm_, so it is counted here); the kernels'
+    extra column of ones adds 1/64."""
+    import torch
+    from benchmark_attention import DIM, FEATURES, HEADS, favor_gflop
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from protperf.attention.ops.favor_chunked import favor_chunked_attention
+    from protperf.attention.ops.favor_linear import favor_linear_attention
+
+    def add_product_flop(self_shape, a_shape, b_shape, out_shape=None, **_):
+        return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
+
+    length = 512
+    q, k, v = (torch.randn(1, HEADS, length, DIM // HEADS, requires_grad=True)
+               for _ in range(3))
+    projection = torch.randn(FEATURES, DIM // HEADS)
+    counter = FlopCounterMode(display=False,
+                              custom_mapping={torch.ops.aten.baddbmm_: add_product_flop})
+    with counter:
+        out = (favor_chunked_attention(q, k, v, projection, "softmax", chunk=chunk) if causal
+               else favor_linear_attention(q, k, v, projection, "softmax"))
+        out.backward(torch.ones_like(out))
+    ratio = counter.get_total_flops() / 1e9 / favor_gflop(length, causal, chunk)
+    assert 1.0 <= ratio < 1.02
+
+
+def test_the_projections_floor_runs_the_q_and_k_projections_backward():
+    import torch
+    from benchmark_attention import build_layer
+
+    x = torch.randn(1, 16, 512)
+    trained = {}
+    for method in ("identity", "projections"):
+        layer = build_layer(method, causal=False)
+        layer(x).sum().backward()
+        inner = getattr(layer, "inner", layer)
+        trained[method] = [p.grad is not None for p in (inner.q_proj.weight,
+                                                        inner.k_proj.weight)]
+    assert trained == {"identity": [False, False], "projections": [True, True]}
+    assert build_layer("projections", causal=False)(x).shape == x.shape
+
+
+def test_performer_rows_get_the_floor_from_the_projections_row():
+    from benchmark_attention import favor_gflop, with_ratios
+
+    def row(method, mode, cpu_s, **more):
+        return {"method": method, "mode": mode, "length": 1024, "status": "ok",
+                "implementation": "new", "cpu_s": cpu_s, "peak_mib": 10.0, "chunk_size": "",
+                "gemm_gflops": 50.0, **more}
+
+    rows = with_ratios([row("identity", "bidirectional", 1.0),
+                        row("projections", "bidirectional", 1.5),
+                        row("exact", "causal", 12.0),
+                        row("favor_relu", "causal", 3.0, chunk_size=64)])
+    floor = 1.5 + favor_gflop(1024, True, 64) / 50.0
+    performer = rows[-1]
+    assert performer["floor_s"] == pytest.approx(floor)
+    assert performer["floor_x_identity"] == pytest.approx(floor / 1.0)
+    assert performer["floor_x_exact"] == pytest.approx(12.0 / floor)
+    assert performer["x_projections"] == pytest.approx(2.0)
+    assert "floor_s" not in rows[2]  # exact attention has no floor
