@@ -27,10 +27,11 @@ The ``projections`` method is the layer with all four projections trained and no
 (v passed through, zero gradients to q and k); ``identity`` skips the q and k projections'
 backward, since nothing reads q and k. Performer rows get ``x_projections`` (CPU time over
 that layer's) and a floor: ``floor_s`` = the projections layer's CPU time + the attention's
-matrix-product GFLOP (``favor_gflop``) at the best product rate the row's process measured
-(``gemm_gflops``), elementwise work not counted, so no kernel built from these products on
-that machine gets under it; ``floor_x_identity`` is the floor over the identity layer and
-``floor_x_exact`` exact attention's time over the floor (the largest possible ``x_exact``).
+matrix-product GFLOP (``favor_gflop``) at the best product rate any process of the run
+measured at that length (``gemm_gflops``, each process's own), elementwise work not counted,
+so no kernel built from these products on that machine gets under it; ``floor_x_identity``
+is the floor over the identity layer and ``floor_x_exact`` exact attention's time over the
+floor (the largest possible ``x_exact``).
 
 ``--chunk-size C [C ...]`` sweeps the causal Performer's chunk size: its causal rows run once
 per C (``chunk_size`` column, the size in effect), the other rows once.
@@ -297,7 +298,9 @@ def with_ratios(rows: list[dict]) -> list[dict]:
             row["mem_x_exact"] = row["peak_mib"] / exact["peak_mib"]
         if projections is not None and row["method"].startswith("favor"):
             gflop = favor_gflop(row["length"], row["mode"] == "causal", row["chunk_size"] or 0)
-            row["floor_s"] = projections["cpu_s"] + gflop / row["gemm_gflops"]
+            rate = max(other.get("gemm_gflops") or 0.0 for other in rows
+                       if other["status"] == "ok" and other["length"] == row["length"])
+            row["floor_s"] = projections["cpu_s"] + gflop / rate
             if identity is not None:
                 row["floor_x_identity"] = row["floor_s"] / identity["cpu_s"]
             if exact is not None:

@@ -128,9 +128,9 @@ def test_performer_rows_get_the_floor_from_the_projections_row():
 
     rows = with_ratios([row("identity", "bidirectional", 1.0),
                         row("projections", "bidirectional", 1.5),
-                        row("exact", "causal", 12.0),
+                        row("exact", "causal", 12.0, gemm_gflops=80.0),
                         row("favor_relu", "causal", 3.0, chunk_size=64)])
-    floor = 1.5 + favor_gflop(1024, True, 64) / 50.0
+    floor = 1.5 + favor_gflop(1024, True, 64) / 80.0  # the best rate of the run
     performer = rows[-1]
     assert performer["floor_s"] == pytest.approx(floor)
     assert performer["floor_x_identity"] == pytest.approx(floor / 1.0)
