@@ -53,6 +53,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from benchmark_flops import best_gemm_gflops
 from benchmark_log import add_output_options, append_rows, old_tree, provenance, write_report
 
 from protperf.attention import AttentionConfig, MultiHeadAttention
@@ -125,25 +126,13 @@ def favor_gflop(length: int, causal: bool, chunk: int) -> float:
     return units * 2 * length * HEADS * m * d / 1e9
 
 
-def gemm_gflops(length: int, repeats: int = 3) -> float:
-    """The best matrix-product rate (GFLOP/s) this process gets on the layer's two kinds of
-    product: the (L, D) x (D, D) projection and the (rows, d) x (d, m) feature projection
-    (1024 positions of all heads at a time), into preallocated outputs, median of repeats."""
+def gemm_gflops(length: int) -> float:
+    """The best GEMM rate of this process on the layer's two kinds of product: the (L, D) x
+    (D, D) projection and the (rows, d) x (d, m) feature projection (1024 positions of all
+    heads at a time)."""
     d = DIM // HEADS
-    shapes = [(length, DIM, DIM, 1), (1024 * HEADS, d, FEATURES, max(1, length // 1024))]
-    best = 0.0
-    for rows, inner, cols, times in shapes:
-        a, b = torch.randn(rows, inner), torch.randn(inner, cols)
-        out = torch.empty(rows, cols)
-        torch.mm(a, b, out=out)
-        spent = []
-        for _ in range(repeats):
-            start = time.process_time()
-            for _ in range(times):
-                torch.mm(a, b, out=out)
-            spent.append(time.process_time() - start)
-        best = max(best, 2 * rows * inner * cols * times / sorted(spent)[repeats // 2] / 1e9)
-    return best
+    return best_gemm_gflops([(length, DIM, DIM, 1),
+                             (1024 * HEADS, d, FEATURES, max(1, length // 1024))])
 
 
 def build_layer(method: str, causal: bool, chunk_size: int | None = None) -> torch.nn.Module:

@@ -160,12 +160,16 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         about="Full training steps (forward, backward, AdamW) at batch 1; `tokens_per_cpu_s` "
               "is tokens per CPU-second of the process (wall time on GPU: `tokens_per_s`), "
               "`x_identity` / `x_exact` the speed relative to the no-attention and exact "
-              "models of the same window and direction; `repeats` is the number of rounds "
+              "models of the same window and direction; `max_x_identity` (CPU) the largest "
+              "`x_identity` the model's extra matrix products allow at the best GEMM rate "
+              "measured (`gflop_per_step`, `gemm_gflops`; elementwise work counted as free); "
+              "`repeats` is the number of rounds "
               "of fresh processes (median) or `interleaved` (all models in one process, "
               "median step time; no memory column).",
         columns=("model", "implementation", "objective", "window", "arch", "repeats",
                  "tokens_per_cpu_s",
-                 "tokens_per_s", "step_mem_mib", "x_identity", "x_exact"),
+                 "tokens_per_s", "step_mem_mib", "x_identity", "max_x_identity", "x_exact",
+                 "gflop_per_step"),
     ),
     "training_quality": BenchmarkSpec(
         title="Quality at equal steps on the bundled sample",

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from benchmark_flops import best_gemm_gflops, matmul_gflop
 from benchmark_log import add_output_options, import_from, log_run, old_tree, provenance
 
 from protperf.conf import CONF_DIR
@@ -139,7 +140,42 @@ def throughput_worker(model: str, objective: str, window: int, warmup: int, step
     return {"model": model, "attention": KINDS[model], "objective": objective,
             "window": window, "tokens_per_s": steps * window / seconds,
             "tokens_per_cpu_s": steps * window / cpu_seconds,
-            "step_s": seconds / steps, "step_mem_mib": peak - before}
+            "step_s": seconds / steps, "step_mem_mib": peak - before,
+            **({} if device == "cuda" else product_figures(step, window, num_features, arch))}
+
+
+def product_figures(step, window: int, num_features: int, arch: dict | None) -> dict:
+    """A step's matrix-product GFLOP (one more step, counted) and the best GEMM rate of this
+    process on the model's projection and feature-projection shapes: the inputs of the
+    ``max_x_identity`` ceiling (``with_ceiling``)."""
+    shape = architecture(arch, window)
+    head_dim = shape["dim"] // shape["num_heads"]
+    rate = best_gemm_gflops([(window, shape["dim"], shape["dim"], 1),
+                             (1024 * shape["num_heads"], head_dim, num_features,
+                              max(1, window // 1024))])
+    return {"gflop_per_step": matmul_gflop(step), "gemm_gflops": rate}
+
+
+def with_ceiling(table: pd.DataFrame) -> pd.DataFrame:
+    """``max_x_identity``: the largest ``x_identity`` (tokens per CPU-second over the
+    no-attention model's) a model's step can reach on this machine: the no-attention step's
+    CPU time plus the model's extra matrix products at the best GEMM rate of the cell, with
+    its extra elementwise work counted as free."""
+    table = table.copy()
+    table["max_x_identity"] = float("nan")
+    if "gflop_per_step" not in table:
+        return table
+    for _, cell in table.groupby(["objective", "window"]):
+        identity = cell[(cell.model == "identity") & (cell.implementation == "new")]
+        if identity.empty or identity.gflop_per_step.isna().all():
+            continue
+        reference = identity.iloc[0]
+        rate = cell.gemm_gflops.max()
+        base_s = reference.window / reference.tokens_per_cpu_s
+        for index, row in cell.iterrows():
+            floor_s = base_s + (row.gflop_per_step - reference.gflop_per_step) / rate
+            table.loc[index, "max_x_identity"] = base_s / floor_s
+    return table
 
 
 def interleaved_worker(models: list[str], objective: str, window: int, warmup: int,
@@ -234,7 +270,7 @@ def run_throughput(args: argparse.Namespace, old: tuple[str, Path] | None = None
             getattr(row, speed) / ref.get((row.objective, row.window), float("nan"))
             for row in table.itertuples()
         ]
-    return table
+    return table if args.device == "cuda" else with_ceiling(table)
 
 
 def run_quality(args: argparse.Namespace) -> pd.DataFrame:

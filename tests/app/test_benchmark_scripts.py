@@ -76,29 +76,25 @@ def test_data_benchmark_appends_to_data_csv(tmp_path):
 @pytest.mark.parametrize("causal, chunk", [(False, 0), (True, 64), (True, 32)])
 def test_the_floor_counts_the_products_the_kernels_run(causal, chunk):
     """favor_gflop against torch's FLOP counter over the recomputing kernels' forward +
-    backward (the counter misses the in-place baddbmm_, so it is counted here); the kernels'
-    extra column of ones adds 1/64."""
+    backward; the kernels' extra column of ones adds 1/64."""
     import torch
     from benchmark_attention import DIM, FEATURES, HEADS, favor_gflop
-    from torch.utils.flop_counter import FlopCounterMode
+    from benchmark_flops import matmul_gflop
 
     from protperf.attention.ops.favor_chunked import favor_chunked_attention
     from protperf.attention.ops.favor_linear import favor_linear_attention
-
-    def add_product_flop(self_shape, a_shape, b_shape, out_shape=None, **_):
-        return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
 
     length = 512
     q, k, v = (torch.randn(1, HEADS, length, DIM // HEADS, requires_grad=True)
                for _ in range(3))
     projection = torch.randn(FEATURES, DIM // HEADS)
-    counter = FlopCounterMode(display=False,
-                              custom_mapping={torch.ops.aten.baddbmm_: add_product_flop})
-    with counter:
+
+    def forward_backward():
         out = (favor_chunked_attention(q, k, v, projection, "softmax", chunk=chunk) if causal
                else favor_linear_attention(q, k, v, projection, "softmax"))
         out.backward(torch.ones_like(out))
-    ratio = counter.get_total_flops() / 1e9 / favor_gflop(length, causal, chunk)
+
+    ratio = matmul_gflop(forward_backward) / favor_gflop(length, causal, chunk)
     assert 1.0 <= ratio < 1.02
 
 
@@ -137,3 +133,18 @@ def test_performer_rows_get_the_floor_from_the_projections_row():
     assert performer["floor_x_exact"] == pytest.approx(12.0 / floor)
     assert performer["x_projections"] == pytest.approx(2.0)
     assert "floor_s" not in rows[2]  # exact attention has no floor
+
+
+def test_matmul_gflop_counts_products_and_the_in_place_batched_one():
+    import torch
+    from benchmark_flops import matmul_gflop
+
+    a, b = torch.randn(4, 5), torch.randn(5, 6)
+    out, x, y = torch.zeros(2, 3, 5), torch.randn(2, 3, 4), torch.randn(2, 4, 5)
+
+    def products():
+        torch.mm(a, b)  # 2 * 4 * 5 * 6 = 240
+        out.baddbmm_(x, y)  # 2 * 2 * 3 * 4 * 5 = 240
+        torch.add(a, 1.0)  # not a product
+
+    assert matmul_gflop(products) == pytest.approx(480 / 1e9)

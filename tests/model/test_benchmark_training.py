@@ -66,3 +66,28 @@ def test_architecture_options_build_that_model():
     # windows beyond the default positional table get a table that covers them
     assert benchmark.architecture(None, 16384)["max_position"] == 16384
     assert benchmark.architecture(None, 1024)["max_position"] == benchmark.ARCH["max_position"]
+
+
+def test_the_ceiling_counts_only_the_models_extra_products_at_the_best_rate():
+    benchmark = load_benchmark_module()
+    table = pd.DataFrame({
+        "model": ["identity", "performer_relu", "identity"],
+        "implementation": ["new"] * 3, "objective": ["clm", "clm", "mlm"],
+        "window": [1000, 1000, 1000], "tokens_per_cpu_s": [1000.0, 600.0, 800.0],
+        "gflop_per_step": [10.0, 19.0, 10.0], "gemm_gflops": [80.0, 90.0, 70.0]})
+    result = benchmark.with_ceiling(table)
+    # identity's step is 1 s; the Performer's 9 extra GFLOP at the cell's best 90 GFLOP/s
+    assert result.max_x_identity.tolist()[:2] == pytest.approx([1.0, 1.0 / (1.0 + 9 / 90)])
+    assert result.max_x_identity[2] == pytest.approx(1.0)  # its own cell (mlm)
+    interleaved = table.drop(columns=["gflop_per_step", "gemm_gflops"])
+    assert benchmark.with_ceiling(interleaved).max_x_identity.isna().all()
+
+
+def test_a_performer_step_counts_more_products_than_the_no_attention_step():
+    benchmark = load_benchmark_module()
+    arch = {"dim": 32, "num_heads": 2, "num_layers": 1, "ffn_dim": 64}
+    figures = {model: benchmark.product_figures(
+        benchmark.training_step(model, "clm", 32, "cpu", 8, arch=arch), 32, 8, arch)
+        for model in ("identity", "performer_relu")}
+    assert 0 < figures["identity"]["gflop_per_step"] < figures["performer_relu"]["gflop_per_step"]
+    assert all(f["gemm_gflops"] > 0 for f in figures.values())
