@@ -53,7 +53,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_flops import best_gemm_gflops
+from benchmark_flops import layer_gemm_gflops
 from benchmark_log import add_output_options, append_rows, old_tree, provenance, write_report
 
 from protperf.attention import AttentionConfig, MultiHeadAttention
@@ -96,8 +96,8 @@ class _PassThrough(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return torch.zeros(grad.shape, dtype=grad.dtype), torch.zeros(
-            grad.shape, dtype=grad.dtype), grad
+        zeros = torch.zeros_like(grad)
+        return zeros, zeros, grad
 
 
 class ProjectionsLayer(torch.nn.Module):
@@ -124,15 +124,6 @@ def favor_gflop(length: int, causal: bool, chunk: int) -> float:
     d, m = DIM // HEADS, FEATURES
     units = 13 + 4 * chunk / d + 3 * chunk / m if causal else 12
     return units * 2 * length * HEADS * m * d / 1e9
-
-
-def gemm_gflops(length: int) -> float:
-    """The best GEMM rate of this process on the layer's two kinds of product: the (L, D) x
-    (D, D) projection and the (rows, d) x (d, m) feature projection (1024 positions of all
-    heads at a time)."""
-    d = DIM // HEADS
-    return best_gemm_gflops([(length, DIM, DIM, 1),
-                             (1024 * HEADS, d, FEATURES, max(1, length // 1024))])
 
 
 def build_layer(method: str, causal: bool, chunk_size: int | None = None) -> torch.nn.Module:
@@ -170,7 +161,7 @@ def worker(method: str, causal: bool, length: int, min_repeats: int = 0,
     times = [step() for _ in range(repeats)] or [first]
     wall, cpu = (sorted(t[i] for t in times)[len(times) // 2] for i in (0, 1))
     return {"time_s": wall, "cpu_s": cpu, "peak_mib": peak, "repeats": len(times),
-            "gemm_gflops": gemm_gflops(length)}
+            "gemm_gflops": layer_gemm_gflops(length, DIM, HEADS, FEATURES)}
 
 
 def run_worker(

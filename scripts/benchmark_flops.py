@@ -47,3 +47,12 @@ def best_gemm_gflops(shapes: list[tuple[int, int, int, int]], repeats: int = 3) 
             spent.append(time.process_time() - start)
         best = max(best, 2 * rows * inner * cols * times / sorted(spent)[repeats // 2] / 1e9)
     return best
+
+
+def layer_gemm_gflops(length: int, dim: int, heads: int, num_features: int) -> float:
+    """``best_gemm_gflops`` on an attention layer's two kinds of product: the (L, D) x (D, D)
+    projection and the (rows, d) x (d, m) feature projection (1024 positions of all heads at
+    a time, as many times as cover L)."""
+    head_dim = dim // heads
+    return best_gemm_gflops([(length, dim, dim, 1),
+                             (1024 * heads, head_dim, num_features, max(1, length // 1024))])

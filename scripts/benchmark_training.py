@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchmark_flops import best_gemm_gflops, matmul_gflop
+from benchmark_flops import layer_gemm_gflops, matmul_gflop
 from benchmark_log import add_output_options, import_from, log_run, old_tree, provenance
 
 from protperf.conf import CONF_DIR
@@ -149,10 +149,7 @@ def product_figures(step, window: int, num_features: int, arch: dict | None) -> 
     process on the model's projection and feature-projection shapes: the inputs of the
     ``max_x_identity`` ceiling (``with_ceiling``)."""
     shape = architecture(arch, window)
-    head_dim = shape["dim"] // shape["num_heads"]
-    rate = best_gemm_gflops([(window, shape["dim"], shape["dim"], 1),
-                             (1024 * shape["num_heads"], head_dim, num_features,
-                              max(1, window // 1024))])
+    rate = layer_gemm_gflops(window, shape["dim"], shape["num_heads"], num_features)
     return {"gflop_per_step": matmul_gflop(step), "gemm_gflops": rate}
 
 
