@@ -16,6 +16,11 @@
 - ``favor_fla``: causal Performer through flash-linear-attention's ``chunk_simple_gla``
   Triton kernels (``ops/causal_fla.py``, CUDA only).
 
+A caller whose q, k, v are its own temporaries (the layer's projections: nothing reads them
+after backward) asks for ``grads_in_place``: the recomputing kernels then write the
+gradients of q, k, v over them, block by block, and the backward holds one set of
+(B, H, L, d) heads instead of two (``ops/favor_linear.overwritable``).
+
 ``model.attention.backend`` picks among the causal ones: ``torch`` (chunked or scan), ``fla``,
 or ``auto`` (``fla`` for CUDA tensors when fla imports and can run the kernel's backward there,
 ``torch`` otherwise). ``check_backend`` refuses an unusable ``fla`` when the layer is built.
@@ -24,6 +29,7 @@ or ``auto`` (``fla`` for CUDA tensors when fla imports and can run the kernel's 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -58,9 +64,12 @@ def identity(q, k, v, projection, config, key_mask=None, segment_ids=None) -> to
 
 
 def attention_mode(
-    config: AttentionConfig, causal: bool, q: torch.Tensor, segment_ids: torch.Tensor | None
+    config: AttentionConfig, causal: bool, q: torch.Tensor, segment_ids: torch.Tensor | None,
+    grads_in_place: bool = False,
 ) -> Kernel:
-    """The kernel a layer of ``config`` runs on heads q (B, H, L, d); see module docstring."""
+    """The kernel a layer of ``config`` runs on heads q (B, H, L, d); see module docstring.
+    grads_in_place: q, k, v are the caller's own; a recomputing kernel may overwrite them
+    with their gradients."""
     if config.kind == "exact":
         return exact_causal if causal else exact
     if config.kind == "identity":
@@ -68,7 +77,9 @@ def attention_mode(
     recompute = (not q.is_cuda and compute_dtype(q) is None and segment_ids is None
                  and config.feature_type != "favorpp" and not config.no_projection)
     if not causal:
-        return favor_linear if recompute else favor_bidirectional
+        if recompute:
+            return partial(favor_linear, grads_in_place=True) if grads_in_place else favor_linear
+        return favor_bidirectional
     if config.backend == "fla":
         if not q.is_cuda:
             raise ValueError("model.attention.backend='fla' runs on CUDA tensors only, got a "
@@ -78,7 +89,9 @@ def attention_mode(
         gated = config.kind == "favor_softmax"
         if not (gated and gated_backward_problem(q.device)):
             return favor_fla
-    return favor_chunked if recompute else favor_scan
+    if recompute:
+        return partial(favor_chunked, grads_in_place=True) if grads_in_place else favor_chunked
+    return favor_scan
 
 
 def check_backend(config: AttentionConfig, causal: bool) -> None:

@@ -145,13 +145,16 @@ class MultiHeadAttention(nn.Module):
         v: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         segment_ids: torch.Tensor | None = None,
+        grads_in_place: bool = False,
     ) -> torch.Tensor:
         """Attention of projected heads: q, k, v (B, H, L, Dh) -> (B, H, L, Dh).
 
         segment_ids: (B, L) int, non-decreasing per row, or None: positions attend only
-        within their segment (no attention across packed proteins).
+        within their segment (no attention across packed proteins). grads_in_place: nothing
+        reads q, k, v after the backward (``forward``'s own projections), so a Performer
+        kernel may write their gradients over them (one set of heads in memory, not two).
         """
-        kernel = attention_mode(self.config, self.causal, q, segment_ids)
+        kernel = attention_mode(self.config, self.causal, q, segment_ids, grads_in_place)
         out = kernel(q, k, v, self.random_projection, self.config, attention_mask, segment_ids)
         if attention_mask is not None:
             out = out * attention_mask[:, None, :, None].to(out.dtype)
@@ -173,8 +176,9 @@ class MultiHeadAttention(nn.Module):
             heads = self.attend(q, k, v, attention_mask, segment_ids)
             del q, k, v  # only the heads are needed by the output projection
             return self._output_in_chunks(heads)
-        q, k, v = self.project(x, rotary)
-        return self._output(self.attend(q, k, v, attention_mask, segment_ids))
+        q, k, v = self.project(x, rotary)  # heads of this call alone
+        return self._output(self.attend(q, k, v, attention_mask, segment_ids,
+                                        grads_in_place=True))
 
     def _output(self, heads: torch.Tensor) -> torch.Tensor:
         """(B, H, L, Dh) -> the output projection (B, L, D), with dropout."""

@@ -64,29 +64,35 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def favor_linear(q: Heads, k: Heads, v: Heads, projection: torch.Tensor,
-                 config: AttentionConfig, key_mask=None, segment_ids=None) -> torch.Tensor:
+                 config: AttentionConfig, key_mask=None, segment_ids=None,
+                 grads_in_place: bool = False) -> torch.Tensor:
     """Bidirectional FAVOR+, features recomputed in backward (no segments). A projection that
-    trains (attention transfer's ``qk_features``) takes the feature-keeping kernel."""
+    trains (attention transfer's ``qk_features``) takes the feature-keeping kernel.
+    grads_in_place: q, k, v are the caller's own (``backends.attention_mode``)."""
     if projection.requires_grad:
         return favor_bidirectional(q, k, v, projection, config, key_mask, segment_ids)
     work = _work_dtype(v)
     with torch.autocast(device_type=v.device.type, enabled=False):
         out = favor_linear_attention(q.to(work), k.to(work), v.to(work), projection,
-                                     config.feature_kernel, config.relu_eps, key_mask)
+                                     config.feature_kernel, config.relu_eps, key_mask,
+                                     grads_in_place=grads_in_place)
     return out.to(v.dtype)
 
 
 def favor_chunked(q: Heads, k: Heads, v: Heads, projection: torch.Tensor,
-                  config: AttentionConfig, key_mask=None, segment_ids=None) -> torch.Tensor:
+                  config: AttentionConfig, key_mask=None, segment_ids=None,
+                  grads_in_place: bool = False) -> torch.Tensor:
     """Causal FAVOR+, features recomputed in backward, blocks of batched chunks (no
-    segments). A projection that trains takes the feature-keeping scan."""
+    segments). A projection that trains takes the feature-keeping scan. grads_in_place: q,
+    k, v are the caller's own (``backends.attention_mode``)."""
     if projection.requires_grad:
         return favor_scan(q, k, v, projection, config, key_mask, segment_ids)
     work = _work_dtype(v)
     with torch.autocast(device_type=v.device.type, enabled=False):
         out = favor_chunked_attention(q.to(work), k.to(work), v.to(work), projection,
                                       config.feature_kernel, config.relu_eps, key_mask,
-                                      config.causal_chunk_size(q.shape[-1]))
+                                      config.causal_chunk_size(q.shape[-1]),
+                                      grads_in_place=grads_in_place)
     return out.to(v.dtype)
 
 

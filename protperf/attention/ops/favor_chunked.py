@@ -20,7 +20,8 @@ denominator's gradient is read off the numerator's, see ``_block_backward``). Th
 walks the blocks from the last, recomputing features and the forward states, and carries
 the transposed state R = sum_{i after} exp(e - s_i) q'_i g_i^T back through the same kind
 of scan, from the block's end (g: the gradient of [numerator, denominator], as in
-``favor_linear.py``).
+``favor_linear.py``). A block's q, k, v are read only by its own step, so with
+``grads_in_place`` their gradients are written over them as each block finishes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from protperf.attention.ops.favor_linear import (
     _merged_heads,
     _numerator_grad,
     _with_ones,
+    gradient_buffers,
+    overwritable,
 )
 from protperf.attention.ops.feature_autograd import (
     block_feature_grad,
@@ -124,7 +127,7 @@ def _scan(summaries: torch.Tensor, carry: torch.Tensor, step: torch.Tensor | Non
 
 class _FavorChunked(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, projection, kernel, eps, key_mask, chunk, block):
+    def forward(ctx, q, k, v, projection, kernel, eps, key_mask, chunk, block, in_place):
         b, h, length, d = q.shape
         m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
@@ -172,18 +175,19 @@ class _FavorChunked(torch.autograd.Function):
             del x, logits, kf, qf, both  # not alive beside the next block's
         if keep:
             ctx.save_for_backward(q, k, v, projection, key_mask, log_scale, den, carries)
-        ctx.setup = (kernel, eps, chunk, block)
+        ctx.setup = (kernel, eps, chunk, block, in_place)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
         q, k, v, projection, key_mask, log_scale, den, carries = ctx.saved_tensors
-        kernel, eps, chunk, block = ctx.setup
+        kernel, eps, chunk, block, in_place = ctx.setup
         length, d = q.shape[-2:]
         dv = v.shape[-1]
         scale = d**-0.25
-        grad_q, grad_k, grad_v = (torch.empty_like(x) for x in (q, k, v))
+        # a block's heads are read (copied to xq, xk, [v, 1]) before its gradients are written
+        grad_q, grad_k, grad_v = gradient_buffers((q, k, v), in_place)
         reverse_carry = torch.zeros_like(carries[:, :, 0])
         slices = _blocks(length, block)
         for index in range(len(slices) - 1, -1, -1):
@@ -212,7 +216,7 @@ class _FavorChunked(torch.autograd.Function):
             grad_k[:, :, sl] = block_feature_grad(grad_kf[:, :, :n], kf, xk, projection,
                                                   kernel, eps, is_key=True).mul_(scale)
             del xk, kf, grad_kf, grad_vb  # not alive beside the next block's
-        return grad_q, grad_k, grad_v, None, None, None, None, None, None
+        return grad_q, grad_k, grad_v, None, None, None, None, None, None, None
 
 
 def _block_forward(qf, kf, v_aug, s, start, carry, chunk):
@@ -304,6 +308,7 @@ def favor_chunked_attention(
     key_mask: torch.Tensor | None = None,
     chunk: int = 64,
     block: int | None = None,
+    grads_in_place: bool = False,
 ) -> torch.Tensor:
     """Normalized causal FAVOR+ of raw heads: q, k (B, H, L, d), v (B, H, L, dv) ->
     (B, H, L, dv), all float32 or all float64.
@@ -311,7 +316,9 @@ def favor_chunked_attention(
     projection: (m, d) fixed random features; kernel ``softmax`` or ``relu``; key_mask (B, L)
     bool, True = real token; chunk: C; block: positions per Python step (a multiple of C;
     default about sqrt(L (dv + 1) / 6), at least ``MIN_BLOCK``, which balances the L / block
-    saved states against the block's temporaries). Equals
+    saved states against the block's temporaries); grads_in_place: write the gradients of q,
+    k, v over them in backward (only for heads nothing reads afterwards; see
+    ``favor_linear.overwritable``). Equals
     ``normalize(causal_scan_attention_unnormalized(...))`` of the ``feature_maps`` features
     with causal keys, up to rounding.
     """
@@ -325,4 +332,4 @@ def favor_chunked_attention(
     if block % chunk:
         raise ValueError(f"block={block} is not a multiple of chunk_size={chunk}")
     return _FavorChunked.apply(q, k, v, projection.to(q.dtype), kernel, eps, key_mask, chunk,
-                               block)
+                               block, overwritable(q, k, v, grads_in_place))

@@ -17,7 +17,9 @@ g the gradient of [numerator, denominator]:
     g = [G / D, -(G . out) / D]      (D clamped at ``DENOMINATOR_FLOOR``, as ``normalize``),
 
 where G . out = (G / D) . (q' S_v) = rowsum(q' * ((G / D) S_v^T)) comes from the product
-dq' needs anyway (S_v: the value columns of S), so the output is not kept.
+dq' needs anyway (S_v: the value columns of S), so the output is not kept. Each pass reads a
+block's heads once, so with ``grads_in_place`` (heads only the caller's layer owns) its
+gradients are written over them: dq over q in the query pass, dk, dv over k, v in the key pass.
 
 Time O(L m (d + dv)); memory O(L (d + dv) + block m) per head. Under no_grad (embedding,
 scoring) only one block of features exists at a time. A block's temporaries (scaled x,
@@ -78,6 +80,33 @@ def _with_ones_into(out: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def overwritable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 grads_in_place: bool) -> tuple[bool, bool, bool]:
+    """Which of q, k, v a recomputing kernel may overwrite with its own gradient in backward.
+
+    With ``grads_in_place`` (the caller's promise that nothing reads q, k, v after this
+    call's backward, as for a layer's own projections), each one that requires grad and is not
+    a leaf: a leaf's ``.grad`` would share its values. None of them when two share memory
+    (a block's gradient would land on another's heads). Each block's gradient is written once
+    its heads are read for the last time, so the backward holds no second set of (B, H, L, d)
+    tensors. A tensor overwritten this way has its version counter bumped: any other node that
+    saved it fails loudly at its backward ("modified by an inplace operation"), never silently.
+    """
+    if not (grads_in_place and torch.is_grad_enabled()):
+        return False, False, False
+    if len({x.untyped_storage().data_ptr() for x in (q, k, v)}) < 3:
+        return False, False, False
+    return tuple(x.requires_grad and not x.is_leaf for x in (q, k, v))
+
+
+def gradient_buffers(heads: tuple[torch.Tensor, ...],
+                     in_place: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
+    """The tensors backward writes the gradients of ``heads`` into: each head itself where
+    ``in_place`` (see ``overwritable``), else a new tensor of its layout."""
+    return tuple(x if own else torch.empty_like(x)
+                 for x, own in zip(heads, in_place, strict=True))
+
+
 def _batched(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, *x.shape[-2:])
 
@@ -113,7 +142,7 @@ def _denominator_grad(features: torch.Tensor, grad_read: torch.Tensor,
 
 class _FavorLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, projection, kernel, eps, key_mask, block):
+    def forward(ctx, q, k, v, projection, kernel, eps, key_mask, block, in_place):
         b, h, length, d = q.shape
         m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
@@ -149,19 +178,19 @@ class _FavorLinear(torch.autograd.Function):
             torch.div(both[..., :-1], both[..., -1:].clamp_min(DENOMINATOR_FLOOR),
                       out=out[:, :, sl])
         ctx.save_for_backward(q, k, v, projection, key_mask, state, shift, den)
-        ctx.setup = (kernel, eps, block)
+        ctx.setup = (kernel, eps, block, in_place)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
         q, k, v, projection, key_mask, state, shift, den = ctx.saved_tensors
-        kernel, eps, block = ctx.setup
+        kernel, eps, block, in_place = ctx.setup
         b, h, length, d = q.shape
         m, dv = projection.shape[0], v.shape[-1]
         scale = d**-0.25
         work = Workspace(q)  # one block's x, features, their gradients, [G / D, grad_den]
-        grad_q, grad_k, grad_v = (torch.empty_like(x) for x in (q, k, v))
+        grad_q, grad_k, grad_v = gradient_buffers((q, k, v), in_place)
         grad_state = torch.zeros_like(state)
         values_t, ones_t = state[..., :dv].transpose(-2, -1), state[..., -1].unsqueeze(-2)
         for sl in _blocks(length, block):
@@ -188,13 +217,13 @@ class _FavorLinear(torch.autograd.Function):
             x = scaled_block(k, sl, scale, work.get("x", b, h, n, d))
             features = block_features(x, projection, kernel, eps, shift, mask,
                                       out=work.get("features", b, h, n, m))
-            torch.matmul(features, grad_state[..., :dv], out=grad_v[:, :, sl])
             grad_features = _product(v[:, :, sl], grad_values_t,
                                      work.get("grad_features", b, h, n, m)).add_(grad_ones)
+            torch.matmul(features, grad_state[..., :dv], out=grad_v[:, :, sl])  # v read
             grad_x = block_feature_grad(grad_features, features, x, projection, kernel, eps,
                                         is_key=True, out=work.get("grad_x", b, h, n, d))
             torch.mul(grad_x, scale, out=grad_k[:, :, sl])
-        return grad_q, grad_k, grad_v, None, None, None, None, None
+        return grad_q, grad_k, grad_v, None, None, None, None, None, None
 
 
 def favor_linear_attention(
@@ -206,16 +235,20 @@ def favor_linear_attention(
     eps: float = 1e-3,
     key_mask: torch.Tensor | None = None,
     block: int | None = None,
+    grads_in_place: bool = False,
 ) -> torch.Tensor:
     """Normalized bidirectional FAVOR+ of raw heads: q, k (B, H, L, d), v (B, H, L, dv) ->
     (B, H, L, dv), all float32 or all float64.
 
     projection: (m, d) fixed random features; kernel ``softmax`` or ``relu`` (relu(x W^T) +
     eps); key_mask (B, L) bool, True = real token; block: positions per block (default:
-    ``block_length``). Queries and keys are scaled by d^-1/4 inside. Equals
-    ``normalize(bidirectional_unnormalized(...))`` of the ``feature_maps`` features.
+    ``block_length``); grads_in_place: write the gradients of q, k, v over them in backward
+    (only for heads nothing reads afterwards; see ``overwritable``). Queries and keys are
+    scaled by d^-1/4 inside. Equals ``normalize(bidirectional_unnormalized(...))`` of the
+    ``feature_maps`` features.
     """
     if projection.requires_grad:
         raise ValueError("favor_linear_attention takes a fixed random projection")
     block = block or block_length(q.shape, projection.shape[0], q.element_size())
-    return _FavorLinear.apply(q, k, v, projection.to(q.dtype), kernel, eps, key_mask, block)
+    return _FavorLinear.apply(q, k, v, projection.to(q.dtype), kernel, eps, key_mask, block,
+                              overwritable(q, k, v, grads_in_place))
