@@ -89,8 +89,9 @@ def overwritable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     a leaf: a leaf's ``.grad`` would share its values. None of them when two share memory
     (a block's gradient would land on another's heads). Each block's gradient is written once
     its heads are read for the last time, so the backward holds no second set of (B, H, L, d)
-    tensors. A tensor overwritten this way has its version counter bumped: any other node that
-    saved it fails loudly at its backward ("modified by an inplace operation"), never silently.
+    tensors. A tensor overwritten this way has its version counter bumped: another node that
+    saved it and runs its backward after this one stops with torch's "modified by an inplace
+    operation" error instead of reading gradients as values.
     """
     if not (grads_in_place and torch.is_grad_enabled()):
         return False, False, False
