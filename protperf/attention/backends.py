@@ -77,9 +77,7 @@ def attention_mode(
     recompute = (not q.is_cuda and compute_dtype(q) is None and segment_ids is None
                  and config.feature_type != "favorpp" and not config.no_projection)
     if not causal:
-        if recompute:
-            return partial(favor_linear, grads_in_place=True) if grads_in_place else favor_linear
-        return favor_bidirectional
+        return _owning(favor_linear, grads_in_place) if recompute else favor_bidirectional
     if config.backend == "fla":
         if not q.is_cuda:
             raise ValueError("model.attention.backend='fla' runs on CUDA tensors only, got a "
@@ -89,9 +87,12 @@ def attention_mode(
         gated = config.kind == "favor_softmax"
         if not (gated and gated_backward_problem(q.device)):
             return favor_fla
-    if recompute:
-        return partial(favor_chunked, grads_in_place=True) if grads_in_place else favor_chunked
-    return favor_scan
+    return _owning(favor_chunked, grads_in_place) if recompute else favor_scan
+
+
+def _owning(kernel: Kernel, grads_in_place: bool) -> Kernel:
+    """A recomputing kernel, told that the heads are the caller's own when they are."""
+    return partial(kernel, grads_in_place=True) if grads_in_place else kernel
 
 
 def check_backend(config: AttentionConfig, causal: bool) -> None:

@@ -297,7 +297,6 @@ def _add_row_dots(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
         dots += torch.linalg.vecdot(x, y)
 
 
-
 def favor_chunked_attention(
     q: torch.Tensor,
     k: torch.Tensor,

@@ -135,12 +135,13 @@ def _relu_(logits: torch.Tensor, eps: float, key_mask: torch.Tensor | None) -> t
 
 
 def _exponent_grad(grad_exponent: torch.Tensor, projection: torch.Tensor,
-                   x: torch.Tensor | None) -> torch.Tensor:
-    """Gradient of the exponent x W^T (- |x|^2/2 when x is given) at x: dP W (- rowsum(dP) x)."""
-    grad_x = _project(grad_exponent.contiguous(), projection.transpose(0, 1))
+                   x: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Gradient of the exponent x W^T (- |x|^2/2 when x is given) at x: dP W (- rowsum(dP) x),
+    in ``out`` (contiguous, x's shape) when given."""
+    grad_x = _project(grad_exponent.contiguous(), projection.transpose(0, 1), out)
     if x is None:
         return grad_x
-    return grad_x.sub_(grad_exponent.sum(-1, keepdim=True) * x)
+    return grad_x.addcmul_(grad_exponent.sum(-1, keepdim=True), x, value=-1.0)
 
 
 # ----------------------------------------------------------- one block, recomputed in backward
@@ -263,7 +264,5 @@ def block_feature_grad(
             grad_features, features, eps, grad_input=grad_features)  # dF * [F > eps]
     else:
         grad_exponent = features.mul_(grad_features)
-    grad_x = _project(grad_exponent, projection.transpose(0, 1), out)
-    if kernel != "softmax" or not is_key:
-        return grad_x
-    return grad_x.addcmul_(grad_exponent.sum(-1, keepdim=True), x, value=-1.0)
+    return _exponent_grad(grad_exponent, projection,
+                          x if kernel == "softmax" and is_key else None, out)
